@@ -1,0 +1,48 @@
+"""Domain exceptions. Adapters translate provider and AWS errors into these; the API maps them
+to HTTP answers in one place (functions/api/app.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class VideogenError(Exception):
+    """Base of every error the service reports to a caller."""
+
+    code = "internal_error"
+    http_status = 500
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+    def to_body(self) -> dict[str, Any]:
+        """The one error shape of the API: {"error": {"code", "message", "details"?}}."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class RequestValidationError(VideogenError):
+    code = "validation_error"
+    http_status = 422
+
+
+class UnknownModelError(RequestValidationError):
+    code = "unknown_model"
+
+
+class UnsafeUrlError(RequestValidationError):
+    code = "unsafe_url"
+
+
+class NotFoundError(VideogenError):
+    code = "not_found"
+    http_status = 404
+
+
+class ConflictError(VideogenError):
+    code = "conflict"
+    http_status = 409

@@ -1,0 +1,79 @@
+"""Durable output: copy a finished video from the provider's expiring link into our bucket, and
+hand out short-lived links to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from boto3.s3.transfer import TransferConfig
+
+
+class ArchiveError(Exception):
+    """The copy did not complete; the generation stays active and the copy is retried."""
+
+
+@dataclass(frozen=True)
+class VideoLink:
+    url: str
+    expires_at: float
+
+
+class OutputArchive:
+    """Videos in the outputs bucket under `videos/<generation id>.mp4`."""
+
+    # Multipart in 8 MiB parts, two at a time: memory stays bounded whatever the video's size.
+    _transfer = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=2, use_threads=True)
+
+    def __init__(
+        self,
+        s3_client: Any,
+        bucket: str,
+        *,
+        http: requests.Session | None = None,
+        timeout: tuple[float, float] = (3.05, 60.0),
+        max_bytes: int = 4 * 1024**3,
+    ) -> None:
+        self._s3 = s3_client
+        self._bucket = bucket
+        self._http = http or requests.Session()
+        self._timeout = timeout
+        self._max_bytes = max_bytes
+
+    @staticmethod
+    def key_for(generation_id: str) -> str:
+        return f"videos/{generation_id}.mp4"
+
+    def archive(self, generation_id: str, source_url: str) -> str:
+        """Stream `source_url` into the bucket; returns the object key. The body is never held
+        whole in memory: the HTTP response is read in chunks as the upload consumes it."""
+        key = self.key_for(generation_id)
+        try:
+            with self._http.get(source_url, stream=True, timeout=self._timeout) as answer:
+                if answer.status_code != 200:
+                    raise ArchiveError(f"video download answered HTTP {answer.status_code}")
+                length = answer.headers.get("Content-Length")
+                if length and length.isdigit() and int(length) > self._max_bytes:
+                    raise ArchiveError(f"video is {length} bytes, over the {self._max_bytes} byte limit")
+                answer.raw.decode_content = True
+                self._s3.upload_fileobj(
+                    answer.raw,
+                    self._bucket,
+                    key,
+                    ExtraArgs={"ContentType": "video/mp4"},
+                    Config=self._transfer,
+                )
+        except requests.RequestException as exc:
+            raise ArchiveError(f"video download failed: {type(exc).__name__}") from exc
+        except ArchiveError:
+            raise
+        except Exception as exc:  # boto3 upload failures come in several classes
+            raise ArchiveError(f"archive upload failed: {type(exc).__name__}") from exc
+        return key
+
+    def link(self, key: str, *, expires_in: int, now: float) -> VideoLink:
+        url = self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+        )
+        return VideoLink(url=url, expires_at=now + expires_in)

@@ -1,0 +1,47 @@
+"""Typed settings, read once per cold start. The only module of the package that knows about
+environment variables: everything else receives a Settings instance."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from videogen.errors import VideogenError
+
+
+class ConfigurationError(VideogenError):
+    code = "configuration_error"
+
+
+class Settings(BaseModel):
+    """Everything a handler needs to build the service. Field names match the environment
+    variables of template.yaml (upper-cased)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table_name: str = Field(min_length=1, description="DynamoDB table of generations")
+    idempotency_table_name: str = Field(min_length=1, description="Powertools idempotency table")
+    outputs_bucket: str = Field(min_length=1, description="S3 bucket where finished videos are archived")
+    aiml_api_key_secret_id: str = Field(min_length=1, description="Secrets Manager id of the AIML API key")
+    aiml_base_url: str = Field("https://api.aimlapi.com", pattern=r"^https?://[^/\s]+(/[^\s]*)?$")
+    max_generation_age_seconds: int = Field(1800, ge=60, le=86_400)
+    poll_concurrency: int = Field(32, ge=1, le=256)
+    due_shards: int = Field(4, ge=1, le=64)
+    presign_expiry_seconds: int = Field(3600, ge=60, le=604_800)
+    url_dns_strict: bool = True
+    first_poll_factor: float = Field(0.6, ge=0, le=2, description="first poll after this x the model's typical time")
+    poll_interval_seconds: int = Field(15, ge=0, le=600)
+    submit_grace_seconds: int = Field(120, ge=0, le=3600, description="a record still 'submitting' after this is flagged")
+    secret_max_age_seconds: int = Field(300, ge=0, le=86_400, description="how long the API key is cached")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from an environment mapping; a missing or bad value fails loudly at cold
+        start with the variable's name, not later inside a request."""
+        values = {name: env[name.upper()] for name in cls.model_fields if name.upper() in env}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+            raise ConfigurationError(f"invalid configuration: {problems}") from None
