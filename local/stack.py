@@ -1,0 +1,531 @@
+"""The Docker-free local stack: moto + the AIML API simulator + the real handlers in-process.
+
+    python -m local.stack        (== make local)   runs until Ctrl-C / SIGTERM
+
+What it starts, all on 127.0.0.1:
+- a moto server (DynamoDB, S3, Secrets Manager) with the tables, buckets and secret of template.yaml
+  created by local/cfn.py under local names (`videogen-local-<logical id>`);
+- the AIML API simulator (local/simulator.py), unless AIML_API_KEY is set: then the real provider
+  at https://api.aimlapi.com (or AIML_BASE_URL) is used and AIML_API_KEY is stored in the local
+  secret instead of the simulator's key. The key is never printed nor written to endpoints.json;
+- the REST API adapter (local/apigw.py) on PORT (default 3000), API key `local-dev-key`
+  (LOCAL_API_KEY overrides; comma-separated for several callers);
+- a timer playing the EventBridge schedule: every LOCAL_POLL_SECONDS (default 5) the scheduled
+  functions (the poller) get `events/poller_schedule.json`; a failing sweep is logged, not fatal.
+It writes `.local/endpoints.json` (api_url, api_key, aws_endpoint_url, region, table_name,
+outputs_bucket, simulator_url, simulator_control, ...) for other processes.
+
+The handlers are the repo's own files, loaded with importlib under unique module names (both are
+`app.py`), with the template's layer folders (layers/common) on sys.path, and run with a small
+fake Lambda context. moto keeps its state in process-wide globals: one LocalStack per process at a
+time (start() resets moto's state).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.util
+import itertools
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import requests
+
+from local.apigw import ApiGatewayAdapter, LambdaContext, Route, api_key_id
+from local.cfn import FunctionSpec, Template
+
+log = logging.getLogger("local.stack")
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+DEFAULT_API_KEY = "local-dev-key"
+DEFAULT_PORT = 3000
+DEFAULT_POLL_SECONDS = 5.0
+REAL_PROVIDER_URL = "https://api.aimlapi.com"
+SIMULATOR_KEY = "sim-key"
+ENDPOINT_KEYS = (
+    "api_url",
+    "api_key",
+    "api_keys",
+    "aws_endpoint_url",
+    "region",
+    "table_name",
+    "idempotency_table_name",
+    "outputs_bucket",
+    "secret_id",
+    "provider_base_url",
+    "simulator_url",
+    "simulator_control",
+    "functions",
+    "pid",
+    "started_at",
+)
+
+# Variables the stack owns while it runs (restored by stop()); AWS_* ones that could send boto3
+# elsewhere than moto are removed.
+_REMOVED_VARS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+_counter = itertools.count(1)
+_active_lock = threading.Lock()
+_active: LocalStack | None = None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+class LocalStack:
+    """Start with `start()` (or `with LocalStack(...) as stack:`), stop with `stop()`.
+
+    Arguments left at None come from the environment: PORT, LOCAL_API_KEY, LOCAL_POLL_SECONDS,
+    AIML_API_KEY / AIML_BASE_URL (real provider instead of the simulator).
+    - port: 0 picks a free port (tests).
+    - api_keys: accepted x-api-key values; the first is `api_key` in endpoints.json.
+    - poll_seconds: timer period; `timer=False` (or poll_seconds <= 0) disables it, poll_now() still works.
+    - use_simulator: None = unless AIML_API_KEY is set. sim_durations / sim_default_duration: per-model
+      job durations of the simulator.
+    - parameter_overrides: template parameters. env_overrides: extra function environment (last word).
+    - state_dir: where endpoints.json goes (default .local/ in the repo); write_endpoints=False skips it.
+    """
+
+    def __init__(
+        self,
+        *,
+        root: str | Path = ROOT,
+        template: str = "template.yaml",
+        port: int | None = None,
+        api_keys: Iterable[str] | None = None,
+        poll_seconds: float | None = None,
+        timer: bool = True,
+        use_simulator: bool | None = None,
+        sim_durations: Mapping[str, float] | None = None,
+        sim_default_duration: float | None = None,
+        parameter_overrides: Mapping[str, Any] | None = None,
+        env_overrides: Mapping[str, str] | None = None,
+        state_dir: str | Path | None = None,
+        write_endpoints: bool = True,
+        poller_event: str = "events/poller_schedule.json",
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.template_path = self.root / template
+        self.port = int(os.environ.get("PORT", DEFAULT_PORT)) if port is None else port
+        if api_keys is None:
+            api_keys = [k.strip() for k in os.environ.get("LOCAL_API_KEY", DEFAULT_API_KEY).split(",")]
+        self.api_keys = [k for k in api_keys if k]
+        if not self.api_keys:
+            raise ValueError("at least one API key is needed")
+        self.poll_seconds = (
+            _env_float("LOCAL_POLL_SECONDS", DEFAULT_POLL_SECONDS) if poll_seconds is None else poll_seconds
+        )
+        self.timer_enabled = timer and self.poll_seconds > 0
+        self._real_key = os.environ.get("AIML_API_KEY") or None
+        self.use_simulator = (self._real_key is None) if use_simulator is None else use_simulator
+        if not self.use_simulator and not self._real_key:
+            raise ValueError("use_simulator=False needs AIML_API_KEY in the environment")
+        self.sim_durations = dict(sim_durations or {})
+        self.sim_default_duration = sim_default_duration
+        self.parameter_overrides = dict(parameter_overrides or {})
+        self.env_overrides = {k: str(v) for k, v in (env_overrides or {}).items()}
+        self.state_dir = Path(state_dir) if state_dir is not None else self.root / ".local"
+        self.write_endpoints = write_endpoints
+        self.poller_event_path = self.root / poller_event
+
+        self.region = REGION
+        self.moto: Any = None
+        self.aws_endpoint_url = ""
+        self.simulator: Any = None
+        self.provider_base_url = ""
+        self.template: Template | None = None
+        self.functions: dict[str, FunctionSpec] = {}
+        self.environment: dict[str, str] = {}
+        self.api: ApiGatewayAdapter | None = None
+        self.endpoints: dict[str, Any] = {}
+        self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+        self._modules: list[str] = []
+        self._saved_env: dict[str, str | None] = {}
+        self._saved_path: list[str] | None = None
+        # One invocation at a time, across all functions: in Lambda each concurrent request gets
+        # its own container, but here both handlers share one process, and Powertools keeps
+        # per-invocation state (Logger keys, the Metrics buffer) in module-level singletons that
+        # the api and poller handlers share through videogen.observability.
+        self._invoke_lock = threading.RLock()
+        self._stop_timer = threading.Event()
+        self._timer: threading.Thread | None = None
+        self._started = False
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> LocalStack:
+        global _active
+        with _active_lock:
+            if _active is not None:
+                raise RuntimeError("a LocalStack is already running in this process (moto state is global)")
+            _active = self
+        self._started = True
+        try:
+            self._start_moto()
+            self._start_provider()
+            self._create_resources()
+            self._apply_environment()
+            self._load_handlers()
+            self._start_api()
+            self._start_timer()
+            self.endpoints = self._endpoints()
+            if self.write_endpoints:
+                self._write_endpoints()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything started, in reverse order; safe to call twice."""
+        global _active
+        if not self._started:
+            return
+        self._stop_timer.set()
+        if self._timer is not None:
+            self._timer.join(timeout=30)
+            if self._timer.is_alive():
+                log.warning("the poll timer did not finish its sweep within 30 s")
+            self._timer = None
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+        for name in self._modules:
+            sys.modules.pop(name, None)
+        self._modules.clear()
+        self._handlers.clear()
+        self._restore_environment()
+        if self.simulator is not None:
+            self.simulator.stop()
+            self.simulator = None
+        if self.moto is not None:
+            self.moto.stop()
+            self.moto = None
+        self._started = False
+        with _active_lock:
+            _active = None
+
+    # ---- steps --------------------------------------------------------------------------------
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call otherwise
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.moto.start()
+        host, port = self.moto.get_host_and_port()
+        self.aws_endpoint_url = f"http://{host}:{port}"
+        # moto's backends are process-wide: start from an empty account.
+        requests.post(f"{self.aws_endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+
+    def _start_provider(self) -> None:
+        if self.use_simulator:
+            from local.simulator import Simulator
+
+            kwargs: dict[str, Any] = {"api_key": SIMULATOR_KEY, "durations": self.sim_durations}
+            if self.sim_default_duration is not None:
+                kwargs["default_duration"] = self.sim_default_duration
+            self.simulator = Simulator(host="127.0.0.1", port=0, **kwargs).start()
+            self.provider_base_url = self.simulator.url
+        else:
+            self.provider_base_url = os.environ.get("AIML_BASE_URL", REAL_PROVIDER_URL).rstrip("/")
+
+    def session(self) -> boto3.Session:
+        return boto3.Session(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 (moto's fake credentials)
+            region_name=self.region,
+        )
+
+    def client(self, service: str) -> Any:
+        """A boto3 client talking to this stack's moto server."""
+        return self.session().client(service, endpoint_url=self.aws_endpoint_url, region_name=self.region)
+
+    def _create_resources(self) -> None:
+        self.template = Template(self.template_path, parameter_overrides=self.parameter_overrides)
+        secret_key = SIMULATOR_KEY if self.use_simulator else str(self._real_key)
+        secrets = {lid: secret_key for lid in self.template.of_type("AWS::SecretsManager::Secret")}
+        self.template.create_resources(self.session(), self.aws_endpoint_url, secret_values=secrets)
+        self.functions = self.template.functions()
+
+    def _apply_environment(self) -> None:
+        # In AWS each function has its own environment; in-process they share os.environ, so the
+        # union is set. The template gives both functions the same Globals, so they agree on
+        # every variable; a disagreement is logged (the later function's value would win).
+        union: dict[str, str] = {}
+        for spec in self.functions.values():
+            for key, value in spec.environment.items():
+                if key in union and union[key] != value:
+                    log.warning("functions disagree on %s; in-process they share one value", key)
+                union[key] = value
+        local = {
+            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_SERVICE_NAME": union.get("POWERTOOLS_SERVICE_NAME", "videogen"),
+            "POWERTOOLS_METRICS_NAMESPACE": union.get("POWERTOOLS_METRICS_NAMESPACE", "Videogen"),
+            "URL_DNS_STRICT": "false",  # local runs may be offline: an unresolvable image host is accepted
+            "AIML_BASE_URL": self.provider_base_url,
+        }
+        if self.use_simulator:
+            # The simulator finishes jobs in seconds: poll right away and often, not after 60% of
+            # the model's typical (minutes-long) time.
+            local.update({"FIRST_POLL_FACTOR": "0", "POLL_INTERVAL_SECONDS": "1"})
+        self.environment = {**union, **local, **self.env_overrides}
+        for key in [
+            *self.environment,
+            *_REMOVED_VARS,
+            *(k for k in os.environ if k.startswith("AWS_ENDPOINT_URL_")),
+        ]:
+            self._saved_env.setdefault(key, os.environ.get(key))
+        for key in _REMOVED_VARS:
+            os.environ.pop(key, None)
+        for key in list(os.environ):
+            if key.startswith("AWS_ENDPOINT_URL_"):
+                del os.environ[key]
+        os.environ.update(self.environment)
+
+    def _restore_environment(self) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        if self._saved_path is not None:
+            sys.path[:] = self._saved_path
+            self._saved_path = None
+
+    def _load_handlers(self) -> None:
+        self._saved_path = list(sys.path)
+        for spec in self.functions.values():
+            for layer in spec.layer_dirs:
+                if str(layer) not in sys.path:
+                    sys.path.insert(0, str(layer))
+        for spec in self.functions.values():
+            name = f"_videogen_local_{spec.logical_id.lower()}_{next(_counter)}"
+            module = _load_module(name, spec.module_file)
+            self._modules.append(name)
+            handler = getattr(module, spec.handler_name, None)
+            if not callable(handler):
+                raise RuntimeError(f"{spec.module_file} has no callable {spec.handler_name}")
+            self._handlers[spec.logical_id] = handler
+
+    def _start_api(self) -> None:
+        assert self.template is not None
+        routes = [
+            Route(r.method, r.path, r.function, r.api_key_required)
+            for s in self.functions.values()
+            for r in s.routes
+        ]
+        apis = {r.api for s in self.functions.values() for r in s.routes}
+        if len(apis) > 1:
+            log.warning("several APIs in the template (%s): all served on one port", sorted(map(str, apis)))
+        api_spec = self.template.api(next(iter(apis)) if apis else None)
+        self.api = ApiGatewayAdapter(
+            routes,
+            self.invoke,
+            api_keys=self.api_keys,
+            stage=api_spec.stage_name,
+            port=self.port,
+            gateway_responses=api_spec.gateway_responses,
+        ).start()
+
+    def _start_timer(self) -> None:
+        if not self.timer_enabled or not self.scheduled_functions:
+            return
+        self._stop_timer.clear()
+        self._timer = threading.Thread(target=self._timer_loop, name="local-schedule", daemon=True)
+        self._timer.start()
+
+    def _timer_loop(self) -> None:
+        while not self._stop_timer.wait(self.poll_seconds):
+            for function in self.scheduled_functions:
+                try:
+                    self.invoke(function, self.schedule_event(function))
+                except Exception:
+                    log.exception("scheduled invocation of %s failed (the next tick retries)", function)
+
+    # ---- invoking -----------------------------------------------------------------------------
+    @property
+    def scheduled_functions(self) -> list[str]:
+        return [lid for lid, spec in self.functions.items() if any(s.enabled for s in spec.schedules)]
+
+    def context_for(self, function_logical_id: str) -> LambdaContext:
+        spec = self.functions[function_logical_id]
+        assert self.template is not None
+        return LambdaContext(
+            self.template.resources[function_logical_id].physical_name,
+            memory_limit_in_mb=spec.memory_size,
+            timeout_seconds=spec.timeout,
+            region=self.region,
+        )
+
+    def invoke(self, function_logical_id: str, event: dict[str, Any], context: Any = None) -> Any:
+        """Call a function's handler in-process (one invocation at a time), as Lambda would."""
+        if function_logical_id not in self._handlers:
+            raise KeyError(f"no such function: {function_logical_id} (have {sorted(self._handlers)})")
+        handler = self._handlers[function_logical_id]
+        with self._invoke_lock:
+            return handler(event, context or self.context_for(function_logical_id))
+
+    def schedule_event(self, function_logical_id: str) -> dict[str, Any]:
+        """events/poller_schedule.json with a fresh id and time (a generic one if the file is absent)."""
+        try:
+            event = json.loads(self.poller_event_path.read_text())
+        except FileNotFoundError:
+            event = {
+                "version": "0",
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": "123456789012",
+                "region": self.region,
+                "resources": [],
+                "detail": {},
+            }
+        event = copy.deepcopy(event)
+        event["id"] = str(uuid.uuid4())
+        event["time"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event["region"] = self.region
+        return event
+
+    def poll_now(self, function_logical_id: str | None = None) -> Any:
+        """Run one scheduled sweep synchronously and return the handler's answer."""
+        if function_logical_id is None:
+            scheduled = self.scheduled_functions
+            if len(scheduled) != 1:
+                raise RuntimeError(f"name the scheduled function: {scheduled}")
+            function_logical_id = scheduled[0]
+        return self.invoke(function_logical_id, self.schedule_event(function_logical_id))
+
+    # ---- endpoints ----------------------------------------------------------------------------
+    @property
+    def api_url(self) -> str:
+        assert self.api is not None, "start() first"
+        return self.api.url
+
+    @property
+    def api_key(self) -> str:
+        return self.api_keys[0]
+
+    @staticmethod
+    def key_id(api_key: str) -> str:
+        """The apiKeyId handlers see for this key (the caller's identity)."""
+        return api_key_id(api_key)
+
+    def _endpoints(self) -> dict[str, Any]:
+        env = self.environment
+        sim_url = self.simulator.url if self.simulator is not None else None
+        return {
+            "api_url": self.api_url,
+            "api_key": self.api_key,
+            "api_keys": list(self.api_keys),
+            "aws_endpoint_url": self.aws_endpoint_url,
+            "region": self.region,
+            "table_name": env.get("TABLE_NAME"),
+            "idempotency_table_name": env.get("IDEMPOTENCY_TABLE_NAME"),
+            "outputs_bucket": env.get("OUTPUTS_BUCKET"),
+            "secret_id": env.get("AIML_API_KEY_SECRET_ID"),
+            "provider_base_url": self.provider_base_url,
+            "simulator_url": sim_url,
+            "simulator_control": None
+            if sim_url is None
+            else {
+                "state": f"GET {sim_url}/_sim/state",
+                "faults": f'POST {sim_url}/_sim/faults  e.g. {{"status": 429, "retry_after": 1}}',
+                "config": f'POST {sim_url}/_sim/config  e.g. {{"default_duration": 5, "latency_ms": 200}}',
+                "reset": f"POST {sim_url}/_sim/reset",
+            },
+            "functions": {
+                lid: {"handler": str(spec.module_file.relative_to(self.root)) + ":" + spec.handler_name}
+                for lid, spec in self.functions.items()
+            },
+            "pid": os.getpid(),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    @property
+    def endpoints_path(self) -> Path:
+        return self.state_dir / "endpoints.json"
+
+    def _write_endpoints(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.endpoints_path.with_name(f".endpoints.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.endpoints, indent=2) + "\n")
+        os.replace(tmp, self.endpoints_path)  # atomic: readers never see half a file
+
+
+def _load_module(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # pydantic and dataclasses look their module up here
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stack = LocalStack()
+    try:
+        stack.start()
+    except OSError as exc:
+        print(f"local stack: cannot start: {exc} (is PORT={stack.port} taken? set PORT=...)", file=sys.stderr)
+        return 1
+    e = stack.endpoints
+    provider = (
+        f"simulator {e['simulator_url']}" if e["simulator_url"] else f"real AIML API {e['provider_base_url']}"
+    )
+    print(
+        "\nvideogen local stack is up\n"
+        f"  API        {e['api_url']}   (x-api-key: {e['api_key']})\n"
+        f"  AWS (moto) {e['aws_endpoint_url']}   region {e['region']}\n"
+        f"  provider   {provider}\n"
+        f"  poller     every {stack.poll_seconds:g} s\n"
+        f"  details    {stack.endpoints_path}\n"
+        f"  try: curl -s -H 'x-api-key: {e['api_key']}' {e['api_url']}/models\n"
+        "Ctrl-C stops it.",
+        flush=True,
+    )
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        print("stopping...", flush=True)
+        stack.stop()
+        with contextlib.suppress(FileNotFoundError):
+            stack.endpoints_path.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
