@@ -26,4 +26,7 @@ $(SAM_VENV)/.installed:
 
 install-sam: $(SAM_VENV)/.installed ## the SAM CLI in its own virtualenv (it pins its own boto3)
 
-.PHONY: help install install-sam
+template-check: install install-sam ## cfn-lint, sam validate --lint and sam build of template.yaml
+	$(if $(PY313_BIN),PATH="$(PY313_BIN):$$PATH") SAM=$(SAM_VENV)/bin/sam scripts/check-template.sh
+
+.PHONY: help install install-sam template-check
