@@ -30,9 +30,13 @@ class Settings(BaseModel):
     due_shards: int = Field(4, ge=1, le=64)
     presign_expiry_seconds: int = Field(3600, ge=60, le=604_800)
     url_dns_strict: bool = True
-    first_poll_factor: float = Field(0.6, ge=0, le=2, description="first poll after this x the model's typical time")
+    first_poll_factor: float = Field(
+        0.6, ge=0, le=2, description="first poll after this x the model's typical time"
+    )
     poll_interval_seconds: int = Field(15, ge=0, le=600)
-    submit_grace_seconds: int = Field(120, ge=0, le=3600, description="a record still 'submitting' after this is flagged")
+    submit_grace_seconds: int = Field(
+        120, ge=0, le=3600, description="a record still 'submitting' after this is flagged"
+    )
     secret_max_age_seconds: int = Field(300, ge=0, le=86_400, description="how long the API key is cached")
 
     @classmethod

@@ -110,7 +110,9 @@ class GenerationStore:
 
     # -- reads ----------------------------------------------------------------------------
     def get(self, generation_id: str) -> Generation | None:
-        answer = self._client.get_item(TableName=self._table, Key={"id": {"S": generation_id}}, ConsistentRead=True)
+        answer = self._client.get_item(
+            TableName=self._table, Key={"id": {"S": generation_id}}, ConsistentRead=True
+        )
         item = answer.get("Item")
         return self._generation(item) if item else None
 
@@ -171,11 +173,16 @@ class GenerationStore:
     def _decode_token(token: str, owner: str) -> dict[str, Any]:
         try:
             key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-            valid = isinstance(key, dict) and key.get("owner") == {"S": owner} and set(key) == {"id", "owner", "created_at"}
+            valid = (
+                isinstance(key, dict)
+                and key.get("owner") == {"S": owner}
+                and set(key) == {"id", "owner", "created_at"}
+            )
         except (ValueError, binascii.Error, UnicodeDecodeError):
             valid = False
         if not valid:
             raise RequestValidationError(
-                "next_token is not valid", details=[{"field": "next_token", "message": "not a token from this API"}]
+                "next_token is not valid",
+                details=[{"field": "next_token", "message": "not a token from this API"}],
             )
         return key

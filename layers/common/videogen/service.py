@@ -1,0 +1,429 @@
+"""The use cases of videogen: submit, refresh, sweep, cancel, get, list. Every entry point (API,
+poller, and later the workflow and S3 uploads) calls these; none talks to the provider, DynamoDB
+or S3 itself. Adapters arrive through the constructor, so tests pass fakes or moto-backed ones."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from videogen.catalog import ModelSpec, get_model, validate_request
+from videogen.errors import ConflictError, NotFoundError
+from videogen.media import ArchiveError, VideoLink
+from videogen.models import (
+    ACTIVE_ORDER,
+    Driver,
+    Generation,
+    GenerationError,
+    Source,
+    Status,
+    new_generation_id,
+    utc_now_iso,
+)
+from videogen.provider import ErrorClass, PollResult, ProviderError, ProviderStatus, SubmitResult
+from videogen.schedule import PollSchedule
+from videogen.store import GenerationStore, StaleWriteError
+from videogen.urls import check_image_reference
+
+
+class Provider(Protocol):
+    def submit(self, model: ModelSpec, fields: Mapping[str, Any]) -> SubmitResult: ...
+    def poll(self, model: ModelSpec, provider_id: str) -> PollResult: ...
+
+
+class Archive(Protocol):
+    def archive(self, generation_id: str, source_url: str) -> str: ...
+    def link(self, key: str, *, expires_in: int, now: float) -> VideoLink: ...
+
+
+class MetricsSink(Protocol):
+    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+
+class Outcome(StrEnum):
+    """What one refresh did; a sweep counts these and reports them as metrics."""
+
+    WAITING = "waiting"  # still queued/generating, next poll scheduled
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    FLAGGED = "flagged"  # submit outcome unknown: marked failed and flagged for a human
+    PROVIDER_ERROR = "provider_error"  # poll failed; retried on a later sweep
+    ARCHIVE_ERROR = "archive_error"  # video ready but the copy failed; retried on a later sweep
+    UNKNOWN_STATUS = "unknown_status"  # provider said something unmapped; kept active
+    CONFLICT = "conflict"  # another writer changed the record first
+    SKIPPED = "skipped"  # terminal or not ours to poll
+
+
+@dataclass
+class SweepReport:
+    due: int = 0
+    deferred: int = 0  # due but left for the next tick (time budget)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    duration_ms: float = 0.0
+
+    def count(self, outcome: Outcome) -> None:
+        self.outcomes[outcome.value] = self.outcomes.get(outcome.value, 0) + 1
+
+
+# HTTP status a caller sees when the provider refused or failed a submit.
+SUBMIT_FAILURE_HTTP_STATUS = {
+    ErrorClass.VALIDATION: 422,
+    ErrorClass.RATE_LIMITED: 429,
+    ErrorClass.TIMEOUT: 504,
+}
+
+
+@dataclass
+class _NullMetrics:
+    def add_metric(self, name: str, unit: Any, value: float) -> None:
+        return None
+
+
+class GenerationService:
+    def __init__(
+        self,
+        *,
+        store: GenerationStore,
+        provider: Provider,
+        archive: Archive,
+        schedule: PollSchedule | None = None,
+        max_age_seconds: int = 1800,
+        presign_expiry_seconds: int = 3600,
+        submit_grace_seconds: int = 120,
+        concurrency: int = 32,
+        check_url: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        metrics: MetricsSink | None = None,
+        log: Any = None,
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.archive = archive
+        self.schedule = schedule or PollSchedule()
+        self.max_age_seconds = max_age_seconds
+        self.presign_expiry_seconds = presign_expiry_seconds
+        self.submit_grace_seconds = submit_grace_seconds
+        self.concurrency = concurrency
+        # Image URLs the provider will fetch must be public https (no SSRF through the provider).
+        self.check_url = check_url or functools.partial(check_image_reference, strict_dns=True)
+        self.clock = clock
+        self.metrics: MetricsSink = metrics or _NullMetrics()
+        self.log = log
+
+    # -- submit ---------------------------------------------------------------------------
+    def submit(
+        self,
+        owner: str,
+        body: Mapping[str, Any],
+        *,
+        source: Source = Source.API,
+        driver: Driver = Driver.POLLER,
+    ) -> Generation:
+        """Validate, record, then call the provider. The record is written before the paid call,
+        so a job the provider accepted is never unrecorded. Provider failures do not raise: the
+        returned record is `failed` with the classified reason (and flagged when the provider may
+        have taken the job anyway)."""
+        model, fields = validate_request(body, check_url=self.check_url)
+        now = self.clock()
+        generation = self.store.create(
+            Generation(
+                id=new_generation_id(),
+                owner=owner,
+                status=Status.SUBMITTING,
+                model=model.id,
+                request=fields,
+                source=source,
+                driver=driver,
+                created_at=utc_now_iso(now),
+                updated_at=utc_now_iso(now),
+                created_epoch=now,
+                # If this process dies mid-submit, the sweep finds the record after the grace
+                # period and flags it, rather than leaving it 'submitting' forever.
+                next_poll_at=int(now + self.submit_grace_seconds),
+            )
+        )
+        self._log("info", "generation recorded", generation)
+        try:
+            result = self.provider.submit(model, fields)
+        except ProviderError as exc:
+            self._count_provider_error(exc)
+            return self._fail_submit(generation, exc)
+        self.metrics.add_metric("GenerationsSubmitted", "Count", 1)
+        now = self.clock()
+        accepted = self.store.save(
+            generation,
+            status=Status.QUEUED,
+            provider_id=result.provider_id,
+            provider_status=result.raw_status,
+            usage=result.usage,
+            updated_at=utc_now_iso(now),
+            next_poll_at=int(now + self.schedule.first_delay(model.typical_seconds)),
+        )
+        self._log("info", "generation submitted", accepted, provider_id=result.provider_id)
+        return accepted
+
+    def _fail_submit(self, generation: Generation, exc: ProviderError) -> Generation:
+        if exc.outcome_unknown:
+            error = GenerationError(
+                code="submit_outcome_unknown",
+                message=(
+                    "the provider may have accepted this job but its answer was lost "
+                    f"({exc.error_class.value}); it was not resubmitted"
+                ),
+                provider_class=exc.error_class.value,
+            )
+        else:
+            error = GenerationError(
+                code=f"provider_{exc.error_class.value}",
+                message=exc.message,
+                provider_class=exc.error_class.value,
+            )
+        failed = self.store.save(
+            generation,
+            status=Status.FAILED,
+            error=error,
+            submit_outcome_unknown=exc.outcome_unknown,
+            updated_at=utc_now_iso(self.clock()),
+            next_poll_at=None,
+        )
+        self.metrics.add_metric("GenerationsFailed", "Count", 1)
+        self._log("warning", "submit failed", failed, error_code=error.code)
+        return failed
+
+    # -- refresh --------------------------------------------------------------------------
+    def refresh(self, generation: Generation) -> tuple[Generation, Outcome]:
+        """Bring one active generation one step forward: poll the provider, archive a finished
+        video, or end it (age limit, provider failure). Never raises for provider or archive
+        faults: those leave the generation active with a later poll time."""
+        if generation.is_terminal:
+            return generation, Outcome.SKIPPED
+        try:
+            return self._refresh(generation)
+        except StaleWriteError:
+            return generation, Outcome.CONFLICT
+
+    def _refresh(self, gen: Generation) -> tuple[Generation, Outcome]:
+        now = self.clock()
+        age = now - gen.created_epoch
+        if gen.status is Status.SUBMITTING:
+            if age < self.submit_grace_seconds:
+                return gen, Outcome.WAITING
+            error = GenerationError(
+                code="submit_outcome_unknown",
+                message="the submit did not finish; the provider may have accepted the job; not resubmitted",
+            )
+            flagged = self._end(gen, Status.FAILED, now, error=error, submit_outcome_unknown=True)
+            return flagged, Outcome.FLAGGED
+        if gen.video_provider_url is None and age > self.max_age_seconds:
+            error = GenerationError(code="timed_out", message=f"not finished after {self.max_age_seconds} s")
+            return self._end(gen, Status.TIMED_OUT, now, error=error), Outcome.TIMED_OUT
+        if gen.video_provider_url is not None and age > 2 * self.max_age_seconds:
+            error = GenerationError(code="archive_failed", message="the finished video could not be copied")
+            return self._end(gen, Status.FAILED, now, error=error), Outcome.FAILED
+
+        model = get_model(gen.model)
+        assert gen.provider_id is not None  # set by submit for every non-submitting record
+        try:
+            result = self.provider.poll(model, gen.provider_id)
+        except ProviderError as exc:
+            failures = gen.poll_failures + 1
+            delay = self.schedule.failure_delay(failures, exc.retry_after)
+            updated = self.store.save(
+                gen,
+                poll_failures=failures,
+                last_poll_error=exc.error_class.value,
+                poll_count=gen.poll_count + 1,
+                updated_at=utc_now_iso(now),
+                next_poll_at=int(now + delay),
+            )
+            return updated, Outcome.PROVIDER_ERROR
+
+        common = {
+            "provider_status": result.raw_status,
+            "poll_count": gen.poll_count + 1,
+            "poll_failures": 0,
+            "last_poll_error": None,
+            "updated_at": utc_now_iso(now),
+            "usage": {**gen.usage, **result.usage},
+        }
+        match result.status:
+            case ProviderStatus.COMPLETED:
+                return self._complete(gen, result, now, common)
+            case ProviderStatus.FAILED | ProviderStatus.EXPIRED:
+                code = "provider_expired" if result.status is ProviderStatus.EXPIRED else "provider_failed"
+                error = GenerationError(
+                    code=code, message=result.error_message or f"provider status {result.raw_status}"
+                )
+                return self._end(gen, Status.FAILED, now, error=error, **common), Outcome.FAILED
+            case ProviderStatus.CANCELLED:
+                error = GenerationError(code="provider_cancelled", message="the provider cancelled the job")
+                return self._end(gen, Status.CANCELLED, now, error=error, **common), Outcome.CANCELLED
+            case ProviderStatus.QUEUED | ProviderStatus.GENERATING:
+                status = Status(result.status.value)
+                if ACTIVE_ORDER[status] < ACTIVE_ORDER[gen.status]:
+                    status = gen.status  # never move backwards
+                updated = self.store.save(
+                    gen, status=status, next_poll_at=int(now + self.schedule.next_delay()), **common
+                )
+                return updated, Outcome.WAITING
+            case _:
+                self._log("warning", "unknown provider status", gen, provider_status=result.raw_status)
+                updated = self.store.save(gen, next_poll_at=int(now + self.schedule.next_delay()), **common)
+                return updated, Outcome.UNKNOWN_STATUS
+
+    def _complete(
+        self, gen: Generation, result: PollResult, now: float, common: dict[str, Any]
+    ) -> tuple[Generation, Outcome]:
+        if not result.video_url:
+            updated = self.store.save(
+                gen,
+                **{
+                    **common,
+                    "last_poll_error": ErrorClass.MALFORMED_RESPONSE.value,
+                    "poll_failures": gen.poll_failures + 1,
+                },
+                next_poll_at=int(now + self.schedule.next_delay()),
+            )
+            return updated, Outcome.PROVIDER_ERROR
+        # Keep the provider's (expiring) link on record until our copy exists.
+        if gen.video_provider_url != result.video_url:
+            gen = self.store.save(
+                gen, video_provider_url=result.video_url, status=Status.GENERATING, **common
+            )
+        try:
+            key = self.archive.archive(gen.id, result.video_url)
+        except ArchiveError as exc:
+            updated = self.store.save(
+                gen,
+                last_poll_error=f"archive: {exc}",
+                updated_at=utc_now_iso(now),
+                next_poll_at=int(now + self.schedule.failure_delay(gen.poll_failures + 1)),
+                poll_failures=gen.poll_failures + 1,
+            )
+            self._log("warning", "archive failed; will retry", updated)
+            return updated, Outcome.ARCHIVE_ERROR
+        done = self._end(
+            gen,
+            Status.COMPLETED,
+            self.clock(),
+            video_key=key,
+            video_provider_url=None,
+            completed_at=utc_now_iso(now),
+        )
+        return done, Outcome.COMPLETED
+
+    def _end(self, gen: Generation, status: Status, now: float, **changes: Any) -> Generation:
+        changes.setdefault("updated_at", utc_now_iso(now))
+        ended = self.store.save(gen, status=status, next_poll_at=None, **changes)
+        self._log("info", f"generation {status.value}", ended)
+        return ended
+
+    # -- sweep ----------------------------------------------------------------------------
+    def due(self, now: float) -> Iterator[Generation]:
+        for shard in range(self.store.due_shards):
+            yield from self.store.due(str(shard), now)
+
+    def sweep(self, remaining_ms: Callable[[], int], *, reserve_ms: int = 10_000) -> SweepReport:
+        """Refresh every due generation with at most `concurrency` provider calls in flight.
+        Stops taking new work when less than `reserve_ms` of the invocation is left; what is
+        left stays due and is taken by the next tick."""
+        started = time.perf_counter()
+        report = SweepReport()
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="sweep") as pool:
+            in_flight: set[Future[tuple[Generation, Outcome]]] = set()
+            for generation in self.due(self.clock()):
+                report.due += 1
+                if remaining_ms() < reserve_ms:
+                    report.deferred += 1
+                    continue
+                while len(in_flight) >= self.concurrency:
+                    finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    self._collect(finished, report)
+                in_flight.add(pool.submit(self.refresh, generation))
+            self._collect(wait(in_flight).done, report)
+        report.duration_ms = (time.perf_counter() - started) * 1000
+        self._emit_sweep_metrics(report)
+        return report
+
+    def _collect(self, finished: set[Future[tuple[Generation, Outcome]]], report: SweepReport) -> None:
+        for future in finished:
+            try:
+                _, outcome = future.result()
+            except Exception as exc:  # one bad record must not end the sweep
+                if self.log:
+                    self.log.exception("refresh crashed", extra={"error": type(exc).__name__})
+                outcome = Outcome.PROVIDER_ERROR
+            report.count(outcome)
+
+    def _emit_sweep_metrics(self, report: SweepReport) -> None:
+        self.metrics.add_metric("SweepDue", "Count", report.due)
+        self.metrics.add_metric("SweepDeferred", "Count", report.deferred)
+        self.metrics.add_metric("SweepDuration", "Milliseconds", report.duration_ms)
+        names = {
+            Outcome.COMPLETED: "GenerationsCompleted",
+            Outcome.FAILED: "GenerationsFailed",
+            Outcome.FLAGGED: "GenerationsFlagged",
+            Outcome.TIMED_OUT: "GenerationsTimedOut",
+            Outcome.PROVIDER_ERROR: "ProviderPollErrors",
+            Outcome.ARCHIVE_ERROR: "ArchiveErrors",
+            Outcome.UNKNOWN_STATUS: "UnknownProviderStatus",
+        }
+        for outcome, name in names.items():
+            if report.outcomes.get(outcome.value):
+                self.metrics.add_metric(name, "Count", report.outcomes[outcome.value])
+
+    # -- reads and cancel -----------------------------------------------------------------
+    def get(self, owner: str, generation_id: str) -> Generation:
+        generation = self.store.get(generation_id)
+        if generation is None or generation.owner != owner:
+            raise NotFoundError(f"generation {generation_id} not found")  # same answer: no probing ids
+        return generation
+
+    def list(
+        self, owner: str, *, status: Status | None = None, limit: int = 20, next_token: str | None = None
+    ) -> tuple[list[Generation], str | None]:
+        return self.store.list_by_owner(owner, status=status, limit=limit, next_token=next_token)
+
+    def cancel(self, owner: str, generation_id: str) -> Generation:
+        """Stop tracking a generation. The provider has no cancel call, so a job it already
+        started still runs (and is paid); we only stop polling and archiving it."""
+        generation = self.get(owner, generation_id)
+        for _ in range(3):
+            if generation.is_terminal:
+                raise ConflictError(f"generation {generation_id} is already {generation.status.value}")
+            try:
+                error = GenerationError(code="cancelled", message="cancelled by the caller")
+                return self._end(generation, Status.CANCELLED, self.clock(), error=error)
+            except StaleWriteError:
+                generation = self.get(owner, generation_id)
+        raise ConflictError(f"generation {generation_id} is changing; try again")
+
+    def video_link(self, generation: Generation) -> VideoLink | None:
+        if generation.status is not Status.COMPLETED or not generation.video_key:
+            return None
+        return self.archive.link(
+            generation.video_key, expires_in=self.presign_expiry_seconds, now=self.clock()
+        )
+
+    # -- helpers --------------------------------------------------------------------------
+    def _count_provider_error(self, exc: ProviderError) -> None:
+        self.metrics.add_metric(f"ProviderErrors_{exc.error_class.value}", "Count", 1)
+
+    def _log(self, level: str, message: str, generation: Generation, **extra: Any) -> None:
+        if self.log is not None:
+            getattr(self.log, level)(
+                message,
+                extra={
+                    "generation_id": generation.id,
+                    "status": generation.status.value,
+                    "model": generation.model,
+                    **extra,
+                },
+            )

@@ -1,0 +1,121 @@
+"""Fixtures for service-level tests: DynamoDB and S3 are moto (in-process, created from
+template.yaml), the provider is the project's simulator on loopback reached by the real client."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.cfn import Template
+from local.simulator import Simulator
+from videogen.media import OutputArchive
+from videogen.provider import AimlClient
+from videogen.schedule import PollSchedule
+from videogen.service import GenerationService
+from videogen.store import GenerationStore
+from videogen.urls import check_image_reference
+
+ROOT = Path(__file__).resolve().parents[2]
+SIM_KEY = "sk-test-0123456789abcdef"
+POLL_RETRIES = 2
+
+
+class Clock:
+    """Wall time plus an offset the test can advance (the simulator keeps real time)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        template = Template(ROOT / "template.yaml")
+        created = template.create_resources(
+            boto3.Session(), None, secret_values={"AimlApiKeySecret": SIM_KEY}
+        )
+        yield {lid: res.physical_name for lid, res in created.items()}
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[Simulator]:
+    with Simulator(api_key=SIM_KEY, default_duration=0.3) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(simulator: Simulator) -> Simulator:
+    simulator.reset()
+    simulator.configure(default_duration=0.3)
+    return simulator
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client(sim: Simulator) -> AimlClient:
+    return AimlClient(
+        sim.url,
+        lambda: SIM_KEY,
+        connect_timeout=1,
+        submit_read_timeout=1,
+        poll_read_timeout=1,
+        poll_retries=POLL_RETRIES,
+        backoff_factor=0.01,
+    )
+
+
+@pytest.fixture
+def service(aws: dict[str, str], client: AimlClient, clock: Clock) -> GenerationService:
+    return make_service(aws, client, clock)
+
+
+def make_service(aws: dict[str, str], provider: Any, clock: Clock, **overrides: Any) -> GenerationService:
+    options: dict[str, Any] = {
+        "store": GenerationStore(boto3.client("dynamodb"), aws["GenerationsTable"], due_shards=4),
+        "provider": provider,
+        "archive": OutputArchive(boto3.client("s3"), aws["OutputsBucket"]),
+        "schedule": PollSchedule(first_poll_factor=0, interval_seconds=0),
+        "max_age_seconds": 600,
+        "submit_grace_seconds": 60,
+        "concurrency": 8,
+        "clock": clock,
+        # DNS is not reachable in tests: IP literals and names are still checked, unresolvable ones pass.
+        "check_url": functools.partial(check_image_reference, strict_dns=False),
+    }
+    options.update(overrides)
+    return GenerationService(**options)
+
+
+def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.05) -> Any:
+    """Poll `predicate` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

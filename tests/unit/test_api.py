@@ -1,0 +1,252 @@
+"""The HTTPS API through the real REST resolver, fed API Gateway proxy events shaped like
+events/*.json; DynamoDB/S3 are moto and the provider is the simulator."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from local.simulator import Simulator
+from tests.unit.conftest import Clock, make_service
+from videogen.bootstrap import Components
+from videogen.http_api import build_app, openapi_document
+from videogen.provider import AimlClient
+from videogen.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+T2V = {"model": "kling-video/v1.6/standard/text-to-video", "prompt": "A red fox runs through snow"}
+
+
+class Context:
+    function_name = "videogen-api"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:videogen-api"
+    aws_request_id = "req-1"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 29_000
+
+
+def event(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    key_id: str = "key-a",
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    sample = json.loads((ROOT / "events" / "api_post_generation.json").read_text())
+    ev = copy.deepcopy(sample)
+    ev["httpMethod"] = method
+    ev["path"] = path
+    ev["resource"] = "/generations/{id}" if path.count("/") > 1 else path
+    ev["pathParameters"] = {"id": path.rsplit("/", 1)[1]} if path.count("/") > 1 else None
+    ev["queryStringParameters"] = query
+    ev["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} if query else None
+    all_headers = {"Content-Type": "application/json", "x-api-key": "secret-key", **(headers or {})}
+    ev["headers"] = all_headers
+    ev["multiValueHeaders"] = {k: [v] for k, v in all_headers.items()}
+    ev["body"] = body if isinstance(body, str) or body is None else json.dumps(body)
+    ev["isBase64Encoded"] = False
+    ev["requestContext"]["httpMethod"] = method
+    ev["requestContext"]["identity"]["apiKeyId"] = key_id
+    return ev
+
+
+@pytest.fixture
+def call(aws: dict[str, str], client: AimlClient, clock: Clock) -> Any:
+    service = make_service(aws, client, clock)
+    settings = Settings(
+        table_name=aws["GenerationsTable"],
+        idempotency_table_name=aws["IdempotencyTable"],
+        outputs_bucket=aws["OutputsBucket"],
+        aiml_api_key_secret_id="unused",
+    )
+    components = Components(settings=settings, service=service, dynamodb=boto3.client("dynamodb"))
+    containers = threading.local()  # like Lambda: one resolver per concurrently running container
+
+    def invoke(*args: Any, **kwargs: Any) -> tuple[int, dict[str, Any], dict[str, Any]]:
+        if not hasattr(containers, "app"):
+            containers.app = build_app(lambda: components)
+        answer = containers.app.resolve(event(*args, **kwargs), Context())
+        headers = {**(answer.get("headers") or {})}
+        headers.update({k: v[0] for k, v in (answer.get("multiValueHeaders") or {}).items()})
+        return answer["statusCode"], json.loads(answer["body"]), headers
+
+    invoke.service = service  # type: ignore[attr-defined]
+    return invoke
+
+
+def test_post_returns_202_with_the_queued_generation(call: Any, sim: Simulator) -> None:
+    status, body, headers = call("POST", "/generations", body=T2V)
+
+    assert status == 202
+    assert body["status"] == "queued" and body["model"] == T2V["model"] and body["id"].startswith("gen_")
+    assert body["provider_generation_id"] in sim.jobs
+    assert headers["Location"] == f"/generations/{body['id']}"
+
+
+def test_get_returns_the_generation_and_another_key_gets_404(call: Any) -> None:
+    _, created, _ = call("POST", "/generations", body=T2V)
+
+    status, body, _ = call("GET", f"/generations/{created['id']}")
+    assert status == 200 and body["id"] == created["id"]
+
+    status, body, _ = call("GET", f"/generations/{created['id']}", key_id="key-b")
+    assert status == 404 and body["error"]["code"] == "not_found"
+    status, body, _ = call("DELETE", f"/generations/{created['id']}", key_id="key-b")
+    assert status == 404
+    status, body, _ = call("GET", "/generations", key_id="key-b")
+    assert status == 200 and body["items"] == []
+
+
+def test_list_pages_with_next_token(call: Any) -> None:
+    ids = [call("POST", "/generations", body={**T2V, "prompt": f"clip {i}"})[1]["id"] for i in range(3)]
+
+    status, page1, _ = call("GET", "/generations", query={"limit": "2"})
+    assert status == 200 and len(page1["items"]) == 2 and page1["next_token"]
+    _, page2, _ = call("GET", "/generations", query={"limit": "2", "next_token": page1["next_token"]})
+    assert [g["id"] for g in page1["items"] + page2["items"]] == list(reversed(ids))
+    assert page2["next_token"] is None
+
+    status, body, _ = call("GET", "/generations", query={"next_token": "garbage!"})
+    assert status == 422 and body["error"]["details"][0]["field"] == "next_token"
+    status, body, _ = call("GET", "/generations", query={"limit": "1000"})
+    assert status == 422 and body["error"]["details"][0]["field"] == "limit"
+
+
+def test_delete_cancels_then_409(call: Any) -> None:
+    _, created, _ = call("POST", "/generations", body=T2V)
+
+    status, body, _ = call("DELETE", f"/generations/{created['id']}")
+    assert status == 200 and body["status"] == "cancelled"
+    status, body, _ = call("DELETE", f"/generations/{created['id']}")
+    assert status == 409 and body["error"]["code"] == "conflict"
+
+
+def test_models_lists_the_catalog_with_fields(call: Any) -> None:
+    status, body, _ = call("GET", "/models")
+
+    assert status == 200
+    ids = {m["id"] for m in body["models"]}
+    assert {"video-01", "runway/gen4_turbo", "openai/sora-2-i2v", "google/veo3"} <= ids
+    runway = next(m for m in body["models"] if m["id"] == "runway/gen4_turbo")
+    assert any(f["name"] == "image_url" and f["required"] for f in runway["fields"])
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ("{not json", 400, None),
+        ([1, 2], 422, "body"),
+        ({"prompt": "no model"}, 422, "model"),
+        ({"model": "no-such-model", "prompt": "x"}, 422, "model"),
+        ({"model": "kling-video/v1.6/standard/text-to-video"}, 422, "prompt"),
+        ({**T2V, "colour": "red"}, 422, "colour"),
+        ({**T2V, "duration": 7}, 422, "duration"),
+        ({**T2V, "aspect_ratio": "4:3"}, 422, "aspect_ratio"),
+        ({"model": "video-01", "prompt": "x" * 2001}, 422, "prompt"),
+        ({"model": "video-01", "prompt": "x", "image_url": "http://example.com/a.png"}, 422, "image_url"),
+        ({"model": "video-01", "prompt": "x", "image_url": "https://127.0.0.1/a.png"}, 422, "image_url"),
+        (
+            {"model": "video-01", "prompt": "x", "image_url": "https://169.254.169.254/latest"},
+            422,
+            "image_url",
+        ),
+        ({"model": "video-01", "prompt": "x", "image_url": "https://10.1.2.3/a.png"}, 422, "image_url"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field_and_calls_no_provider(
+    call: Any, sim: Simulator, body: Any, status: int, field: str | None
+) -> None:
+    got_status, answer, _ = call("POST", "/generations", body=body)
+
+    assert got_status == status
+    assert set(answer) == {"error"} and answer["error"]["code"] and answer["error"]["message"]
+    if field:
+        assert field in {d.get("field") for d in answer["error"]["details"]}
+    assert sim.submit_attempts == 0
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        ({"status": 400}, 422, "provider_validation"),
+        ({"status": 401}, 502, "provider_auth"),
+        ({"status": 403}, 502, "provider_out_of_credits"),
+        ({"status": 500}, 502, "submit_outcome_unknown"),
+    ],
+)
+def test_provider_failure_on_submit_reaches_the_answer_and_the_record(
+    call: Any, sim: Simulator, fault: dict[str, Any], status: int, code: str
+) -> None:
+    sim.inject({"on": "submit", **fault})
+
+    got, answer, _ = call("POST", "/generations", body=T2V)
+
+    assert got == status and answer["error"]["code"] == code
+    generation_id = answer["error"]["details"][0]["generation_id"]
+    _, record, _ = call("GET", f"/generations/{generation_id}")
+    assert record["status"] == "failed" and record["error"]["code"] == code
+
+
+def test_idempotency_key_returns_the_first_answer_and_submits_once(call: Any, sim: Simulator) -> None:
+    headers = {"Idempotency-Key": "order-42"}
+    first = call("POST", "/generations", body=T2V, headers=headers)
+    again = call("POST", "/generations", body=T2V, headers=headers)
+
+    assert first[0] == again[0] == 202
+    assert first[1]["id"] == again[1]["id"]
+    assert sim.submit_count == 1
+
+    other_key_owner = call("POST", "/generations", body=T2V, headers=headers, key_id="key-b")
+    assert other_key_owner[0] == 202 and other_key_owner[1]["id"] != first[1]["id"]  # keys are per caller
+
+    status, answer, _ = call("POST", "/generations", body={**T2V, "prompt": "another"}, headers=headers)
+    assert status == 422 and answer["error"]["code"] == "idempotency_key_reused"
+    assert sim.submit_count == 2
+
+
+def test_idempotency_remembers_an_ambiguous_submit(call: Any, sim: Simulator) -> None:
+    sim.inject({"on": "submit", "status": 500})
+    headers = {"Idempotency-Key": "retry-me"}
+
+    first = call("POST", "/generations", body=T2V, headers=headers)
+    retry = call("POST", "/generations", body=T2V, headers=headers)
+
+    assert first[1] == retry[1] and first[1]["error"]["code"] == "submit_outcome_unknown"
+    assert sim.submit_attempts == 1
+
+
+def test_concurrent_retries_with_one_key_submit_once(call: Any, sim: Simulator) -> None:
+    sim.configure(latency_ms=200)
+    headers = {"Idempotency-Key": "burst"}
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        answers = list(pool.map(lambda _: call("POST", "/generations", body=T2V, headers=headers), range(5)))
+
+    assert sim.submit_count == 1
+    ids = {a[1]["id"] for a in answers if a[0] == 202}
+    assert len(ids) == 1
+    for status, body, headers_out in answers:
+        assert status in (202, 409)
+        if status == 409:
+            assert body["error"]["code"] == "request_in_progress" and headers_out["Retry-After"] == "1"
+
+
+def test_unknown_route_is_404_in_the_error_shape(call: Any) -> None:
+    status, body, _ = call("GET", "/nothing-here")
+    assert status == 404 and body["error"]["code"] == "route_not_found"
+
+
+def test_committed_openapi_document_matches_the_code() -> None:
+    committed = (ROOT / "openapi.json").read_text()
+    assert committed == openapi_document(), "openapi.json is stale: run `make openapi`"
