@@ -1,0 +1,412 @@
+"""The AIML API client: submit a generation, poll it, and classify every failure.
+
+Retries are layered on urllib3's ``Retry``. A poll is a read, so it is retried on 429, 5xx, read
+timeouts and connection errors. A submit costs credits, so it is retried only where the provider
+certainly did not take the job: connection failures, 429 and 503. After a read timeout, a 500/502/504
+or a broken 2xx answer the job may exist: the error says ``outcome_unknown`` and is never resent.
+
+Failures are classified by status code and exception type, never by message text. The API key comes
+from a callable on each request and never appears in an error message, a repr or a log.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import BaseAdapter, HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError
+from urllib3.exceptions import SSLError as Urllib3SSLError
+from urllib3.util.retry import Retry
+
+if TYPE_CHECKING:
+    from videogen.catalog import ModelSpec
+
+UNIFIED_PATH = "/v2/video/generations"
+LEGACY_PATH = "/v2/generate/video/{provider}/generation"
+
+# Unified field name -> legacy field name, per provider of the legacy endpoint family.
+LEGACY_FIELD_NAMES: Mapping[str, Mapping[str, str]] = {
+    "minimax": {"image_url": "first_frame_image", "enhance_prompt": "prompt_optimizer"},
+    "runway": {"aspect_ratio": "ratio", "tail_image_url": "last_image_url"},
+}
+
+
+class ErrorClass(StrEnum):
+    AUTH = "auth"  # 401
+    OUT_OF_CREDITS = "out_of_credits"  # 403
+    VALIDATION = "validation"  # 400, 422 (and other 4xx)
+    NOT_FOUND = "not_found"  # 404
+    RATE_LIMITED = "rate_limited"  # 429
+    SERVER = "server"  # 5xx other than 504; a connection dropped after the request was sent
+    TIMEOUT = "timeout"  # read timeout, 504
+    MALFORMED_RESPONSE = "malformed_response"  # 2xx with an unparseable body or missing fields
+    CONNECTION = "connection"  # could not connect: certain the request was not taken
+
+
+TRANSIENT_CLASSES = frozenset(
+    {
+        ErrorClass.RATE_LIMITED,
+        ErrorClass.SERVER,
+        ErrorClass.TIMEOUT,
+        ErrorClass.MALFORMED_RESPONSE,
+        ErrorClass.CONNECTION,
+    }
+)
+_STATUS_CLASSES = {
+    400: ErrorClass.VALIDATION,
+    401: ErrorClass.AUTH,
+    403: ErrorClass.OUT_OF_CREDITS,
+    404: ErrorClass.NOT_FOUND,
+    422: ErrorClass.VALIDATION,
+    429: ErrorClass.RATE_LIMITED,
+    504: ErrorClass.TIMEOUT,
+}
+
+
+class ProviderStatus(StrEnum):
+    QUEUED = "queued"
+    GENERATING = "generating"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+
+_RAW_STATUSES = {
+    "queued": ProviderStatus.QUEUED,
+    "waiting": ProviderStatus.QUEUED,
+    "generating": ProviderStatus.GENERATING,
+    "active": ProviderStatus.GENERATING,
+    "processing": ProviderStatus.GENERATING,
+    "dreaming": ProviderStatus.GENERATING,
+    "completed": ProviderStatus.COMPLETED,
+    "succeeded": ProviderStatus.COMPLETED,
+    "error": ProviderStatus.FAILED,
+    "failed": ProviderStatus.FAILED,
+    "cancelled": ProviderStatus.CANCELLED,
+    "expired": ProviderStatus.EXPIRED,
+}
+
+
+def map_provider_status(raw: str | None) -> ProviderStatus:
+    """The provider's raw status string as a ProviderStatus; anything unexpected is UNKNOWN."""
+    if not isinstance(raw, str):
+        return ProviderStatus.UNKNOWN
+    return _RAW_STATUSES.get(raw.strip().lower(), ProviderStatus.UNKNOWN)
+
+
+class ProviderError(Exception):
+    """A failed provider call. ``outcome_unknown``: a submit that the provider may have taken."""
+
+    def __init__(
+        self,
+        error_class: ErrorClass,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        outcome_unknown: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.outcome_unknown = outcome_unknown
+
+    @property
+    def transient(self) -> bool:
+        """Whether asking again later may succeed (for a submit, mind ``outcome_unknown`` first)."""
+        return self.error_class in TRANSIENT_CLASSES
+
+    def __str__(self) -> str:
+        status = f" (HTTP {self.status_code})" if self.status_code is not None else ""
+        unknown = " [outcome unknown]" if self.outcome_unknown else ""
+        return f"{self.error_class}{status}: {self.message}{unknown}"
+
+    def __repr__(self) -> str:
+        return (
+            f"ProviderError(error_class={self.error_class.value!r}, status_code={self.status_code!r}, "
+            f"message={self.message!r}, retry_after={self.retry_after!r}, "
+            f"outcome_unknown={self.outcome_unknown!r})"
+        )
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    provider_id: str
+    raw_status: str | None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PollResult:
+    provider_id: str
+    raw_status: str
+    status: ProviderStatus
+    video_url: str | None
+    usage: dict[str, Any] = field(default_factory=dict)
+    error_message: str | None = None
+
+
+class _Retry(Retry):
+    """urllib3's Retry, except that the first retry also waits (urllib3 retries once at once)."""
+
+    def get_backoff_time(self) -> float:
+        errors = len(self.history)  # redirects are not followed, so every entry is an error
+        if errors == 0:
+            return 0.0
+        backoff = self.backoff_factor * 2 ** (errors - 1) + random.uniform(0, self.backoff_jitter)  # noqa: S311
+        return min(self.backoff_max, backoff)
+
+
+class _ByMethodAdapter(BaseAdapter):
+    """Sends POSTs (submits) and everything else (polls) through adapters with their own retries."""
+
+    def __init__(self, submit: HTTPAdapter, poll: HTTPAdapter) -> None:
+        super().__init__()
+        self._submit, self._poll = submit, poll
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        adapter = self._submit if request.method == "POST" else self._poll
+        return adapter.send(request, *args, **kwargs)
+
+    def close(self) -> None:
+        self._submit.close()
+        self._poll.close()
+
+
+class AimlClient:
+    """Submit and poll video generations at ``base_url`` (``https://api.aimlapi.com`` or a simulator).
+
+    ``api_key`` is called for every request (cache it in the callable). A ``session`` passed in gets
+    the client's retrying adapters mounted for http:// and https://. Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Callable[[], str],
+        *,
+        session: requests.Session | None = None,
+        connect_timeout: float = 3.05,
+        submit_read_timeout: float = 30,
+        poll_read_timeout: float = 15,
+        poll_retries: int = 3,
+        submit_retries: int = 2,
+        backoff_factor: float = 0.5,
+        backoff_jitter: float | None = None,
+        backoff_max: float = 10,
+        retry_after_max: int = 30,
+        pool_maxsize: int = 32,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._submit_timeout = (connect_timeout, submit_read_timeout)
+        self._poll_timeout = (connect_timeout, poll_read_timeout)
+        common: dict[str, Any] = {
+            "backoff_factor": backoff_factor,
+            "backoff_jitter": backoff_factor if backoff_jitter is None else backoff_jitter,
+            "backoff_max": backoff_max,
+            "retry_after_max": retry_after_max,
+            "raise_on_status": False,  # give back the last answer, to classify it
+            "respect_retry_after_header": True,
+        }
+        poll_retry = _Retry(
+            total=poll_retries,
+            allowed_methods={"GET"},
+            status_forcelist={429, 500, 502, 503, 504},
+            **common,
+        )
+        submit_retry = _Retry(
+            total=submit_retries,
+            read=0,  # never resend a submit the provider may have received
+            other=0,
+            allowed_methods={"POST"},
+            status_forcelist={429, 503},  # refused before any work: safe to resend
+            **common,
+        )
+        adapter = _ByMethodAdapter(
+            HTTPAdapter(max_retries=submit_retry, pool_maxsize=pool_maxsize),
+            HTTPAdapter(max_retries=poll_retry, pool_maxsize=pool_maxsize),
+        )
+        self._session = session or requests.Session()
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+
+    def __repr__(self) -> str:
+        return f"AimlClient(base_url={self._base_url!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def submit(self, model: ModelSpec, fields: Mapping[str, Any]) -> SubmitResult:
+        """Start a generation. ``fields`` use the unified names; legacy models get theirs."""
+        body = {"model": model.id, **_to_family_fields(model, fields)}
+        answer = self._call("POST", self._url(model), json=body, timeout=self._submit_timeout)
+        provider_id = answer.get("id") or answer.get("generation_id")
+        if isinstance(provider_id, int) and not isinstance(provider_id, bool):
+            provider_id = str(provider_id)
+        if not isinstance(provider_id, str) or not provider_id:
+            raise ProviderError(
+                ErrorClass.MALFORMED_RESPONSE, "submit answer has no generation id", outcome_unknown=True
+            )
+        raw_status = answer.get("status")
+        return SubmitResult(
+            provider_id=provider_id,
+            raw_status=raw_status if isinstance(raw_status, str) else None,
+            usage=_usage(answer),
+        )
+
+    def poll(self, model: ModelSpec, provider_id: str) -> PollResult:
+        """The generation's current state; a finished job carries ``video_url``."""
+        params = {"generation_id": provider_id}
+        answer = self._call("GET", self._url(model), params=params, timeout=self._poll_timeout)
+        raw_status = answer.get("status")
+        if not isinstance(raw_status, str):
+            raise ProviderError(ErrorClass.MALFORMED_RESPONSE, "poll answer has no status")
+        status = map_provider_status(raw_status)
+        video_url = _video_url(answer.get("video"))
+        if status is ProviderStatus.COMPLETED and video_url is None:
+            raise ProviderError(ErrorClass.MALFORMED_RESPONSE, "completed poll answer has no video URL")
+        return PollResult(
+            provider_id=provider_id,
+            raw_status=raw_status,
+            status=status,
+            video_url=video_url,
+            usage=_usage(answer),
+            error_message=_error_message(answer.get("error")),
+        )
+
+    # internals
+    def _url(self, model: ModelSpec) -> str:
+        if model.family == "legacy":
+            return self._base_url + LEGACY_PATH.format(provider=quote(model.provider, safe=""))
+        return self._base_url + UNIFIED_PATH
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        """One request (urllib3 retrying inside); the JSON object answered, or a ProviderError."""
+        is_submit = method == "POST"
+        key = self._api_key()
+        headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        try:
+            response = self._session.request(method, url, headers=headers, allow_redirects=False, **kwargs)
+        except requests.RequestException as exc:
+            raise _transport_error(exc, is_submit, key) from None
+        if not 200 <= response.status_code < 300:
+            raise _http_error(response, is_submit, key)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise ProviderError(
+                ErrorClass.MALFORMED_RESPONSE,
+                f"{method} answered HTTP {response.status_code} with a body that is not a JSON object",
+                status_code=response.status_code,
+                outcome_unknown=is_submit,
+            )
+        return answer
+
+
+def _to_family_fields(model: ModelSpec, fields: Mapping[str, Any]) -> dict[str, Any]:
+    names = LEGACY_FIELD_NAMES.get(model.provider, {}) if model.family == "legacy" else {}
+    return {names.get(name, name): value for name, value in fields.items() if name != "model"}
+
+
+def _redact(text: str, key: str) -> str:
+    return text.replace(key, "***") if key else text
+
+
+_NEVER_SENT = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidHeader,
+)
+
+
+def _transport_error(exc: requests.RequestException, is_submit: bool, key: str) -> ProviderError:
+    """Classify a call that got no HTTP answer by the type of what went wrong underneath."""
+    reason: object = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    detail = _redact(f"{type(reason or exc).__name__}: {reason or exc}", key)[:300]
+    if isinstance(exc, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError):
+        return ProviderError(ErrorClass.CONNECTION, f"could not connect ({detail})")  # incl. DNS, refused
+    if isinstance(exc, requests.ReadTimeout) or isinstance(reason, ReadTimeoutError):
+        return ProviderError(ErrorClass.TIMEOUT, f"no answer in time ({detail})", outcome_unknown=is_submit)
+    if isinstance(exc, requests.exceptions.SSLError) or isinstance(reason, Urllib3SSLError):
+        return ProviderError(ErrorClass.CONNECTION, f"TLS failure ({detail})")
+    if isinstance(exc, _NEVER_SENT):
+        return ProviderError(ErrorClass.CONNECTION, f"request not sent ({detail})")
+    # Connected and sent, then the connection broke: like a 502, the provider may have the job.
+    return ProviderError(ErrorClass.SERVER, f"connection lost ({detail})", outcome_unknown=is_submit)
+
+
+def _http_error(response: requests.Response, is_submit: bool, key: str) -> ProviderError:
+    status = response.status_code
+    default = ErrorClass.SERVER if status >= 500 or status < 400 else ErrorClass.VALIDATION
+    error_class = _STATUS_CLASSES.get(status, default)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message:
+        message = _error_message(body.get("error") if isinstance(body, dict) else None) or response.reason
+    return ProviderError(
+        error_class,
+        _redact(str(message or f"HTTP {status}"), key)[:500],
+        status_code=status,
+        retry_after=_retry_after(response.headers.get("Retry-After")),
+        # Only a 503 (or 501) says the request was refused before any work; other 5xx may hide a job.
+        outcome_unknown=is_submit and status >= 500 and status not in (501, 503),
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: rare here, the retry policy has honoured it already
+
+
+def _usage(answer: Mapping[str, Any]) -> dict[str, Any]:
+    meta = answer.get("meta")
+    usage = meta.get("usage") if isinstance(meta, dict) else answer.get("usage")
+    return dict(usage) if isinstance(usage, dict) else {}
+
+
+def _video_url(video: Any) -> str | None:
+    """The URL of ``{"url": ...}``, ``[{"url": ...}, ...]`` or ``["https://...", ...]``."""
+    if isinstance(video, list):
+        video = video[0] if video else None
+    if isinstance(video, dict):
+        video = video.get("url")
+    return video if isinstance(video, str) and video else None
+
+
+def _error_message(error: Any) -> str | None:
+    """Text of ``{"name", "message"}``, ``{"detail": [{"loc", "msg", "type"}]}`` or a plain string."""
+    if isinstance(error, str):
+        return error or None
+    if not isinstance(error, dict):
+        return None
+    if isinstance(error.get("detail"), list):
+        parts = []
+        for item in error["detail"]:
+            if isinstance(item, dict):
+                loc = ".".join(str(part) for part in item.get("loc") or [])
+                parts.append(f"{loc}: {item.get('msg', '')}" if loc else str(item.get("msg", "")))
+        return "; ".join(parts) or None
+    name, message = error.get("name"), error.get("message")
+    text = ": ".join(str(part) for part in (name, message) if part)
+    return text or None
