@@ -29,4 +29,32 @@ install-sam: $(SAM_VENV)/.installed ## the SAM CLI in its own virtualenv (it pin
 template-check: install install-sam ## cfn-lint, sam validate --lint and sam build of template.yaml
 	$(if $(PY313_BIN),PATH="$(PY313_BIN):$$PATH") SAM=$(SAM_VENV)/bin/sam scripts/check-template.sh
 
-.PHONY: help install install-sam template-check
+deps: ## both virtualenvs, installed side by side
+	$(MAKE) --no-print-directory -j2 install install-sam
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+openapi: install ## regenerate openapi.json from the API routes
+	PYTHONPATH=layers/common $(BIN)/python scripts/openapi.py
+
+unit: install ## the unit tests only (fast)
+	$(BIN)/pytest tests/unit
+
+test: deps ## everything CI runs: lint, template checks (cfn-lint, sam validate, sam build), the whole suite
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory template-check
+	$(BIN)/pytest
+
+build: install-sam ## sam build (for deploy)
+	$(if $(PY313_BIN),PATH="$(PY313_BIN):$$PATH") $(SAM_VENV)/bin/sam build
+
+deploy: build ## sam deploy --guided (needs AWS credentials)
+	$(SAM_VENV)/bin/sam deploy --guided
+
+clean: ## remove build output and local state (keeps the virtualenvs)
+	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install install-sam template-check deps lint openapi unit test build deploy clean
