@@ -18,7 +18,7 @@ from local.simulator import Simulator
 from videogen.media import OutputArchive
 from videogen.provider import AimlClient
 from videogen.schedule import PollSchedule
-from videogen.service import GenerationService
+from videogen.service import MAX_INLINE_IMAGE_BYTES, GenerationService
 from videogen.store import GenerationStore
 from videogen.urls import check_image_reference
 
@@ -104,7 +104,9 @@ def make_service(aws: dict[str, str], provider: Any, clock: Clock, **overrides: 
         "concurrency": 8,
         "clock": clock,
         # DNS is not reachable in tests: IP literals and names are still checked, unresolvable ones pass.
-        "check_url": functools.partial(check_image_reference, strict_dns=False),
+        "check_url": functools.partial(
+            check_image_reference, strict_dns=False, max_data_bytes=MAX_INLINE_IMAGE_BYTES
+        ),
     }
     options.update(overrides)
     return GenerationService(**options)

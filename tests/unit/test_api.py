@@ -250,3 +250,17 @@ def test_unknown_route_is_404_in_the_error_shape(call: Any) -> None:
 def test_committed_openapi_document_matches_the_code() -> None:
     committed = (ROOT / "openapi.json").read_text()
     assert committed == openapi_document(), "openapi.json is stale: run `make openapi`"
+
+
+def test_an_inline_image_too_large_for_the_record_is_refused(call: Any, sim: Simulator) -> None:
+    import base64
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * (300 * 1024)
+    image = "data:image/png;base64," + base64.b64encode(png).decode()
+
+    status, answer, _ = call(
+        "POST", "/generations", body={"model": "video-01", "prompt": "x", "image_url": image}
+    )
+
+    assert status == 422 and "image_url" in {d["field"] for d in answer["error"]["details"]}
+    assert sim.submit_attempts == 0

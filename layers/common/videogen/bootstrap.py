@@ -13,7 +13,7 @@ from botocore.config import Config
 from videogen.media import OutputArchive
 from videogen.observability import logger, metrics
 from videogen.schedule import PollSchedule
-from videogen.service import GenerationService
+from videogen.service import MAX_INLINE_IMAGE_BYTES, GenerationService
 from videogen.settings import Settings
 from videogen.store import GenerationStore
 
@@ -61,7 +61,9 @@ def build(settings: Settings) -> Components:
         presign_expiry_seconds=settings.presign_expiry_seconds,
         submit_grace_seconds=settings.submit_grace_seconds,
         concurrency=settings.poll_concurrency,
-        check_url=functools.partial(check_image_reference, strict_dns=settings.url_dns_strict),
+        check_url=functools.partial(
+            check_image_reference, strict_dns=settings.url_dns_strict, max_data_bytes=MAX_INLINE_IMAGE_BYTES
+        ),
         metrics=metrics,
         log=logger,
     )

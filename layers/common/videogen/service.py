@@ -72,6 +72,9 @@ class SweepReport:
         self.outcomes[outcome.value] = self.outcomes.get(outcome.value, 0) + 1
 
 
+# A data-URL image is stored with the request, and a DynamoDB item holds at most 400 KB.
+MAX_INLINE_IMAGE_BYTES = 256 * 1024
+
 # HTTP status a caller sees when the provider refused or failed a submit.
 SUBMIT_FAILURE_HTTP_STATUS = {
     ErrorClass.VALIDATION: 422,
@@ -112,7 +115,9 @@ class GenerationService:
         self.submit_grace_seconds = submit_grace_seconds
         self.concurrency = concurrency
         # Image URLs the provider will fetch must be public https (no SSRF through the provider).
-        self.check_url = check_url or functools.partial(check_image_reference, strict_dns=True)
+        self.check_url = check_url or functools.partial(
+            check_image_reference, strict_dns=True, max_data_bytes=MAX_INLINE_IMAGE_BYTES
+        )
         self.clock = clock
         self.metrics: MetricsSink = metrics or _NullMetrics()
         self.log = log
