@@ -1,0 +1,304 @@
+"""What a deployer relies on in template.yaml, read with cfn-lint's own loader and SAM transform."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint
+from cfnlint.config import ManualArgs
+from cfnlint.decode import decode_str
+from cfnlint.template import Template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_TEXT = (ROOT / "template.yaml").read_text()
+
+ROUTES = {
+    ("POST", "/generations"),
+    ("GET", "/generations"),
+    ("GET", "/generations/{id}"),
+    ("DELETE", "/generations/{id}"),
+    ("GET", "/models"),
+}
+
+# The environment contract of /tmp/videogen-spec.md (settings.py reads these names).
+EXPECTED_ENV: dict[str, Any] = {
+    "TABLE_NAME": {"Ref": "GenerationsTable"},
+    "IDEMPOTENCY_TABLE_NAME": {"Ref": "IdempotencyTable"},
+    "OUTPUTS_BUCKET": {"Ref": "OutputsBucket"},
+    "AIML_API_KEY_SECRET_ID": {"Ref": "AimlApiKeySecret"},
+    "AIML_BASE_URL": {"Ref": "ProviderBaseUrl"},
+    "MAX_GENERATION_AGE_SECONDS": {"Ref": "MaxGenerationAgeSeconds"},
+    "POLL_CONCURRENCY": {"Ref": "PollConcurrency"},
+    "DUE_SHARDS": {"Ref": "DueShards"},
+    "PRESIGN_EXPIRY_SECONDS": {"Ref": "PresignExpirySeconds"},
+    "URL_DNS_STRICT": "true",
+    "POWERTOOLS_SERVICE_NAME": "videogen",
+    "POWERTOOLS_METRICS_NAMESPACE": "Videogen",
+    "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
+}
+
+
+def plain(node: Any) -> Any:
+    """cfn-lint's node classes -> plain dicts/lists/str, for equality checks."""
+    return json.loads(json.dumps(node, default=str))
+
+
+@pytest.fixture(scope="module")
+def source() -> dict[str, Any]:
+    template, matches = decode_str(TEMPLATE_TEXT)
+    assert not matches, matches
+    return plain(template)
+
+
+@pytest.fixture(scope="module")
+def deployed() -> dict[str, Any]:
+    """The template after the SAM transform, as CloudFormation receives it."""
+    template, _ = decode_str(TEMPLATE_TEXT)
+    cfn = Template(str(ROOT / "template.yaml"), template, ["us-east-1"])
+    assert cfn.transform() == []
+    return plain(cfn.template)
+
+
+def of_type(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in template["Resources"].items() if res["Type"] == type_}
+
+
+def test_cfn_lint_reports_nothing_not_even_informational() -> None:
+    # one region keeps this at ~2 s (lint_all's every region doubles it); the CLI run of
+    # scripts/check-template.sh covers the default rules again
+    config = ManualArgs(regions=["us-east-1"], include_checks=["I"])
+    assert [str(m) for m in lint(TEMPLATE_TEXT, config=config)] == []
+
+
+def test_every_function_runs_python313_on_arm64(source: dict, deployed: dict) -> None:
+    functions = of_type(deployed, "AWS::Lambda::Function")
+    assert set(functions) == {"ApiFunction", "PollerFunction"}
+    for name, fn in functions.items():
+        props = fn["Properties"]
+        assert props["Runtime"] == "python3.13", name
+        assert props["Architectures"] == ["arm64"], name
+        assert props["TracingConfig"] == {"Mode": "Active"}, name
+        assert props["Handler"] == "app.lambda_handler", name
+        assert len(props["Layers"]) == 1, name
+    layer = source["Resources"]["CommonLayer"]
+    assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/common"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+
+
+def test_function_code_locations_and_timeouts(source: dict, deployed: dict) -> None:
+    res = source["Resources"]
+    assert res["ApiFunction"]["Properties"]["CodeUri"].rstrip("/") == "functions/api"
+    assert res["PollerFunction"]["Properties"]["CodeUri"].rstrip("/") == "functions/poller"
+    fns = of_type(deployed, "AWS::Lambda::Function")
+    assert fns["ApiFunction"]["Properties"]["Timeout"] <= 29  # API Gateway gives up at 29 s
+    assert fns["PollerFunction"]["Properties"]["Timeout"] == 120
+
+
+def test_environment_holds_every_setting_and_never_the_api_key(deployed: dict) -> None:
+    for name, fn in of_type(deployed, "AWS::Lambda::Function").items():
+        env = fn["Properties"]["Environment"]["Variables"]
+        assert env == EXPECTED_ENV, name
+        text = json.dumps(env)
+        assert "resolve:secretsmanager" not in text and "resolve:ssm" not in text, name
+        assert "SecretString" not in text, name
+        keyish = [k for k in env if "KEY" in k or "TOKEN" in k or "SECRET" in k]
+        assert keyish == ["AIML_API_KEY_SECRET_ID"], name
+
+
+def test_the_five_routes_need_an_api_key(source: dict, deployed: dict) -> None:
+    api = source["Resources"]["VideogenApi"]["Properties"]
+    assert api["StageName"] == "v1"
+    assert api["Auth"]["ApiKeyRequired"] is True
+    events = source["Resources"]["ApiFunction"]["Properties"]["Events"].values()
+    routes = set()
+    for event in events:
+        assert event["Type"] == "Api"
+        props = event["Properties"]
+        assert props["RestApiId"] == {"Ref": "VideogenApi"}
+        assert props.get("Auth", {}).get("ApiKeyRequired", True) is True
+        routes.add((props["Method"].upper(), props["Path"]))
+    assert routes == ROUTES
+    # what API Gateway actually enforces: every generated operation carries the api_key scheme
+    body = deployed["Resources"]["VideogenApi"]["Properties"]["Body"]
+    generated = {(m.upper(), path): op for path, ops in body["paths"].items() for m, op in ops.items()}
+    assert set(generated) == ROUTES
+    for route, op in generated.items():
+        assert op["security"] == [{"api_key": []}], route
+    assert body["components"]["securitySchemes"]["api_key"] == {
+        "type": "apiKey",
+        "name": "x-api-key",
+        "in": "header",
+    }
+
+
+def test_usage_plan_throttles_and_limits_per_day(source: dict, deployed: dict) -> None:
+    plan = source["Resources"]["VideogenApi"]["Properties"]["Auth"]["UsagePlan"]
+    assert plan["CreateUsagePlan"] == "PER_API"
+    assert plan["Throttle"] == {
+        "RateLimit": {"Ref": "ApiThrottleRateLimit"},
+        "BurstLimit": {"Ref": "ApiThrottleBurstLimit"},
+    }
+    assert plan["Quota"] == {"Limit": {"Ref": "ApiQuotaLimit"}, "Period": "DAY"}
+    assert "VideogenApiApiKey" in deployed["Resources"]  # what the ApiKeyId output refers to
+    stage = deployed["Resources"]["VideogenApiv1Stage"]["Properties"]
+    assert stage["TracingEnabled"] is True
+    assert stage["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert '$context.identity.apiKey"' not in stage["AccessLogSetting"]["Format"]  # the key itself
+    assert all(s["DataTraceEnabled"] is False for s in stage["MethodSettings"])
+
+
+def test_generations_table_keys_indexes_and_protection(source: dict) -> None:
+    table = source["Resources"]["GenerationsTable"]
+    assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
+    assert types == {"id": "S", "owner": "S", "created_at": "S", "due_shard": "S", "next_poll_at": "N"}
+    indexes = {gsi["IndexName"]: gsi for gsi in props["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"by-owner", "due"}
+    assert indexes["by-owner"]["KeySchema"] == [
+        {"AttributeName": "owner", "KeyType": "HASH"},
+        {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ]
+    assert indexes["due"]["KeySchema"] == [
+        {"AttributeName": "due_shard", "KeyType": "HASH"},
+        {"AttributeName": "next_poll_at", "KeyType": "RANGE"},
+    ]
+    assert all(gsi["Projection"] == {"ProjectionType": "ALL"} for gsi in indexes.values())
+
+
+def test_tables_are_encrypted_with_point_in_time_recovery(source: dict) -> None:
+    for name in ("GenerationsTable", "IdempotencyTable"):
+        props = source["Resources"][name]["Properties"]
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, name
+        assert props["SSESpecification"]["SSEEnabled"] is True, name
+    idem = source["Resources"]["IdempotencyTable"]["Properties"]
+    assert idem["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert idem["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_outputs_bucket_is_private_encrypted_tls_only_and_retained(source: dict) -> None:
+    res = source["Resources"]
+    bucket = res["OutputsBucket"]
+    assert bucket["DeletionPolicy"] == "Retain" and bucket["UpdateReplacePolicy"] == "Retain"
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] in {"AES256", "aws:kms", "aws:kms:dsse"}
+    (policy,) = of_type(source, "AWS::S3::BucketPolicy").values()
+    assert policy["Properties"]["Bucket"] == {"Ref": "OutputsBucket"}
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny"
+        and s["Principal"] == "*"
+        and s["Action"] == "s3:*"
+        and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        and {"Fn::Sub": "${OutputsBucket.Arn}/*"} in s["Resource"]
+        for s in statements
+    )
+
+
+def test_functions_get_only_what_they_use(source: dict) -> None:
+    def policies(fn: str) -> list[tuple[str, Any]]:
+        return [next(iter(p.items())) for p in source["Resources"][fn]["Properties"]["Policies"]]
+
+    api = policies("ApiFunction")
+    assert ("DynamoDBCrudPolicy", {"TableName": {"Ref": "GenerationsTable"}}) in api
+    assert ("DynamoDBCrudPolicy", {"TableName": {"Ref": "IdempotencyTable"}}) in api
+    assert ("S3ReadPolicy", {"BucketName": {"Ref": "OutputsBucket"}}) in api
+    assert ("AWSSecretsManagerGetSecretValuePolicy", {"SecretArn": {"Ref": "AimlApiKeySecret"}}) in api
+    poller = policies("PollerFunction")
+    assert ("DynamoDBCrudPolicy", {"TableName": {"Ref": "GenerationsTable"}}) in poller
+    assert ("S3CrudPolicy", {"BucketName": {"Ref": "OutputsBucket"}}) in poller
+    assert ("AWSSecretsManagerGetSecretValuePolicy", {"SecretArn": {"Ref": "AimlApiKeySecret"}}) in poller
+
+
+def test_poller_is_scheduled_and_its_failures_are_kept(source: dict) -> None:
+    props = source["Resources"]["PollerFunction"]["Properties"]
+    (event,) = props["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == {"Ref": "PollSchedule"}
+    on_failure = props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+    assert on_failure == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["PollerFailureQueue", "Arn"]}}
+
+
+def test_every_function_has_a_log_group_with_retention(source: dict) -> None:
+    groups = {
+        json.dumps(g["Properties"]["LogGroupName"]): g["Properties"]
+        for g in of_type(source, "AWS::Logs::LogGroup").values()
+    }
+    for fn in ("ApiFunction", "PollerFunction"):
+        props = groups[json.dumps({"Fn::Sub": f"/aws/lambda/${{{fn}}}"})]
+        assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_secret_and_parameters(source: dict) -> None:
+    secret = source["Resources"]["AimlApiKeySecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert "put-secret-value" in secret["Properties"]["Description"]
+    params = source["Parameters"]
+    expected = {
+        "ProviderBaseUrl": "https://api.aimlapi.com",
+        "PollSchedule": "rate(1 minute)",
+        "PollConcurrency": "32",
+        "DueShards": "4",
+        "MaxGenerationAgeSeconds": "1800",
+        "PresignExpirySeconds": "3600",
+        "ApiThrottleRateLimit": "10",
+        "ApiThrottleBurstLimit": "20",
+        "ApiQuotaLimit": "1000",
+        "LogLevel": "INFO",
+        "LogRetentionDays": "30",
+    }
+    assert {name: str(params[name].get("Default")) for name in expected} == expected
+    assert all(p.get("Description") for p in params.values())
+
+
+def test_outputs(source: dict) -> None:
+    outputs = {name: o["Value"] for name, o in source["Outputs"].items()}
+    assert outputs["ApiUrl"] == {
+        "Fn::Sub": "https://${VideogenApi}.execute-api.${AWS::Region}.amazonaws.com/v1"
+    }
+    assert outputs["ApiKeyId"] == {"Ref": "VideogenApiApiKey"}
+    assert outputs["AimlApiKeySecretArn"] == {"Ref": "AimlApiKeySecret"}
+    assert outputs["GenerationsTableName"] == {"Ref": "GenerationsTable"}
+    assert outputs["OutputsBucketName"] == {"Ref": "OutputsBucket"}
+
+
+@pytest.mark.parametrize(
+    ("name", "route"),
+    [
+        ("api_post_generation.json", ("POST", "/generations")),
+        ("api_list_generations.json", ("GET", "/generations")),
+        ("api_get_generation.json", ("GET", "/generations/{id}")),
+        ("api_cancel_generation.json", ("DELETE", "/generations/{id}")),
+        ("api_get_models.json", ("GET", "/models")),
+    ],
+)
+def test_sample_api_events_match_a_route(name: str, route: tuple[str, str]) -> None:
+    event = json.loads((ROOT / "events" / name).read_text())
+    assert (event["httpMethod"], event["resource"]) == route
+    assert event["requestContext"]["resourcePath"] == route[1]
+    assert event["requestContext"]["stage"] == "v1"
+    assert event["headers"]["x-api-key"] and event["requestContext"]["identity"]["apiKeyId"]
+    if "{id}" in route[1]:
+        assert event["path"] == "/generations/" + event["pathParameters"]["id"]
+    if route[0] == "POST":
+        assert json.loads(event["body"])["model"] == "video-01"
+
+
+def test_sample_schedule_event() -> None:
+    event = json.loads((ROOT / "events" / "poller_schedule.json").read_text())
+    assert event["source"] == "aws.events" and event["detail-type"] == "Scheduled Event"
