@@ -52,7 +52,16 @@ def build(settings: Settings) -> Components:
     )
     service = GenerationService(
         store=GenerationStore(dynamodb, settings.table_name, due_shards=settings.due_shards),
-        provider=AimlClient(settings.aiml_base_url, _api_key_reader(settings)),
+        # A submit must answer within API Gateway's 29 s: one read of 20 s, short Retry-After
+        # waits. A longer throttle during a sweep just reschedules the poll (see PollSchedule).
+        provider=AimlClient(
+            settings.aiml_base_url,
+            _api_key_reader(settings),
+            submit_read_timeout=20,
+            submit_retries=1,
+            retry_after_max=5,
+            pool_maxsize=settings.poll_concurrency,
+        ),
         archive=OutputArchive(s3, settings.outputs_bucket),
         schedule=PollSchedule(
             first_poll_factor=settings.first_poll_factor, interval_seconds=settings.poll_interval_seconds
