@@ -34,6 +34,7 @@ import signal
 import sys
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,6 +157,7 @@ class LocalStack:
         self._modules: list[str] = []
         self._saved_env: dict[str, str | None] = {}
         self._saved_path: list[str] | None = None
+        self._saved_modules: dict[str, ModuleType] | None = None
         # One invocation at a time, across all functions: in Lambda each concurrent request gets
         # its own container, but here both handlers share one process, and Powertools keeps
         # per-invocation state (Logger keys, the Metrics buffer) in module-level singletons that
@@ -200,18 +202,18 @@ class LocalStack:
         global _active
         if not self._started:
             return
-        self._stop_timer.set()
-        if self._timer is not None:
-            self._timer.join(timeout=30)
-            if self._timer.is_alive():
-                log.warning("the poll timer did not finish its sweep within 30 s")
-            self._timer = None
+        self.stop_timer()
         if self.api is not None:
             self.api.stop()
             self.api = None
         for name in self._modules:
             sys.modules.pop(name, None)
         self._modules.clear()
+        if self._saved_modules is not None:
+            for name in self._layer_modules():
+                sys.modules.pop(name, None)
+            sys.modules.update(self._saved_modules)
+            self._saved_modules = None
         self._handlers.clear()
         self._restore_environment()
         if self.simulator is not None:
@@ -317,12 +319,27 @@ class LocalStack:
             sys.path[:] = self._saved_path
             self._saved_path = None
 
+    def _layer_modules(self) -> dict[str, ModuleType]:
+        roots = tuple({str(d) + os.sep for spec in self.functions.values() for d in spec.layer_dirs})
+        return {
+            name: module
+            for name, module in list(sys.modules.items())
+            if roots and str(getattr(module, "__file__", None) or "").startswith(roots)
+        }
+
     def _load_handlers(self) -> None:
         self._saved_path = list(sys.path)
         for spec in self.functions.values():
             for layer in spec.layer_dirs:
                 if str(layer) not in sys.path:
                     sys.path.insert(0, str(layer))
+        # A cold start: the layer's modules (videogen) are imported afresh under this environment,
+        # even if the process imported them before (pytest collecting unit tests does); their
+        # module-level singletons (Powertools Metrics namespace, Logger level) read it at import.
+        # stop() puts the previous modules back.
+        self._saved_modules = self._layer_modules()
+        for name in self._saved_modules:
+            del sys.modules[name]
         for spec in self.functions.values():
             name = f"_videogen_local_{spec.logical_id.lower()}_{next(_counter)}"
             module = _load_module(name, spec.module_file)
@@ -353,11 +370,27 @@ class LocalStack:
         ).start()
 
     def _start_timer(self) -> None:
-        if not self.timer_enabled or not self.scheduled_functions:
+        if self.timer_enabled:
+            self.start_timer()
+
+    def start_timer(self, poll_seconds: float | None = None) -> None:
+        """Play the EventBridge schedule: every `poll_seconds` invoke each scheduled function."""
+        if poll_seconds is not None:
+            self.poll_seconds = poll_seconds
+        if self.poll_seconds <= 0 or not self.scheduled_functions or self._timer is not None:
             return
         self._stop_timer.clear()
         self._timer = threading.Thread(target=self._timer_loop, name="local-schedule", daemon=True)
         self._timer.start()
+
+    def stop_timer(self) -> None:
+        """Stop the schedule; waits for a sweep in progress to end."""
+        self._stop_timer.set()
+        if self._timer is not None:
+            self._timer.join(timeout=30)
+            if self._timer.is_alive():
+                log.warning("the poll timer did not finish its sweep within 30 s")
+            self._timer = None
 
     def _timer_loop(self) -> None:
         while not self._stop_timer.wait(self.poll_seconds):
@@ -492,6 +525,8 @@ def _load_module(name: str, path: Path) -> ModuleType:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Powertools warns on every invocation that emits no metric (GET /models); noise on a console.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
