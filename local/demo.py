@@ -1,0 +1,224 @@
+"""End-to-end demo over HTTP (== make demo): text-to-video and image-to-video, down to the MP4.
+
+Starts a LocalStack (moto + the AIML API simulator with short jobs + the real handlers), then acts
+as a client of the REST API with `requests` and the API key only: lists the models, submits a
+Kling text-to-video and the seed's MiniMax video-01 image-to-video (the cheetah), prints every
+status change as it happens, and when a generation is `completed` downloads its MP4 from the
+presigned link into .local/outputs/<id>.mp4 and checks it is an MP4. Exit 0 when both videos are
+on disk, 1 on any failure or when the deadline passes.
+
+    python -m local.demo [--timeout 120] [--real]
+
+--real uses the real AIML API (needs AIML_API_KEY; spends credits; give it a longer --timeout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import traceback
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from local.stack import ROOT, LocalStack
+
+TEXT_MODEL = "kling-video/v1.6/standard/text-to-video"
+IMAGE_MODEL = "video-01"
+CHEETAH = "https://upload.wikimedia.org/wikipedia/commons/thumb/a/a9/Cheetah4.jpg/1200px-Cheetah4.jpg"
+TERMINAL = {"completed", "failed", "timed_out", "cancelled"}
+SIM_DURATIONS = {TEXT_MODEL: 3.0, IMAGE_MODEL: 5.0}
+
+
+class DemoError(Exception):
+    """A step failed; the message says which and why."""
+
+
+@dataclass
+class Job:
+    label: str
+    body: dict[str, Any]
+    id: str = ""
+    status: str = ""
+    answer: dict[str, Any] = field(default_factory=dict)
+    history: list[tuple[float, str]] = field(default_factory=list)
+    file: Path | None = None
+    size: int = 0
+
+
+class Client:
+    """The REST API as any caller sees it: base URL + x-api-key."""
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.base = base_url.rstrip("/")
+        self.http = requests.Session()
+        self.http.headers.update({"x-api-key": api_key, "Accept": "application/json"})
+
+    def call(self, method: str, path: str, *, expect: int, **kwargs: Any) -> dict[str, Any]:
+        try:
+            answer = self.http.request(method, self.base + path, timeout=(3.05, 30), **kwargs)
+        except requests.RequestException as exc:
+            raise DemoError(f"{method} {path}: no answer ({type(exc).__name__}: {exc})") from exc
+        if answer.status_code != expect:
+            raise DemoError(
+                f"{method} {path}: HTTP {answer.status_code} (wanted {expect}): {answer.text[:500]}"
+            )
+        try:
+            body = answer.json()
+        except ValueError as exc:
+            raise DemoError(f"{method} {path}: the answer is not JSON: {answer.text[:200]!r}") from exc
+        if not isinstance(body, dict):
+            raise DemoError(f"{method} {path}: expected a JSON object, got {type(body).__name__}")
+        return body
+
+
+def _say(start: float, text: str) -> None:
+    print(f"[{time.monotonic() - start:6.1f}s] {text}", flush=True)
+
+
+def download_mp4(url: str, dest: Path) -> int:
+    """Fetch the presigned link (no API key: it is a plain S3 link) and check the ftyp box."""
+    try:
+        with requests.get(url, stream=True, timeout=(3.05, 60)) as answer:
+            if answer.status_code != 200:
+                raise DemoError(f"video download answered HTTP {answer.status_code}: {answer.text[:200]}")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_suffix(".part")
+            size = 0
+            with tmp.open("wb") as out:
+                for chunk in answer.iter_content(64 * 1024):
+                    out.write(chunk)
+                    size += len(chunk)
+    except requests.RequestException as exc:
+        raise DemoError(f"video download failed: {type(exc).__name__}: {exc}") from exc
+    with tmp.open("rb") as f:
+        head = f.read(12)
+    if len(head) < 8 or head[4:8] != b"ftyp":
+        tmp.unlink(missing_ok=True)
+        raise DemoError(f"the downloaded file is not an MP4 (first bytes {head!r})")
+    tmp.replace(dest)
+    return size
+
+
+def run(client: Client, *, timeout: float, outputs: Path, poll_every: float = 0.5) -> list[Job]:
+    start = time.monotonic()
+    deadline = start + timeout
+
+    catalog = client.call("GET", "/models", expect=200)
+    models = catalog.get("models") or catalog.get("items") or []
+    ids = {m.get("id") for m in models if isinstance(m, dict)}
+    _say(start, f"GET /models -> {len(ids)} models")
+    for wanted in (TEXT_MODEL, IMAGE_MODEL):
+        if wanted not in ids:
+            raise DemoError(f"model {wanted} is not in the catalog")
+
+    jobs = [
+        Job(
+            "text-to-video",
+            {"model": TEXT_MODEL, "prompt": "A paper boat drifting down a rainy street, cinematic"},
+        ),
+        Job(
+            "image-to-video",
+            {"model": IMAGE_MODEL, "prompt": "Cheetah turns toward the camera.", "image_url": CHEETAH},
+        ),
+    ]
+    for job in jobs:
+        answer = client.call(
+            "POST", "/generations", expect=202, json=job.body, headers={"Idempotency-Key": str(uuid.uuid4())}
+        )
+        job.id, job.status, job.answer = str(answer["id"]), str(answer["status"]), answer
+        job.history.append((time.monotonic() - start, job.status))
+        _say(start, f"{job.label:15} {job.id}: submitted ({job.body['model']}) -> {job.status}")
+
+    while True:
+        for job in jobs:
+            if job.file is not None:
+                continue
+            if job.status not in TERMINAL:
+                answer = client.call("GET", f"/generations/{job.id}", expect=200)
+                if answer["status"] != job.status:
+                    job.status = str(answer["status"])
+                    job.history.append((time.monotonic() - start, job.status))
+                    _say(start, f"{job.label:15} {job.id}: -> {job.status}")
+                job.answer = answer
+            if job.status == "completed":
+                video = job.answer.get("video") or {}
+                if not video.get("url"):
+                    raise DemoError(f"{job.id} is completed but carries no video.url: {job.answer}")
+                job.file = outputs / f"{job.id}.mp4"
+                job.size = download_mp4(video["url"], job.file)
+                _say(start, f"{job.label:15} {job.id}: saved {job.size} bytes to {_rel(job.file)}")
+            elif job.status in TERMINAL:
+                error = job.answer.get("error") or {}
+                raise DemoError(
+                    f"{job.label} {job.id} ended {job.status}: {error.get('code')}: {error.get('message')}"
+                )
+        if all(job.file is not None for job in jobs):
+            return jobs
+        if time.monotonic() >= deadline:
+            pending = ", ".join(f"{j.id} ({j.status})" for j in jobs if j.file is None)
+            raise DemoError(f"deadline of {timeout:g} s passed; still waiting for {pending}")
+        time.sleep(min(poll_every, max(0.0, deadline - time.monotonic())))
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="overall deadline in seconds (default 120)"
+    )
+    parser.add_argument("--real", action="store_true", help="use the real AIML API (AIML_API_KEY)")
+    parser.add_argument("--outputs", type=Path, default=ROOT / ".local" / "outputs")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    stack = LocalStack(
+        port=0,  # never clashes with a running `make local`
+        poll_seconds=0.5,
+        use_simulator=None if args.real else True,
+        sim_durations=SIM_DURATIONS,
+        parameter_overrides={"LogLevel": "WARNING"},  # the handlers' JSON logs would drown the story
+        env_overrides={"POWERTOOLS_METRICS_DISABLED": "true"},
+        write_endpoints=False,  # leave a running `make local`'s endpoints.json alone
+    )
+    try:
+        with stack:
+            provider = f"simulator {stack.simulator.url}" if stack.simulator else stack.provider_base_url
+            print(
+                f"local stack: API {stack.api_url}, moto {stack.aws_endpoint_url}, provider {provider}",
+                flush=True,
+            )
+            jobs = run(Client(stack.api_url, stack.api_key), timeout=args.timeout, outputs=args.outputs)
+    except DemoError as exc:
+        print(f"DEMO FAILED: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except Exception as exc:  # noqa: BLE001 (anything unexpected still ends in one clear line and exit 1)
+        traceback.print_exc()
+        print(f"DEMO FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print("\nsummary", flush=True)
+    for job in jobs:
+        path = " -> ".join(f"{status} ({at:.1f}s)" for at, status in job.history)
+        print(f"  {job.label:15} {job.body['model']:42} {path}", flush=True)
+        print(f"  {'':15} {job.size} bytes in {_rel(job.file) if job.file else '-'}", flush=True)
+    print("DEMO OK", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
