@@ -43,6 +43,12 @@ openapi: install ## regenerate openapi.json from the API routes
 unit: install ## the unit tests only (fast)
 	$(BIN)/pytest tests/unit
 
+local: install ## local stack (moto + AIML API simulator + handlers) on 127.0.0.1:3000 (PORT=...); Ctrl-C stops
+	$(BIN)/python -m local.stack
+
+demo: install ## text- and image-to-video end to end on a throwaway local stack, down to the MP4s
+	$(BIN)/python -m local.demo
+
 test: deps ## everything CI runs: lint, template checks (cfn-lint, sam validate, sam build), the whole suite
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory template-check
@@ -57,4 +63,4 @@ deploy: build ## sam deploy --guided (needs AWS credentials)
 clean: ## remove build output and local state (keeps the virtualenvs)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install install-sam template-check deps lint openapi unit test build deploy clean
+.PHONY: help install install-sam template-check deps lint openapi unit local demo test build deploy clean
