@@ -25,7 +25,12 @@ def test_defaults_are_production_safe() -> None:
 
 def test_values_are_parsed_from_strings() -> None:
     settings = Settings.from_env(
-        {**REQUIRED, "POLL_CONCURRENCY": "64", "URL_DNS_STRICT": "false", "AIML_BASE_URL": "http://127.0.0.1:8090"}
+        {
+            **REQUIRED,
+            "POLL_CONCURRENCY": "64",
+            "URL_DNS_STRICT": "false",
+            "AIML_BASE_URL": "http://127.0.0.1:8090",
+        }
     )
 
     assert settings.poll_concurrency == 64 and settings.url_dns_strict is False
