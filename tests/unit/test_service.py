@@ -303,3 +303,29 @@ def test_sweep_stops_taking_work_when_the_invocation_runs_out_of_time(
 
     assert report.due == 3 and report.deferred == 3
     assert sim.poll_count == 0
+
+
+class RecordingMetrics:
+    def __init__(self) -> None:
+        self.counts: dict[str, float] = {}
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None:
+        self.counts[name] = self.counts.get(name, 0) + value
+
+
+def test_metrics_count_submits_errors_sweeps_and_completions(
+    aws: dict[str, str], client: AimlClient, clock: Clock, sim: Simulator
+) -> None:
+    metrics = RecordingMetrics()
+    service = make_service(aws, client, clock, metrics=metrics)
+    generation = service.submit("owner-a", T2V)
+    sim.inject({"on": "submit", "status": 403})
+    service.submit("owner-a", T2V)
+
+    sweep_until_terminal(service, generation.id)
+
+    assert metrics.counts["GenerationsSubmitted"] == 1
+    assert metrics.counts["ProviderErrors_out_of_credits"] == 1
+    assert metrics.counts["GenerationsFailed"] == 1
+    assert metrics.counts["GenerationsCompleted"] == 1
+    assert metrics.counts["SweepDue"] >= 1 and "SweepDuration" in metrics.counts
