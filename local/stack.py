@@ -3,8 +3,12 @@
     python -m local.stack        (== make local)   runs until Ctrl-C / SIGTERM
 
 What it starts, all on 127.0.0.1:
-- a moto server (DynamoDB, S3, Secrets Manager) with the tables, buckets and secret of template.yaml
-  created by local/cfn.py under local names (`videogen-local-<logical id>`);
+- a moto server (DynamoDB, S3, Secrets Manager, Lambda, Step Functions) with the tables, buckets
+  and secret of template.yaml created by local/cfn.py under local names
+  (`videogen-local-<logical id>`), every function of the template created in moto and run
+  in-process by the shim of local/lambdas.py (so S3 notifications and state machine tasks reach
+  the real handlers), and the state machines created from their definitions with moto executing
+  them (local/statemachines.py);
 - the AIML API simulator (local/simulator.py), unless AIML_API_KEY is set: then the real provider
   at https://api.aimlapi.com (or AIML_BASE_URL) is used and AIML_API_KEY is stored in the local
   secret instead of the simulator's key. The key is never printed nor written to endpoints.json;
@@ -13,7 +17,7 @@ What it starts, all on 127.0.0.1:
 - a timer playing the EventBridge schedule: every LOCAL_POLL_SECONDS (default 5) the scheduled
   functions (the poller) get `events/poller_schedule.json`; a failing sweep is logged, not fatal.
 It writes `.local/endpoints.json` (api_url, api_key, aws_endpoint_url, region, table_name,
-outputs_bucket, simulator_url, simulator_control, ...) for other processes.
+outputs_bucket, state_machine_arn, simulator_url, simulator_control, ...) for other processes.
 
 The handlers are the repo's own files, loaded with importlib under unique module names (both are
 `app.py`), with the template's layer folders (layers/common) on sys.path, and run with a small
@@ -46,6 +50,8 @@ import requests
 
 from local.apigw import ApiGatewayAdapter, LambdaContext, Route, api_key_id
 from local.cfn import FunctionSpec, Template
+from local.lambdas import DEFAULT_LOCK_TIMEOUT, LambdaShim, create_functions, ensure_role
+from local.statemachines import create_state_machines
 
 log = logging.getLogger("local.stack")
 
@@ -65,6 +71,8 @@ ENDPOINT_KEYS = (
     "table_name",
     "idempotency_table_name",
     "outputs_bucket",
+    "state_machine_arn",
+    "state_machines",
     "secret_id",
     "provider_base_url",
     "simulator_url",
@@ -154,6 +162,12 @@ class LocalStack:
         self.api: ApiGatewayAdapter | None = None
         self.endpoints: dict[str, Any] = {}
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+        # moto's Lambda functions and state machines (logical id -> ARN), and the shim running them
+        self.function_arns: dict[str, str] = {}
+        self.state_machines: dict[str, str] = {}
+        self.lambdas: LambdaShim | None = None
+        self.lambda_lock_timeout = DEFAULT_LOCK_TIMEOUT
+        self._saved_moto_config: dict[str, Any] | None = None
         self._modules: list[str] = []
         self._saved_env: dict[str, str | None] = {}
         self._saved_path: list[str] | None = None
@@ -187,6 +201,8 @@ class LocalStack:
             self._create_resources()
             self._apply_environment()
             self._load_handlers()
+            self._start_lambdas()
+            self._create_state_machines()
             self._start_api()
             self._start_timer()
             self.endpoints = self._endpoints()
@@ -206,6 +222,9 @@ class LocalStack:
         if self.api is not None:
             self.api.stop()
             self.api = None
+        if self.lambdas is not None:
+            self.lambdas.uninstall()
+            self.lambdas = None
         for name in self._modules:
             sys.modules.pop(name, None)
         self._modules.clear()
@@ -220,6 +239,12 @@ class LocalStack:
             self.simulator.stop()
             self.simulator = None
         if self.moto is not None:
+            if self._saved_moto_config is not None:  # moto's config is process-wide
+                with contextlib.suppress(requests.RequestException):
+                    requests.post(
+                        f"{self.aws_endpoint_url}/moto-api/config", json=self._saved_moto_config, timeout=10
+                    )
+                self._saved_moto_config = None
             self.moto.stop()
             self.moto = None
         self._started = False
@@ -237,6 +262,19 @@ class LocalStack:
         self.aws_endpoint_url = f"http://{host}:{port}"
         # moto's backends are process-wide: start from an empty account.
         requests.post(f"{self.aws_endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+        # Step Functions: execute the definitions (moto only records executions by default).
+        config_url = f"{self.aws_endpoint_url}/moto-api/config"
+        previous = requests.get(config_url, timeout=10).json()
+        self._saved_moto_config = {"stepfunctions": dict(previous.get("stepfunctions") or {})}
+        requests.post(
+            config_url, json={"stepfunctions": {"execute_state_machine": True}}, timeout=10
+        ).raise_for_status()
+        # An execution's tasks call Lambda through a boto3 client of moto's own, at
+        # http://localhost:$MOTO_PORT (default 5000): point it at this server.
+        self._saved_env.setdefault("MOTO_PORT", os.environ.get("MOTO_PORT"))
+        os.environ["MOTO_PORT"] = str(port)
+        # A Fail state is a normal outcome of a workflow; moto logs each as an ERROR with a dump.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
 
     def _start_provider(self) -> None:
         if self.use_simulator:
@@ -348,6 +386,38 @@ class LocalStack:
             if not callable(handler):
                 raise RuntimeError(f"{spec.module_file} has no callable {spec.handler_name}")
             self._handlers[spec.logical_id] = handler
+
+    def _start_lambdas(self) -> None:
+        """Every function of the template in moto, under the ARN the template resolves to, so AWS
+        services (S3 notifications, state machine tasks) can call it; the shim runs the handlers
+        loaded above, under the same lock as API requests and sweeps (one invocation at a time)."""
+        assert self.template is not None
+        role_arn = ensure_role(self.client("iam"))
+        self.function_arns = create_functions(
+            self.template, self.functions, lambda_client=self.client("lambda"), role_arn=role_arn
+        )
+        self.lambdas = LambdaShim(
+            self.template,
+            self.functions,
+            handlers=self._handlers,
+            lock=self._invoke_lock,
+            lock_timeout=self.lambda_lock_timeout,
+        ).install()
+
+    def _create_state_machines(self) -> None:
+        assert self.template is not None
+        self.state_machines = create_state_machines(
+            self.template, sfn_client=self.client("stepfunctions"), role_arn=ensure_role(self.client("iam"))
+        )
+
+    def function_arn(self, function_logical_id: str) -> str:
+        """The ARN of a template function in moto (targets for notifications and state machines)."""
+        return self.function_arns[function_logical_id]
+
+    @property
+    def state_machine_arn(self) -> str | None:
+        """The template's state machine (the first one, if it ever has several)."""
+        return next(iter(self.state_machines.values()), None)
 
     def _start_api(self) -> None:
         assert self.template is not None
@@ -479,6 +549,8 @@ class LocalStack:
             "table_name": env.get("TABLE_NAME"),
             "idempotency_table_name": env.get("IDEMPOTENCY_TABLE_NAME"),
             "outputs_bucket": env.get("OUTPUTS_BUCKET"),
+            "state_machine_arn": self.state_machine_arn,
+            "state_machines": dict(self.state_machines),
             "secret_id": env.get("AIML_API_KEY_SECRET_ID"),
             "provider_base_url": self.provider_base_url,
             "simulator_url": sim_url,
@@ -546,6 +618,7 @@ def main() -> int:
         f"  AWS (moto) {e['aws_endpoint_url']}   region {e['region']}\n"
         f"  provider   {provider}\n"
         f"  poller     every {stack.poll_seconds:g} s\n"
+        f"  workflow   {e['state_machine_arn'] or '-'}   (Step Functions on moto)\n"
         f"  details    {stack.endpoints_path}\n"
         f"  try: curl -s -H 'x-api-key: {e['api_key']}' {e['api_url']}/models\n"
         "Ctrl-C stops it.",
