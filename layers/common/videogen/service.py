@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from videogen.catalog import ModelSpec, get_model, validate_request
-from videogen.errors import ConflictError, NotFoundError
+from videogen.errors import ConflictError, NotFoundError, UnsafeUrlError
 from videogen.media import ArchiveError, VideoLink
 from videogen.models import (
     ACTIVE_ORDER,
@@ -130,16 +130,33 @@ class GenerationService:
         *,
         source: Source = Source.API,
         driver: Driver = Driver.POLLER,
+        generation_id: str | None = None,
+        provider_fields: Mapping[str, str] | None = None,
     ) -> Generation:
         """Validate, record, then call the provider. The record is written before the paid call,
         so a job the provider accepted is never unrecorded. Provider failures do not raise: the
         returned record is `failed` with the classified reason (and flagged when the provider may
-        have taken the job anyway)."""
-        model, fields = validate_request(body, check_url=self.check_url)
+        have taken the job anyway).
+
+        `generation_id`: a caller-derived id (e.g. from an S3 object), so a redelivered event
+        finds the record already there: StaleWriteError, before any provider call.
+        `provider_fields`: values sent to the provider instead of the recorded ones, for url
+        fields the body sets to a private `s3://bucket/key` reference. The caller mints the
+        provider-side value (a presigned GET URL: it carries temporary credentials, so it is never
+        stored); neither the reference nor the minted URL goes through the public-URL check, every
+        other url field still does."""
+        minted = dict(provider_fields or {})
+        model, fields = validate_request(body, check_url=self._url_check(body, minted))
+        for name, value in fields.items():
+            if name not in minted and isinstance(value, str) and value.startswith("s3://"):
+                raise UnsafeUrlError(
+                    f"invalid request for {model.id}: {name}: only https URLs are accepted",
+                    details=[{"field": name, "message": "only https URLs are accepted"}],
+                )
         now = self.clock()
         generation = self.store.create(
             Generation(
-                id=new_generation_id(),
+                id=generation_id or new_generation_id(),
                 owner=owner,
                 status=Status.SUBMITTING,
                 model=model.id,
@@ -156,7 +173,7 @@ class GenerationService:
         )
         self._log("info", "generation recorded", generation)
         try:
-            result = self.provider.submit(model, fields)
+            result = self.provider.submit(model, {**fields, **minted})
         except ProviderError as exc:
             self._count_provider_error(exc)
             return self._fail_submit(generation, exc)
@@ -173,6 +190,55 @@ class GenerationService:
         )
         self._log("info", "generation submitted", accepted, provider_id=result.provider_id)
         return accepted
+
+    def _url_check(self, body: Mapping[str, Any], minted: Mapping[str, str]) -> Callable[[str], None]:
+        """The URL check for one submit: `self.check_url`, except for the s3:// references whose
+        provider-side URL the caller minted (see submit)."""
+        if not minted:
+            return self.check_url
+        references = set()
+        for name, url in minted.items():
+            reference = body.get(name)
+            if not (isinstance(reference, str) and reference.startswith("s3://") and isinstance(url, str)):
+                raise ValueError(f"provider_fields[{name!r}] must replace an s3:// reference of the body")
+            references.add(reference)
+
+        def check(value: str) -> None:
+            if value not in references:
+                self.check_url(value)
+
+        return check
+
+    def record_rejected(
+        self,
+        owner: str,
+        *,
+        generation_id: str,
+        model: str,
+        request: Mapping[str, Any],
+        error: GenerationError,
+        source: Source,
+    ) -> Generation:
+        """Record a request refused before any provider call (e.g. an upload that is not an
+        image) as a `failed` generation, so its sender can see why. Conditional on the id being
+        new: a redelivered event raises StaleWriteError and nothing changes."""
+        now = self.clock()
+        generation = self.store.create(
+            Generation(
+                id=generation_id,
+                owner=owner,
+                status=Status.FAILED,
+                model=model,
+                request=dict(request),
+                source=source,
+                created_at=utc_now_iso(now),
+                updated_at=utc_now_iso(now),
+                created_epoch=now,
+                error=error,
+            )
+        )
+        self._log("warning", "request rejected", generation, error_code=error.code)
+        return generation
 
     def _fail_submit(self, generation: Generation, exc: ProviderError) -> Generation:
         if exc.outcome_unknown:
