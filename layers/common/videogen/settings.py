@@ -38,6 +38,30 @@ class Settings(BaseModel):
         120, ge=0, le=3600, description="a record still 'submitting' after this is flagged"
     )
     secret_max_age_seconds: int = Field(300, ge=0, le=86_400, description="how long the API key is cached")
+    # S3 uploads (UploadFunction): what an uploaded image's user metadata does not say.
+    upload_default_model: str = Field(
+        "video-01", min_length=1, description="model when x-amz-meta-model is absent"
+    )
+    upload_default_prompt: str = Field(
+        "Bring this picture to life with gentle, natural motion.",
+        min_length=1,
+        max_length=2000,
+        description="prompt when x-amz-meta-prompt is absent",
+    )
+    upload_default_owner: str = Field(
+        "s3-uploads",
+        pattern=r"^[A-Za-z0-9._:@-]{1,128}$",
+        description="owner when x-amz-meta-owner is absent",
+    )
+    upload_max_bytes: int = Field(
+        10 * 1024 * 1024, ge=1, le=100 * 1024 * 1024, description="largest image accepted"
+    )
+    upload_image_url_expiry_seconds: int = Field(
+        3600,
+        ge=300,
+        le=43_200,
+        description="lifetime of the presigned GET URL the provider fetches the image from",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
