@@ -9,7 +9,9 @@ end in one private method, `moto.awslambda.models.LambdaFunction._invoke_lambda(
 which returns `(payload_json_str, errored, logs)`. `LambdaShim` replaces that method while it is
 installed: for a function of the template it imports the configured handler (CodeUri + Handler,
 the template's layer folders on sys.path, as Lambda mounts layers on /opt) and calls it with a fake
-Lambda context; any other function keeps moto's own behaviour.
+Lambda context; any other function keeps moto's own behaviour. It also wraps
+`LambdaFunction.invoke(self, body, request_headers, response_headers)`, the caller of
+`_invoke_lambda`, to tell asynchronous invocations apart (see below).
 
 Because it patches a private method, the shim is pinned: `install()` refuses any moto other than
 SUPPORTED_MOTO_VERSION (the pin in requirements-dev.txt; tests/unit/test_lambdas.py checks the two
@@ -25,17 +27,26 @@ What the caller of a function sees, as in Lambda:
 - no free "container" within `lock_timeout` -> HTTP 429 `TooManyRequestsException`, which Step
   Functions reports as `Lambda.TooManyRequestsException` (what a throttled Lambda answers).
 
+Synchronous and asynchronous, as in AWS: an `Invoke` with `InvocationType=Event`, and the S3 and
+SNS notifications moto delivers (AWS invokes those asynchronously; moto would run them inside the
+PutObject call), are queued and run by a worker thread: the caller gets 202 at once. A failed
+asynchronous invocation is retried up to the function's `EventInvokeConfig.MaximumRetryAttempts`
+(default 2, after short delays instead of AWS's minutes), then recorded in `async_failures` and
+logged (AWS would send it to the OnFailure destination). `drain()` waits until the queue is empty,
+e.g. after an upload in a test. Step Functions tasks are synchronous (`lambda:invoke`).
+
 One invocation at a time: handlers share one process, and Powertools keeps per-invocation state
 (Logger keys, the Metrics buffer) in module-level singletons, so every call takes `lock` (pass
 the local stack's lock so shim calls, API requests and scheduled sweeps are serialised together).
 moto calls the shim from its own threads (a Step Functions execution's thread, the server's
 request threads), so a thread that holds the lock while it waits for something that needs a
-Lambda call (an execution to finish, an S3 upload whose notification moto delivers synchronously)
-would wait forever; `lock_timeout` bounds that wait and turns it into a throttle, logged with the
-likely cause. The lock is reentrant: a handler whose own AWS call makes moto invoke a function in
-the same thread (in-process `mock_aws`) does not deadlock. Not emulated: a handler running past
-its Timeout is not stopped, reserved concurrency, async retries and destinations, versions and
-aliases, the /opt layer mount (layers are on sys.path instead).
+Lambda call (e.g. an execution to finish) would wait forever; `lock_timeout` bounds that wait and
+turns it into a throttle, logged with the likely cause (a queued asynchronous invocation is
+simply retried later, as Lambda retries throttled events). The lock is reentrant: a handler
+whose own AWS call makes moto invoke a function in the same thread (in-process `mock_aws`) does
+not deadlock. Not emulated: a handler running past its Timeout is not stopped, reserved
+concurrency, OnFailure destinations, versions and aliases, the /opt layer mount (layers are on
+sys.path instead).
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ import io
 import itertools
 import json
 import logging
+import queue
 import sys
 import threading
 import time
@@ -66,6 +78,8 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_MOTO_VERSION = "5.2.5"
 DEFAULT_LOCK_TIMEOUT = 30.0
+DEFAULT_ASYNC_RETRY_DELAY = 0.5  # doubled per retry (AWS: about 1 then 2 minutes)
+ASYNC_EVENT_SOURCES = frozenset({"aws:s3", "aws:sns"})  # AWS invokes these asynchronously
 DEFAULT_ROLE_NAME = "videogen-local-service-role"
 # The services that assume the local role: Lambda runs the functions, Step Functions the workflows.
 ROLE_SERVICES = ("lambda.amazonaws.com", "states.amazonaws.com")
@@ -146,7 +160,14 @@ class LambdaShim:
         self.lock = lock if lock is not None else threading.RLock()
         self.lock_timeout = lock_timeout
         self.invocations = 0
+        self.async_retry_delay = DEFAULT_ASYNC_RETRY_DELAY
+        self.async_failures: list[dict[str, Any]] = []  # what AWS would send to OnFailure
         self._original: Callable[..., tuple[str, bool, str]] | None = None
+        self._original_invoke: Callable[..., Any] | None = None
+        self._queue: queue.Queue[tuple[float, str, Any, int] | None] = queue.Queue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._worker: threading.Thread | None = None
         self._modules: list[str] = []
         self._saved_path: list[str] | None = None
         self._load_lock = threading.Lock()
@@ -178,9 +199,23 @@ class LambdaShim:
                     return shim.run(fn.function_name, event)
                 return (shim._original or original)(fn, event)  # not ours: moto's own behaviour
 
+            original_invoke = LambdaFunction.invoke
+
+            def invoke(fn: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
+                if fn.function_name in shim.names:
+                    kind = shim.invocation_type(body, request_headers)
+                    if kind == "Event":
+                        shim.enqueue(fn.function_name, body)
+                        return ""  # moto answers 202 to InvocationType=Event
+                    if kind == "DryRun":
+                        return ""  # validate only: nothing runs
+                return original_invoke(fn, body, request_headers, response_headers)
+
             _invoke_lambda.__wrapped__ = original  # type: ignore[attr-defined]
+            invoke.__wrapped__ = original_invoke  # type: ignore[attr-defined]
             LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign,assignment]
-            self._original = original
+            LambdaFunction.invoke = invoke  # type: ignore[method-assign,assignment]
+            self._original, self._original_invoke = original, original_invoke
             _installed = self
         return self
 
@@ -193,14 +228,101 @@ class LambdaShim:
             if self._original is None:
                 return
             LambdaFunction._invoke_lambda = self._original  # type: ignore[method-assign]
-            self._original = None
+            LambdaFunction.invoke = self._original_invoke  # type: ignore[method-assign,assignment]
+            self._original = self._original_invoke = None
             _installed = None
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join(timeout=self.lock_timeout + 5)
+            self._worker = None
         for name in self._modules:
             sys.modules.pop(name, None)
         self._modules.clear()
         if self._saved_path is not None:
             sys.path[:] = self._saved_path
             self._saved_path = None
+
+    # ---- asynchronous invocations --------------------------------------------------------------
+    @staticmethod
+    def invocation_type(body: Any, request_headers: Any) -> str:
+        """RequestResponse, Event or DryRun. moto's own deliveries (S3, SNS, streams) pass no
+        headers: S3 and SNS notifications are asynchronous in AWS, stream batches synchronous."""
+        declared = (request_headers or {}).get("x-amz-invocation-type")
+        if declared:
+            return str(declared)
+        try:
+            records = json.loads(body).get("Records") if body else None
+        except (ValueError, AttributeError):
+            records = None
+        if isinstance(records, list) and records and isinstance(records[0], dict):
+            source = records[0].get("eventSource") or records[0].get("EventSource")
+            if source in ASYNC_EVENT_SOURCES:
+                return "Event"
+        return "RequestResponse"
+
+    def enqueue(self, function_name: str, body: Any) -> None:
+        """Queue one asynchronous invocation (Lambda's internal event queue)."""
+        event = json.loads(body) if body else {}
+        with self._idle:
+            self._pending += 1
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="lambda-async", daemon=True)
+                self._worker.start()
+        self._queue.put((0.0, function_name, event, 0))
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every queued asynchronous invocation has run (retries included)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            not_before, name, event, attempt = item
+            if (delay := not_before - time.monotonic()) > 0:
+                time.sleep(delay)
+            done = True
+            try:
+                payload, errored, _ = self.run(name, event)
+            except TooManyRequestsException:  # throttled: Lambda keeps the event and tries later
+                self._queue.put((time.monotonic() + self.async_retry_delay, name, event, attempt))
+                done = False
+            except Exception:  # the shim itself failed: never kill the worker
+                log.exception("%s: asynchronous invocation could not run", name)
+            else:
+                if errored:
+                    done = self._after_failure(name, event, attempt, json.loads(payload))
+            if done:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def _after_failure(self, name: str, event: Any, attempt: int, error: dict[str, Any]) -> bool:
+        """Retry a failed asynchronous invocation as Lambda would; True when it is finished."""
+        lid = self.names[name]
+        config = self.template.properties(lid).get("EventInvokeConfig") or {}
+        retries = int(config.get("MaximumRetryAttempts", 2))
+        if attempt < retries:
+            delay = self.async_retry_delay * 2**attempt
+            log.warning(
+                "%s: asynchronous invocation failed (%s); retry %d in %.1f s",
+                name,
+                error.get("errorType"),
+                attempt + 1,
+                delay,
+            )
+            self._queue.put((time.monotonic() + delay, name, event, attempt + 1))
+            return False
+        log.error(
+            "%s: asynchronous invocation failed after %d attempt(s): %s: %s",
+            name,
+            attempt + 1,
+            error.get("errorType"),
+            error.get("errorMessage"),
+        )
+        self.async_failures.append(
+            {"function": name, "event": event, "error": error, "attempts": attempt + 1}
+        )
+        return True
 
     # ---- invoking -----------------------------------------------------------------------------
     def handler(self, logical_id: str) -> Handler:

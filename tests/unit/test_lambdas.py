@@ -234,6 +234,41 @@ def test_functions_outside_the_template_keep_motos_behaviour(shim: LambdaShim) -
     assert shim.invocations == 0
 
 
+# ---- asynchronous invocations -----------------------------------------------------------------
+def test_an_event_invocation_is_queued_and_never_waits_for_the_lock(shim: LambdaShim) -> None:
+    """InvocationType=Event answers 202 at once, even while another invocation holds the lock
+    (a handler invoking a function asynchronously would otherwise deadlock), and runs later."""
+    lam = boto3.client("lambda")
+    with shim.lock:  # as a handler would hold it
+        answer = lam.invoke(
+            FunctionName="videogen-local-echofunction", InvocationType="Event", Payload=b'{"n": 1}'
+        )
+        assert answer["StatusCode"] == 202
+        assert handler_calls(shim) == []
+
+    assert shim.drain(5)
+    assert handler_calls(shim) == [{"n": 1}]
+
+
+def test_a_failed_event_invocation_is_retried_then_recorded(shim: LambdaShim) -> None:
+    shim.async_retry_delay = 0.01
+    boto3.client("lambda").invoke(
+        FunctionName="videogen-local-echofunction", InvocationType="Event", Payload=b'{"action": "raise"}'
+    )
+
+    assert shim.drain(5)
+    assert len(handler_calls(shim)) == 3  # EventInvokeConfig.MaximumRetryAttempts defaults to 2
+    (failure,) = shim.async_failures
+    assert failure["error"]["errorType"] == "ProviderThrottled" and failure["attempts"] == 3
+
+
+def test_a_dry_run_runs_nothing(shim: LambdaShim) -> None:
+    answer = boto3.client("lambda").invoke(
+        FunctionName="videogen-local-echofunction", InvocationType="DryRun", Payload=b"{}"
+    )
+    assert answer["StatusCode"] == 204 and handler_calls(shim) == []
+
+
 # ---- S3 notifications -------------------------------------------------------------------------
 def test_an_s3_notification_reaches_the_handler(shim: LambdaShim, function_arn: str) -> None:
     s3 = boto3.client("s3")
@@ -253,6 +288,7 @@ def test_an_s3_notification_reaches_the_handler(shim: LambdaShim, function_arn: 
 
     s3.put_object(Bucket="uploads", Key="in/a cat+dog.png", Body=b"png")
     s3.put_object(Bucket="uploads", Key="elsewhere/b.png", Body=b"png")
+    assert shim.drain(5)  # S3 invokes asynchronously: the upload does not wait for the handler
 
     (event,) = handler_calls(shim)
     record = event["Records"][0]
