@@ -34,7 +34,7 @@ def test_the_lambda_invoke_api_runs_the_real_handler(local_stack: LocalStack) ->
 
     assert "FunctionError" not in answer
     report = json.loads(answer["Payload"].read())
-    assert set(report) == {"due", "deferred", "outcomes"}  # the poller's sweep report
+    assert {"due", "deferred", "outcomes"} <= set(report)  # the poller's sweep report
 
 
 def test_an_invocation_waits_for_the_stacks_lock_then_is_throttled(
