@@ -39,6 +39,16 @@ EXPECTED_ENV: dict[str, Any] = {
     "POWERTOOLS_METRICS_NAMESPACE": "Videogen",
     "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
 }
+# Variables a function has on top of the Globals.
+FUNCTION_ENV: dict[str, dict[str, Any]] = {
+    "UploadFunction": {
+        "UPLOAD_DEFAULT_MODEL": {"Ref": "UploadDefaultModel"},
+        "UPLOAD_DEFAULT_PROMPT": {"Ref": "UploadDefaultPrompt"},
+        "UPLOAD_DEFAULT_OWNER": {"Ref": "UploadDefaultOwner"},
+        "UPLOAD_MAX_BYTES": {"Ref": "UploadMaxBytes"},
+        "UPLOAD_IMAGE_URL_EXPIRY_SECONDS": {"Ref": "UploadImageUrlExpirySeconds"},
+    },
+}
 
 
 def plain(node: Any) -> Any:
@@ -75,7 +85,7 @@ def test_cfn_lint_reports_nothing_not_even_informational() -> None:
 
 def test_every_function_runs_python313_on_arm64(source: dict, deployed: dict) -> None:
     functions = of_type(deployed, "AWS::Lambda::Function")
-    assert set(functions) == {"ApiFunction", "PollerFunction"}
+    assert {"ApiFunction", "PollerFunction", "UploadFunction"} <= set(functions)
     for name, fn in functions.items():
         props = fn["Properties"]
         assert props["Runtime"] == "python3.13", name
@@ -102,7 +112,7 @@ def test_function_code_locations_and_timeouts(source: dict, deployed: dict) -> N
 def test_environment_holds_every_setting_and_never_the_api_key(deployed: dict) -> None:
     for name, fn in of_type(deployed, "AWS::Lambda::Function").items():
         env = fn["Properties"]["Environment"]["Variables"]
-        assert env == EXPECTED_ENV, name
+        assert env == {**EXPECTED_ENV, **FUNCTION_ENV.get(name, {})}, name
         text = json.dumps(env)
         assert "resolve:secretsmanager" not in text and "resolve:ssm" not in text, name
         assert "SecretString" not in text, name
@@ -197,8 +207,11 @@ def test_outputs_bucket_is_private_encrypted_tls_only_and_retained(source: dict)
     assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
     sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
     assert sse["SSEAlgorithm"] in {"AES256", "aws:kms", "aws:kms:dsse"}
-    (policy,) = of_type(source, "AWS::S3::BucketPolicy").values()
-    assert policy["Properties"]["Bucket"] == {"Ref": "OutputsBucket"}
+    (policy,) = [
+        p
+        for p in of_type(source, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": "OutputsBucket"}
+    ]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     assert any(
         s["Effect"] == "Deny"
@@ -239,7 +252,7 @@ def test_every_function_has_a_log_group_with_retention(source: dict) -> None:
         json.dumps(g["Properties"]["LogGroupName"]): g["Properties"]
         for g in of_type(source, "AWS::Logs::LogGroup").values()
     }
-    for fn in ("ApiFunction", "PollerFunction"):
+    for fn in ("ApiFunction", "PollerFunction", "UploadFunction"):
         props = groups[json.dumps({"Fn::Sub": f"/aws/lambda/${{{fn}}}"})]
         assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
@@ -302,3 +315,134 @@ def test_sample_api_events_match_a_route(name: str, route: tuple[str, str]) -> N
 def test_sample_schedule_event() -> None:
     event = json.loads((ROOT / "events" / "poller_schedule.json").read_text())
     assert event["source"] == "aws.events" and event["detail-type"] == "Scheduled Event"
+
+
+# ---------------------------------------------------------------- S3 uploads
+UPLOAD_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".JPG", ".JPEG", ".PNG", ".WEBP"}
+
+
+def test_uploads_bucket_is_private_encrypted_tls_only_and_expiring(source: dict) -> None:
+    bucket = source["Resources"]["UploadsBucket"]
+    props = bucket["Properties"]
+    assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] in {"AES256", "aws:kms", "aws:kms:dsse"}
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] == {"Ref": "UploadRetentionDays"}
+    assert source["Parameters"]["UploadRetentionDays"]["Default"] == 7
+    (policy,) = [
+        p
+        for p in of_type(source, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": "UploadsBucket"}
+    ]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny"
+        and s["Principal"] == "*"
+        and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        and {"Fn::Sub": "${UploadsBucket.Arn}/*"} in s["Resource"]
+        for s in statements
+    )
+
+
+def test_upload_function_is_notified_once_per_image_suffix_under_the_prefix(
+    source: dict, deployed: dict
+) -> None:
+    props = source["Resources"]["UploadFunction"]["Properties"]
+    assert props["CodeUri"].rstrip("/") == "functions/upload" and props["Handler"] == "app.lambda_handler"
+    suffixes = []
+    for event in props["Events"].values():
+        assert event["Type"] == "S3"
+        assert event["Properties"]["Bucket"] == {"Ref": "UploadsBucket"}
+        assert event["Properties"]["Events"] == "s3:ObjectCreated:*"
+        rules = {r["Name"]: r["Value"] for r in event["Properties"]["Filter"]["S3Key"]["Rules"]}
+        assert rules["prefix"] == {"Ref": "UploadPrefix"}
+        suffixes.append(rules["suffix"])
+    assert sorted(suffixes) == sorted(UPLOAD_SUFFIXES)  # each once: S3 refuses overlapping filters
+    assert source["Parameters"]["UploadPrefix"]["Default"] == "uploads/"
+    # what CloudFormation gets: the notification on the bucket, S3 allowed to invoke
+    bucket = deployed["Resources"]["UploadsBucket"]["Properties"]
+    configs = bucket["NotificationConfiguration"]["LambdaConfigurations"]
+    assert len(configs) == len(UPLOAD_SUFFIXES)
+    assert all(c["Function"] == {"Fn::GetAtt": ["UploadFunction", "Arn"]} for c in configs)
+    permissions = [
+        r["Properties"]
+        for r in of_type(deployed, "AWS::Lambda::Permission").values()
+        if r["Properties"]["FunctionName"] == {"Ref": "UploadFunction"}
+    ]
+    assert len(permissions) == len(UPLOAD_SUFFIXES)
+    assert all(p["Principal"] == "s3.amazonaws.com" and p["SourceAccount"] for p in permissions)
+
+
+def test_upload_failures_are_retried_a_little_then_kept(source: dict) -> None:
+    props = source["Resources"]["UploadFunction"]["Properties"]
+    config = props["EventInvokeConfig"]
+    assert 0 <= config["MaximumRetryAttempts"] <= 2
+    assert config["MaximumEventAgeInSeconds"] <= 6 * 3600
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["UploadDeadLetterQueue", "Arn"]},
+    }
+    queue = source["Resources"]["UploadDeadLetterQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    alarm = source["Resources"]["UploadDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["UploadDeadLetterQueue", "QueueName"]}
+
+
+def test_upload_function_reads_uploads_and_writes_only_generations(source: dict, deployed: dict) -> None:
+    props = source["Resources"]["UploadFunction"]["Properties"]
+    policies = [next(iter(p.items())) for p in props["Policies"]]
+    assert policies == [
+        ("DynamoDBCrudPolicy", {"TableName": {"Ref": "GenerationsTable"}}),
+        ("AWSSecretsManagerGetSecretValuePolicy", {"SecretArn": {"Ref": "AimlApiKeySecret"}}),
+    ]
+    # S3 read lives in its own policy: in the function's, the bucket's notification makes a cycle
+    (read,) = [
+        r["Properties"]
+        for r in of_type(source, "AWS::IAM::Policy").values()
+        if r["Properties"]["Roles"] == [{"Ref": "UploadFunctionRole"}]
+    ]
+    actions = {
+        a
+        for s in read["PolicyDocument"]["Statement"]
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
+    assert {json.dumps(s["Resource"]) for s in read["PolicyDocument"]["Statement"]} == {
+        json.dumps({"Fn::Sub": "${UploadsBucket.Arn}/*"}),
+        json.dumps({"Fn::GetAtt": ["UploadsBucket", "Arn"]}),
+    }
+    assert "UploadFunctionRole" in deployed["Resources"]
+
+
+def test_upload_parameters_and_outputs(source: dict) -> None:
+    from videogen.catalog import CATALOG
+
+    params = source["Parameters"]
+    image_models = sorted(m.id for m in CATALOG.values() if m.field("image_url") is not None)
+    assert sorted(params["UploadDefaultModel"]["AllowedValues"]) == image_models
+    assert params["UploadDefaultModel"]["Default"] == "video-01"
+    assert params["UploadMaxBytes"]["Default"] == 10 * 1024 * 1024
+    assert params["UploadImageUrlExpirySeconds"]["Default"] == 3600
+    assert params["UploadDefaultOwner"]["Default"] == "s3-uploads"
+    assert params["UploadDefaultPrompt"]["Default"]
+    outputs = {name: o["Value"] for name, o in source["Outputs"].items()}
+    assert outputs["UploadsBucketName"] == {"Ref": "UploadsBucket"}
+    assert outputs["UploadDeadLetterQueueUrl"] == {"Ref": "UploadDeadLetterQueue"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["s3_put_image.json", "s3_put_encoded_key.json", "s3_put_not_an_image.json", "s3_put_oversized.json"],
+)
+def test_sample_s3_events_match_the_notification(name: str) -> None:
+    from urllib.parse import unquote_plus
+
+    event = json.loads((ROOT / "events" / name).read_text())
+    (record,) = event["Records"]
+    assert record["eventSource"] == "aws:s3" and record["eventName"].startswith("ObjectCreated:")
+    key = unquote_plus(record["s3"]["object"]["key"])
+    assert key.startswith("uploads/") and any(key.endswith(s) for s in UPLOAD_SUFFIXES)
+    assert record["s3"]["object"]["sequencer"] and record["s3"]["object"]["eTag"]
