@@ -8,7 +8,8 @@ What it starts, all on 127.0.0.1:
   (`videogen-local-<logical id>`), every function of the template created in moto and run
   in-process by the shim of local/lambdas.py (so S3 notifications and state machine tasks reach
   the real handlers), and the state machines created from their definitions with moto executing
-  them (local/statemachines.py);
+  them (local/statemachines.py), and the template's S3 events as notification configurations of
+  the local buckets (an upload to the uploads bucket runs the upload function);
 - the AIML API simulator (local/simulator.py), unless AIML_API_KEY is set: then the real provider
   at https://api.aimlapi.com (or AIML_BASE_URL) is used and AIML_API_KEY is stored in the local
   secret instead of the simulator's key. The key is never printed nor written to endpoints.json;
@@ -17,7 +18,8 @@ What it starts, all on 127.0.0.1:
 - a timer playing the EventBridge schedule: every LOCAL_POLL_SECONDS (default 5) the scheduled
   functions (the poller) get `events/poller_schedule.json`; a failing sweep is logged, not fatal.
 It writes `.local/endpoints.json` (api_url, api_key, aws_endpoint_url, region, table_name,
-outputs_bucket, state_machine_arn, simulator_url, simulator_control, ...) for other processes.
+outputs_bucket, uploads_bucket, state_machine_arn, simulator_url, simulator_control, ...) for
+other processes.
 
 The handlers are the repo's own files, loaded with importlib under unique module names (both are
 `app.py`), with the template's layer folders (layers/common) on sys.path, and run with a small
@@ -71,6 +73,7 @@ ENDPOINT_KEYS = (
     "table_name",
     "idempotency_table_name",
     "outputs_bucket",
+    "uploads_bucket",
     "state_machine_arn",
     "state_machines",
     "secret_id",
@@ -165,6 +168,7 @@ class LocalStack:
         # moto's Lambda functions and state machines (logical id -> ARN), and the shim running them
         self.function_arns: dict[str, str] = {}
         self.state_machines: dict[str, str] = {}
+        self.bucket_notifications: dict[str, list[dict[str, Any]]] = {}  # bucket -> Lambda configurations
         self.lambdas: LambdaShim | None = None
         self.lambda_lock_timeout = DEFAULT_LOCK_TIMEOUT
         self._saved_moto_config: dict[str, Any] | None = None
@@ -202,6 +206,7 @@ class LocalStack:
             self._apply_environment()
             self._load_handlers()
             self._start_lambdas()
+            self._wire_bucket_notifications()
             self._create_state_machines()
             self._start_api()
             self._start_timer()
@@ -410,6 +415,46 @@ class LocalStack:
             self.template, sfn_client=self.client("stepfunctions"), role_arn=ensure_role(self.client("iam"))
         )
 
+    def _wire_bucket_notifications(self) -> None:
+        """The template's `Type: S3` function events as the local buckets' notification
+        configurations, targeting the functions in moto (what SAM puts in the bucket's
+        NotificationConfiguration). moto then invokes the function on a matching upload, filters
+        applied as S3 applies them (case-sensitive prefix and suffix), with the key encoded as S3
+        encodes it; the shim runs the real handler, asynchronously as AWS does."""
+        assert self.template is not None
+        by_bucket: dict[str, list[dict[str, Any]]] = {}
+        for lid in self.functions:
+            events = (self.template.resources_doc[lid].get("Properties") or {}).get("Events") or {}
+            for name, event in events.items():
+                if event.get("Type") != "S3":
+                    continue
+                props = self.template.resolve(event.get("Properties") or {})
+                kinds = props["Events"]
+                config: dict[str, Any] = {
+                    "Id": f"{lid}-{name}",
+                    "LambdaFunctionArn": self.function_arn(lid),
+                    "Events": [kinds] if isinstance(kinds, str) else list(kinds),
+                }
+                rules = ((props.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
+                if rules:
+                    config["Filter"] = {
+                        "Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}
+                    }
+                by_bucket.setdefault(str(props["Bucket"]), []).append(config)
+        s3 = self.client("s3")
+        for bucket, configs in by_bucket.items():
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs}
+            )
+        self.bucket_notifications = by_bucket
+
+    @property
+    def uploads_bucket(self) -> str | None:
+        """The bucket whose uploads become generations (UploadsBucket), if the template has one."""
+        assert self.template is not None
+        res = self.template.resources.get("UploadsBucket")
+        return res.physical_name if res is not None and res.created else None
+
     def function_arn(self, function_logical_id: str) -> str:
         """The ARN of a template function in moto (targets for notifications and state machines)."""
         return self.function_arns[function_logical_id]
@@ -549,6 +594,7 @@ class LocalStack:
             "table_name": env.get("TABLE_NAME"),
             "idempotency_table_name": env.get("IDEMPOTENCY_TABLE_NAME"),
             "outputs_bucket": env.get("OUTPUTS_BUCKET"),
+            "uploads_bucket": self.uploads_bucket,
             "state_machine_arn": self.state_machine_arn,
             "state_machines": dict(self.state_machines),
             "secret_id": env.get("AIML_API_KEY_SECRET_ID"),
