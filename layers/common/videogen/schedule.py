@@ -1,24 +1,176 @@
-"""When to ask the provider again. Polls cost provider requests (and rate-limit budget), so the
-first poll waits for a share of the model's typical duration, and failures back off."""
+"""When to ask the provider again. Every poll is a paid-for request against the provider's rate
+limit, and every second between the provider finishing and us noticing is a second the caller
+waits, so the schedule spends polls where completion is likely:
+
+- The first poll comes at `first_poll_factor` x the model's expected duration (the catalog's
+  `typical_seconds` until the model's own completions have been seen).
+- Each model's duration is a log-normal belief (median and spread), seeded from the catalog and
+  moved by every completion this process sees (`observe`), weighted towards the recent ones.
+- After the first poll, the wait is the one that balances a poll against the delay it saves:
+  with hazard h (the chance per second that a job still running finishes now), a poll every
+  `d` seconds costs 1/d polls per second and makes the caller wait d/2 on average, so the best
+  `d` solves d * h_avg(t, t + d) = 2 / delay_cost: short where completion is likely, long
+  before it. `delay_cost` is what one second of detection delay is worth, in polls.
+- Waits stay within [`min_interval_seconds`, `interval_seconds`].
+- Failures back off exponentially and honour Retry-After; a throttled poll (429) also slows the
+  whole fleet's polling (`pressure`, doubled per throttle, decaying with each good poll), since
+  the provider's rate limit is per account, not per job.
+
+Thread-safe: one schedule serves a whole concurrent sweep.
+"""
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass
+from statistics import NormalDist
+
+_NORMAL = NormalDist()
+_MIN_SPREAD, _MAX_SPREAD = 0.12, 1.2  # bounds of a model's log-duration spread
 
 
-@dataclass(frozen=True)
+@dataclass
+class DurationBelief:
+    """Log-normal belief about one model's generation time: ln(seconds) ~ N(mu, spread^2)."""
+
+    mu: float
+    spread: float
+    weight: float  # how many observations the belief is worth (capped by `memory`)
+
+    @property
+    def median(self) -> float:
+        return math.exp(self.mu)
+
+    def survival(self, seconds: float) -> float:
+        """Probability that a job is still running `seconds` after its submit."""
+        if seconds <= 0:
+            return 1.0
+        return 1.0 - _NORMAL.cdf((math.log(seconds) - self.mu) / self.spread)
+
+    def cumulative_hazard(self, seconds: float) -> float:
+        return -math.log(max(self.survival(seconds), 1e-12))
+
+
 class PollSchedule:
-    first_poll_factor: float = 0.6  # first poll after this share of the model's typical duration
-    interval_seconds: int = 15  # then every interval (the provider's own examples use 10-15 s)
-    max_backoff_seconds: int = 300
+    def __init__(
+        self,
+        *,
+        first_poll_factor: float = 0.6,
+        interval_seconds: float = 60,
+        min_interval_seconds: float = 5,
+        max_backoff_seconds: float = 300,
+        delay_cost: float = 0.5,
+        prior_spread: float = 0.4,
+        prior_weight: float = 2,
+        memory: float = 30,
+        max_pressure: float = 8,
+        pressure_decay: float = 0.9,
+    ) -> None:
+        """`first_poll_factor`: first poll after this x the expected duration. `interval_seconds`:
+        the longest wait between two polls of a running job. `delay_cost`: polls one second of
+        detection delay is worth (higher: tighter cadence, more polls). `prior_spread` /
+        `prior_weight`: the catalog's belief (log-spread, worth this many observations).
+        `memory`: how many recent completions a model's belief follows."""
+        self.first_poll_factor = first_poll_factor
+        self.interval_seconds = float(interval_seconds)
+        self.min_interval_seconds = min(float(min_interval_seconds), self.interval_seconds)
+        self.max_backoff_seconds = float(max_backoff_seconds)
+        self.delay_cost = delay_cost
+        self.prior_spread = prior_spread
+        self.prior_weight = prior_weight
+        self.memory = memory
+        self.max_pressure = max_pressure
+        self.pressure_decay = pressure_decay
+        self._beliefs: dict[str, DurationBelief] = {}
+        self._pressure = 1.0
+        self._lock = threading.Lock()
 
-    def first_delay(self, typical_seconds: int) -> float:
-        return self.first_poll_factor * typical_seconds
+    # -- what the service asks ------------------------------------------------------------
+    def first_delay(self, typical_seconds: float, *, model: str | None = None) -> float:
+        """Seconds from the submit to the first poll."""
+        median = self.belief(model, typical_seconds).median if model else float(typical_seconds)
+        return self.first_poll_factor * median
 
-    def next_delay(self) -> float:
-        return float(self.interval_seconds)
+    def next_delay(
+        self,
+        *,
+        model: str | None = None,
+        typical_seconds: float | None = None,
+        elapsed: float | None = None,
+    ) -> float:
+        """Seconds until the next poll of a job still running `elapsed` seconds after its submit.
+        Without the job's model and age: the longest interval (nothing to learn from)."""
+        with self._lock:
+            pressure = self._pressure
+            self._pressure = max(1.0, self._pressure * self.pressure_decay)  # a poll went through
+        if model is None or typical_seconds is None or elapsed is None:
+            return self.interval_seconds * pressure
+        belief = self.belief(model, typical_seconds)
+        return self._balanced_wait(belief, max(elapsed, 0.0)) * pressure
 
-    def failure_delay(self, failures: int, retry_after: float | None = None) -> float:
-        """Exponential backoff after consecutive poll failures; a Retry-After is honoured."""
+    def failure_delay(
+        self, failures: int, retry_after: float | None = None, *, throttled: bool = False
+    ) -> float:
+        """Exponential backoff after consecutive poll failures; a Retry-After is honoured. A
+        throttled poll also slows every other job's polling for a while."""
+        if throttled:
+            with self._lock:
+                self._pressure = min(self._pressure * 2, self.max_pressure)
         backoff = min(self.interval_seconds * 2 ** max(failures - 1, 0), self.max_backoff_seconds)
         return max(backoff, retry_after or 0.0)
+
+    def observe(self, model: str, seconds: float, *, typical_seconds: float) -> None:
+        """A job of `model` took about `seconds` (e.g. the midpoint between the last poll that
+        found it running and the one that found it done): move the model's belief towards it."""
+        if not math.isfinite(seconds) or seconds <= 0:
+            return
+        x = math.log(max(seconds, 1.0))
+        with self._lock:
+            belief = self._beliefs.get(model) or self._prior(typical_seconds)
+            weight = min(belief.weight + 1, self.memory)
+            mu = belief.mu + (x - belief.mu) / weight
+            var = belief.spread**2 + ((x - belief.mu) * (x - mu) - belief.spread**2) / weight
+            spread = min(max(math.sqrt(max(var, 0.0)), _MIN_SPREAD), _MAX_SPREAD)
+            self._beliefs[model] = DurationBelief(mu=mu, spread=spread, weight=weight)
+
+    # -- state ----------------------------------------------------------------------------
+    @property
+    def pressure(self) -> float:
+        """How much slower than normal the fleet is polling because of recent throttling."""
+        return self._pressure
+
+    def belief(self, model: str | None, typical_seconds: float) -> DurationBelief:
+        with self._lock:
+            return (self._beliefs.get(model) if model else None) or self._prior(typical_seconds)
+
+    def _prior(self, typical_seconds: float) -> DurationBelief:
+        return DurationBelief(
+            mu=math.log(max(float(typical_seconds), 1.0)), spread=self.prior_spread, weight=self.prior_weight
+        )
+
+    def _balanced_wait(self, belief: DurationBelief, elapsed: float) -> float:
+        """The wait d with d * (H(t + d) - H(t)) = 2 / delay_cost (H: cumulative hazard), i.e.
+        d = sqrt(2 / (delay_cost * mean hazard over the wait)), kept within the bounds."""
+        low, high = self.min_interval_seconds, self.interval_seconds
+        if high <= low:
+            return high
+        target = 2.0 / self.delay_cost
+        start = belief.cumulative_hazard(elapsed)
+
+        def excess(wait: float) -> float:
+            return wait * (belief.cumulative_hazard(elapsed + wait) - start) - target
+
+        if excess(high) <= 0:
+            return high  # completion is unlikely soon: the longest wait
+        if excess(low) >= 0:
+            return low
+        for _ in range(40):  # bisection: excess grows with the wait
+            middle = (low + high) / 2
+            if excess(middle) > 0:
+                high = middle
+            else:
+                low = middle
+            if high - low < 0.25:
+                break
+        return (low + high) / 2

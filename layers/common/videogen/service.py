@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -186,7 +187,7 @@ class GenerationService:
             provider_status=result.raw_status,
             usage=result.usage,
             updated_at=utc_now_iso(now),
-            next_poll_at=int(now + self.schedule.first_delay(model.typical_seconds)),
+            next_poll_at=int(now + self.schedule.first_delay(model.typical_seconds, model=model.id)),
         )
         self._log("info", "generation submitted", accepted, provider_id=result.provider_id)
         return accepted
@@ -305,7 +306,8 @@ class GenerationService:
             result = self.provider.poll(model, gen.provider_id)
         except ProviderError as exc:
             failures = gen.poll_failures + 1
-            delay = self.schedule.failure_delay(failures, exc.retry_after)
+            throttled = exc.error_class is ErrorClass.RATE_LIMITED
+            delay = self.schedule.failure_delay(failures, exc.retry_after, throttled=throttled)
             updated = self.store.save(
                 gen,
                 poll_failures=failures,
@@ -326,6 +328,8 @@ class GenerationService:
         }
         match result.status:
             case ProviderStatus.COMPLETED:
+                if gen.video_provider_url is None:  # first sight of it done (not an archive retry)
+                    self._learn_duration(gen, model, age)
                 return self._complete(gen, result, now, common)
             case ProviderStatus.FAILED | ProviderStatus.EXPIRED:
                 code = "provider_expired" if result.status is ProviderStatus.EXPIRED else "provider_failed"
@@ -340,14 +344,28 @@ class GenerationService:
                 status = Status(result.status.value)
                 if ACTIVE_ORDER[status] < ACTIVE_ORDER[gen.status]:
                     status = gen.status  # never move backwards
-                updated = self.store.save(
-                    gen, status=status, next_poll_at=int(now + self.schedule.next_delay()), **common
+                delay = self.schedule.next_delay(
+                    model=model.id, typical_seconds=model.typical_seconds, elapsed=age
                 )
+                updated = self.store.save(gen, status=status, next_poll_at=int(now + delay), **common)
                 return updated, Outcome.WAITING
             case _:
                 self._log("warning", "unknown provider status", gen, provider_status=result.raw_status)
-                updated = self.store.save(gen, next_poll_at=int(now + self.schedule.next_delay()), **common)
+                delay = self.schedule.next_delay(
+                    model=model.id, typical_seconds=model.typical_seconds, elapsed=age
+                )
+                updated = self.store.save(gen, next_poll_at=int(now + delay), **common)
                 return updated, Outcome.UNKNOWN_STATUS
+
+    def _learn_duration(self, gen: Generation, model: ModelSpec, age: float) -> None:
+        """Teach the schedule how long this model took: the job finished between the previous
+        poll (the record's last write) and this one."""
+        try:
+            last_poll = datetime.fromisoformat(gen.updated_at).timestamp() - gen.created_epoch
+        except ValueError:
+            last_poll = age
+        seconds = (min(max(last_poll, 0.0), age) + age) / 2
+        self.schedule.observe(model.id, seconds, typical_seconds=model.typical_seconds)
 
     def _complete(
         self, gen: Generation, result: PollResult, now: float, common: dict[str, Any]

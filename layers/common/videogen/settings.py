@@ -33,7 +33,9 @@ class Settings(BaseModel):
     first_poll_factor: float = Field(
         0.6, ge=0, le=2, description="first poll after this x the model's typical time"
     )
-    poll_interval_seconds: int = Field(15, ge=0, le=600)
+    poll_interval_seconds: int = Field(
+        60, ge=0, le=600, description="longest wait between two polls of a running job (see PollSchedule)"
+    )
     submit_grace_seconds: int = Field(
         120, ge=0, le=3600, description="a record still 'submitting' after this is flagged"
     )
