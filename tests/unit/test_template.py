@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -446,3 +447,95 @@ def test_sample_s3_events_match_the_notification(name: str) -> None:
     key = unquote_plus(record["s3"]["object"]["key"])
     assert key.startswith("uploads/") and any(key.endswith(s) for s in UPLOAD_SUFFIXES)
     assert record["s3"]["object"]["sequencer"] and record["s3"]["object"]["eTag"]
+
+
+# ---- the generation workflow (Step Functions) ----------------------------------------------------
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+
+
+@pytest.fixture(scope="module")
+def workflow_definition(source: dict) -> dict[str, Any]:
+    uri = source["Resources"]["GenerationStateMachine"]["Properties"]["DefinitionUri"]
+    return json.loads((ROOT / uri).read_text())
+
+
+def test_workflow_is_a_standard_state_machine_logged_and_traced(source: dict, deployed: dict) -> None:
+    props = source["Resources"]["GenerationStateMachine"]["Properties"]
+    assert props["Type"] == "STANDARD"
+    assert props["DefinitionUri"] == "statemachine/generation.asl.json"
+    assert props["DefinitionSubstitutions"] == {
+        "WorkflowFunctionArn": {"Fn::GetAtt": ["WorkflowFunction", "Arn"]}
+    }
+    assert {"LambdaInvokePolicy": {"FunctionName": {"Ref": "WorkflowFunction"}}} in props["Policies"]
+    assert props["Tracing"] == {"Enabled": True}
+    logging = props["Logging"]
+    assert logging["Destinations"] == [
+        {"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": ["GenerationStateMachineLogGroup", "Arn"]}}}
+    ]
+    group = source["Resources"]["GenerationStateMachineLogGroup"]["Properties"]
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert source["Outputs"]["GenerationStateMachineArn"]["Value"] == {"Ref": "GenerationStateMachine"}
+    # what the role ends up allowing: invoking the workflow function, writing traces
+    role = deployed["Resources"]["GenerationStateMachineRole"]["Properties"]
+    assert "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess" in role["ManagedPolicyArns"]
+    actions = {a for p in role["Policies"] for s in p["PolicyDocument"]["Statement"] for a in s["Action"]}
+    assert {"lambda:InvokeFunction", "logs:CreateLogDelivery"} <= actions
+
+
+def test_workflow_function(source: dict, deployed: dict) -> None:
+    props = source["Resources"]["WorkflowFunction"]["Properties"]
+    assert props["CodeUri"].rstrip("/") == "functions/workflow"
+    assert (ROOT / "functions/workflow/app.py").is_file()
+    assert of_type(deployed, "AWS::Lambda::Function")["WorkflowFunction"]["Properties"]["Timeout"] == 120
+    groups = [g["Properties"]["LogGroupName"] for g in of_type(source, "AWS::Logs::LogGroup").values()]
+    assert {"Fn::Sub": "/aws/lambda/${WorkflowFunction}"} in groups
+
+
+def test_definition_placeholders_are_the_substitutions(source: dict) -> None:
+    props = source["Resources"]["GenerationStateMachine"]["Properties"]
+    text = (ROOT / props["DefinitionUri"]).read_text()
+    assert set(re.findall(r"\$\{([^}]+)\}", text)) == set(props["DefinitionSubstitutions"])
+
+
+def test_definition_retries_catches_and_cannot_loop_forever(workflow_definition: dict) -> None:
+    states = workflow_definition["States"]
+    tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
+    assert set(tasks) == {"Submit", "Fetch", "RecordFailure"}
+    for name, task in tasks.items():
+        assert task["Resource"] == "arn:aws:states:::lambda:invoke", name
+        assert task["Parameters"]["FunctionName"] == "${WorkflowFunctionArn}", name
+        retries = {frozenset(r["ErrorEquals"]): r for r in task["Retry"]}
+        service_retry = retries[frozenset(LAMBDA_SERVICE_ERRORS)]
+        assert service_retry["BackoffRate"] > 1 and service_retry["MaxAttempts"] >= 3, name
+        (catch,) = task["Catch"]
+        assert catch["ErrorEquals"] == ["States.ALL"], name
+    assert tasks["Submit"]["Catch"][0]["Next"] == tasks["Fetch"]["Catch"][0]["Next"] == "RecordFailure"
+    throttled = next(r for r in tasks["Fetch"]["Retry"] if r["ErrorEquals"] == ["ProviderThrottled"])
+    assert throttled["BackoffRate"] > 1 and throttled["MaxAttempts"] >= 3
+    assert states["Wait"] == {
+        **states["Wait"],
+        "Type": "Wait",
+        "SecondsPath": "$.wait_seconds",
+        "Next": "Fetch",
+    }
+    # every final status ends the run; the poll count is bounded
+    check = states["Check"]
+    ends = {c.get("StringEquals"): c["Next"] for c in check["Choices"] if "StringEquals" in c}
+    assert ends == {
+        "completed": "Completed",
+        "failed": "GenerationFailed",
+        "timed_out": "GenerationTimedOut",
+        "cancelled": "GenerationCancelled",
+    }
+    assert states["Completed"] == {**states["Completed"], "Type": "Succeed", "OutputPath": "$.generation"}
+    for name in ("GenerationFailed", "GenerationTimedOut", "GenerationCancelled"):
+        assert states[name]["Type"] == "Fail" and states[name]["Error"] == name and states[name]["CausePath"]
+    (cap,) = [c for c in check["Choices"] if c.get("Variable") == "$.polls"]
+    assert cap["Next"] == "PollLimitReached" and cap["NumericGreaterThanEquals"] * 9 < 25_000
+    assert check["Default"] == "Wait"
+    assert states["RecordFailure"]["Next"] == "StepFailed"

@@ -46,3 +46,11 @@ class NotFoundError(VideogenError):
 class ConflictError(VideogenError):
     code = "conflict"
     http_status = 409
+
+
+class ProviderThrottled(VideogenError):
+    """The provider rate-limited a poll even after the client's own retries. Step Functions sees
+    the class name as the task's error (Lambda's errorType), so the workflow's Retry matches it."""
+
+    code = "provider_rate_limited"
+    http_status = 429

@@ -5,6 +5,7 @@ or S3 itself. Adapters arrive through the constructor, so tests pass fakes or mo
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -14,7 +15,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from videogen.catalog import ModelSpec, get_model, validate_request
-from videogen.errors import ConflictError, NotFoundError, UnsafeUrlError
+from videogen.errors import ConflictError, NotFoundError, ProviderThrottled, UnsafeUrlError
 from videogen.media import ArchiveError, VideoLink
 from videogen.models import (
     ACTIVE_ORDER,
@@ -75,6 +76,18 @@ class SweepReport:
 
 # A data-URL image is stored with the request, and a DynamoDB item holds at most 400 KB.
 MAX_INLINE_IMAGE_BYTES = 256 * 1024
+MAX_ERROR_MESSAGE_CHARS = 1000
+
+# What one workflow fetch counts (a sweep reports the same names for its outcomes).
+_FETCH_METRICS = {
+    Outcome.COMPLETED: "GenerationsCompleted",
+    Outcome.FAILED: "GenerationsFailed",
+    Outcome.FLAGGED: "GenerationsFlagged",
+    Outcome.TIMED_OUT: "GenerationsTimedOut",
+    Outcome.PROVIDER_ERROR: "ProviderPollErrors",
+    Outcome.ARCHIVE_ERROR: "ArchiveErrors",
+    Outcome.UNKNOWN_STATUS: "UnknownProviderStatus",
+}
 
 # HTTP status a caller sees when the provider refused or failed a submit.
 SUBMIT_FAILURE_HTTP_STATUS = {
@@ -500,6 +513,92 @@ class GenerationService:
         return self.archive.link(
             generation.video_key, expires_in=self.presign_expiry_seconds, now=self.clock()
         )
+
+    # -- workflow (Step Functions) ------------------------------------------------------
+    def submit_once(
+        self,
+        generation_id: str,
+        owner: str,
+        body: Mapping[str, Any],
+        *,
+        source: Source = Source.WORKFLOW,
+        driver: Driver = Driver.WORKFLOW,
+    ) -> Generation:
+        """`submit` under an id the caller derives from its own request (a workflow execution),
+        so a retried step returns the record the first attempt wrote and never calls the provider
+        again. The id must not belong to another owner's generation."""
+        existing = self.store.get(generation_id)
+        if existing is None:
+            try:
+                return self.submit(owner, body, source=source, driver=driver, generation_id=generation_id)
+            except StaleWriteError:  # a concurrent attempt recorded it first
+                existing = self.store.get(generation_id)
+        if existing is None or existing.owner != owner:
+            raise ConflictError(f"generation id {generation_id} is taken")
+        return existing
+
+    def fetch(self, generation_id: str) -> tuple[Generation, int]:
+        """One step of a workflow-driven generation: refresh it (poll the provider, archive a
+        finished video, or end it at the age limit) and return it with the whole seconds to wait
+        before the next step (see `wait_seconds`). Raises NotFoundError for an unknown id, and
+        ProviderThrottled when the provider rate-limited the poll, so the workflow backs off."""
+        generation = self.store.get(generation_id)
+        if generation is None:
+            raise NotFoundError(f"generation {generation_id} not found")
+        refreshed, outcome = self.refresh(generation)
+        for _ in range(2):  # another writer won the race: read what it wrote and go again
+            if outcome is not Outcome.CONFLICT:
+                break
+            generation = self.store.get(generation_id) or generation
+            refreshed, outcome = self.refresh(generation)
+        if name := _FETCH_METRICS.get(outcome):
+            self.metrics.add_metric(name, "Count", 1)
+        wait = self.wait_seconds(refreshed)
+        if outcome is Outcome.PROVIDER_ERROR and refreshed.last_poll_error == ErrorClass.RATE_LIMITED.value:
+            raise ProviderThrottled(
+                f"the provider rate-limited the poll of {generation_id}; next poll in {wait} s",
+                details=[{"generation_id": generation_id, "retry_after": wait}],
+            )
+        return refreshed, wait
+
+    def wait_seconds(self, generation: Generation) -> int:
+        """Whole seconds until the generation's next poll is due: its `next_poll_at`, set by the
+        PollSchedule (the first poll after FIRST_POLL_FACTOR x the model's typical time, then the
+        interval, backing off after failures), so slow models are not polled every few seconds.
+        0 when due or finished; never much past the age limit, so a stuck job ends on time.
+        (A workflow-driven record is stored without next_poll_at, which only feeds the poller's
+        index: read back from the table, one still `submitting` waits out the grace period, any
+        other is due now.)"""
+        if generation.is_terminal:
+            return 0
+        now = self.clock()
+        if generation.next_poll_at is not None:
+            wait = generation.next_poll_at - now
+        elif generation.status is Status.SUBMITTING:
+            wait = generation.created_epoch + self.submit_grace_seconds - now
+        else:
+            wait = 0
+        left = generation.created_epoch + self.max_age_seconds - now
+        if left > 0:
+            wait = min(wait, left + 1)
+        return max(0, math.ceil(wait))
+
+    def record_failure(self, generation_id: str, code: str, message: str) -> Generation | None:
+        """Mark a generation `failed` with a reason, e.g. when a workflow step failed for good.
+        A no-op on a generation that already ended (its outcome stands) and None when there is no
+        such generation (the request failed before it was recorded)."""
+        error = GenerationError(code=code, message=message[:MAX_ERROR_MESSAGE_CHARS])
+        for _ in range(3):
+            generation = self.store.get(generation_id)
+            if generation is None or generation.is_terminal:
+                return generation
+            try:
+                failed = self._end(generation, Status.FAILED, self.clock(), error=error)
+            except StaleWriteError:
+                continue
+            self.metrics.add_metric("GenerationsFailed", "Count", 1)
+            return failed
+        raise ConflictError(f"generation {generation_id} is changing; try again")
 
     # -- helpers --------------------------------------------------------------------------
     def _count_provider_error(self, exc: ProviderError) -> None:
