@@ -43,6 +43,10 @@ class LocalImage:
     path: Path
     size: int
     kind: str
+    name: str = ""  # as the command line gave it
+
+    def __str__(self) -> str:
+        return self.name or str(self.path)
 
     @property
     def mime(self) -> str:
@@ -57,9 +61,11 @@ class LocalImage:
         return f"data:{self.mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def open_local_image(value: str) -> LocalImage:
-    """A readable JPEG, PNG, WebP or GIF file, or a usage error that says what is wrong."""
+def open_local_image(value: str, base: Path | None = None) -> LocalImage:
+    """A readable JPEG, PNG, WebP or GIF file (relative to `base`), or a usage error saying what is wrong."""
     path = Path(os.path.expanduser(value))
+    if base is not None and not path.is_absolute():
+        path = base / path
     try:
         size = path.stat().st_size
         if not path.is_file():
@@ -77,7 +83,7 @@ def open_local_image(value: str) -> LocalImage:
         raise UsageError(f"{value} is not a JPEG, PNG, WebP or GIF image")
     if size == 0:
         raise UsageError(f"{value} is empty")
-    return LocalImage(path=path, size=size, kind=kind)
+    return LocalImage(path=path, size=size, kind=kind, name=value)
 
 
 def human_size(size: float) -> str:

@@ -88,6 +88,11 @@ class Context:
             self._client = ApiClient(url, key)
         return self._client
 
+    def path(self, value: str | Path) -> Path:
+        """A path of the command line: relative ones are relative to the working folder."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.cwd / path
+
     def emit_json(self, value: Any) -> None:
         self.console.print(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -338,14 +343,14 @@ def cmd_generate(ctx: Context) -> int:
         if is_reference(args.image):
             body["image_url"] = args.image
         else:
-            image = open_local_image(args.image)
+            image = open_local_image(args.image, ctx.cwd)
             if image.fits_inline:
-                console.note(f"sending {image.path} inline ({human_size(image.size)})")
+                console.note(f"sending {args.image} inline ({human_size(image.size)})")
                 body["image_url"] = image.data_url()
             else:
                 _check_upload(ctx, image)
                 console.note(
-                    f"{image.path} is {human_size(image.size)}, more than the {MAX_INLINE_BYTES // 1024} KiB "
+                    f"{image} is {human_size(image.size)}, more than the {MAX_INLINE_BYTES // 1024} KiB "
                     "the API takes inline: uploading it to the uploads bucket, where the stack turns it "
                     "into a generation"
                 )
@@ -406,7 +411,7 @@ def _wait_and_fetch(ctx: Context, generation: dict[str, Any]) -> int:
     ctx.resume = f"interrupted during the download; the video is ready: {resume}"
     size = _fetch_video(ctx, final, output)
     ctx.resume = None
-    if not is_mp4(output):
+    if not is_mp4(ctx.path(output)):
         console.info(f"warning: {output} does not look like an MP4 file")
     if args.json:
         ctx.emit_json({**final, "output_file": str(output), "output_bytes": size})
@@ -424,7 +429,7 @@ def _fetch_video(ctx: Context, generation: dict[str, Any], output: Path) -> int:
         if not url:
             raise ApiError(200, "no_video", f"{generation.get('id')} is completed but has no video link")
         try:
-            return download(url, output, ctx.console)
+            return download(url, ctx.path(output), ctx.console, label=str(output))
         except ApiError as exc:
             if exc.code != "link_expired" or attempt:
                 raise
@@ -542,7 +547,7 @@ def cmd_cancel(ctx: Context) -> int:
 
 def cmd_upload(ctx: Context) -> int:
     args = ctx.args
-    image = open_local_image(args.image)
+    image = open_local_image(args.image, ctx.cwd)
     # Metadata is text: the upload function types each field by the catalog itself.
     fields = parse_params(args.param, None)
     for name, option in (("model", "--model"), ("prompt", "--prompt"), ("image_url", "the IMAGE argument")):
@@ -556,7 +561,7 @@ def _check_upload(ctx: Context, image: LocalImage) -> None:
     config = ctx.config
     if not config.uploads_bucket:
         raise UsageError(
-            f"{image.path} is {human_size(image.size)}: it needs the uploads bucket, and none is known"
+            f"{image} is {human_size(image.size)}: it needs the uploads bucket, and none is known"
             if ctx.args.command == "generate"
             else "no uploads bucket known",
             hints=[
@@ -566,7 +571,7 @@ def _check_upload(ctx: Context, image: LocalImage) -> None:
             ],
         )
     if image.kind not in UPLOADABLE:
-        raise UsageError(f"{image.path}: the uploads bucket takes JPEG, PNG or WebP images, not {image.kind}")
+        raise UsageError(f"{image}: the uploads bucket takes JPEG, PNG or WebP images, not {image.kind}")
     if ctx.args.wait and not config.owner:
         raise UsageError(
             "--wait on an upload needs --owner (your API key's id, or VIDEOGEN_OWNER)",
@@ -596,7 +601,7 @@ def _via_upload(
     uploaded = upload_image(config, image, metadata, progress=progress)
     console.clear_live()
     ctx.resume = None
-    console.note(f"uploaded {image.path} ({human_size(image.size)}) to {uploaded.reference}")
+    console.note(f"uploaded {image} ({human_size(image.size)}) to {uploaded.reference}")
     if not owner:
         console.note(
             "no --owner: the generation belongs to the stack's UploadDefaultOwner; pass your API key's id "

@@ -198,6 +198,7 @@ def download(
     *,
     session: requests.Session | None = None,
     timeout: tuple[float, float] = (5.0, 60.0),
+    label: str | None = None,
 ) -> int:
     """Stream `url` into `dest` (through a temporary file beside it) with a progress bar.
 
@@ -220,7 +221,7 @@ def download(
                 dest.parent.mkdir(parents=True, exist_ok=True)
             started = time.monotonic()
             last_draw = 0.0
-            console.note(f"downloading to {dest}" + (f" ({human_size(total)})" if total else ""))
+            console.note(f"downloading to {label or dest}" + (f" ({human_size(total)})" if total else ""))
             with tmp.open("wb") as handle:
                 for chunk in response.iter_content(CHUNK):
                     handle.write(chunk)

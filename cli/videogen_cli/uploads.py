@@ -121,7 +121,7 @@ def upload_image(
         )
     if image.kind not in UPLOADABLE:
         raise UsageError(
-            f"{image.path}: the uploads bucket takes JPEG, PNG or WebP images, not {image.kind.upper()}"
+            f"{image}: the uploads bucket takes JPEG, PNG or WebP images, not {image.kind.upper()}"
         )
     from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
