@@ -4,12 +4,16 @@ Starts a LocalStack (moto + the AIML API simulator with short jobs + the real ha
 as a client of the REST API with `requests` and the API key only: lists the models, submits a
 Kling text-to-video and the seed's MiniMax video-01 image-to-video (the cheetah), prints every
 status change as it happens, and when a generation is `completed` downloads its MP4 from the
-presigned link into .local/outputs/<id>.mp4 and checks it is an MP4. Exit 0 when both videos are
-on disk, 1 on any failure or when the deadline passes.
+presigned link into .local/outputs/<id>.mp4 and checks it is an MP4. Then "drop an image, get a
+video": it uploads local/assets/upload-sample.png into the uploads bucket (boto3 against moto, the
+prompt and the demo key's id in the object's metadata), and follows the generation the upload
+handler made through the API down to its MP4 too. Exit 0 when every video is on disk, 1 on any
+failure or when the deadline passes.
 
     python -m local.demo [--timeout 120] [--real]
 
 --real uses the real AIML API (needs AIML_API_KEY; spends credits; give it a longer --timeout).
+It skips the upload: the provider could not fetch an image from the local bucket's 127.0.0.1 link.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 import traceback
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,8 @@ IMAGE_MODEL = "video-01"
 CHEETAH = "https://upload.wikimedia.org/wikipedia/commons/thumb/a/a9/Cheetah4.jpg/1200px-Cheetah4.jpg"
 TERMINAL = {"completed", "failed", "timed_out", "cancelled"}
 SIM_DURATIONS = {TEXT_MODEL: 3.0, IMAGE_MODEL: 5.0}
+UPLOAD_SAMPLE = ROOT / "local" / "assets" / "upload-sample.png"
+UPLOAD_PROMPT = "The sun sinks behind the hill and the sky turns violet."
 
 
 class DemoError(Exception):
@@ -106,7 +113,44 @@ def download_mp4(url: str, dest: Path) -> int:
     return size
 
 
-def run(client: Client, *, timeout: float, outputs: Path, poll_every: float = 0.5) -> list[Job]:
+def upload_sample(stack: LocalStack) -> str:
+    """Put the sample PNG in the uploads bucket as any S3 client would; the demo key's id as owner
+    makes the generation visible to it through the API. Returns the s3:// reference on record."""
+    bucket = stack.uploads_bucket
+    if not bucket:
+        raise DemoError("the template has no uploads bucket")
+    key = f"uploads/demo sunset {uuid.uuid4().hex[:8]}.png"  # a space: S3 encodes it in the event
+    stack.client("s3").put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=UPLOAD_SAMPLE.read_bytes(),
+        ContentType="image/png",
+        Metadata={"prompt": UPLOAD_PROMPT, "owner": stack.key_id(stack.api_key)},
+    )
+    return f"s3://{bucket}/{key}"
+
+
+def find_upload(client: Client, reference: str, deadline: float) -> dict[str, Any]:
+    """The generation whose request names the uploaded object (the upload handler runs
+    asynchronously, as S3 invokes it: it may take a moment to appear)."""
+    while True:
+        page = client.call("GET", "/generations", expect=200, params={"limit": "20"})
+        for item in page.get("items") or []:
+            if (item.get("request") or {}).get("image_url") == reference:
+                return item
+        if time.monotonic() >= deadline:
+            raise DemoError(f"no generation appeared for the upload {reference}")
+        time.sleep(0.2)
+
+
+def run(
+    client: Client,
+    *,
+    timeout: float,
+    outputs: Path,
+    poll_every: float = 0.5,
+    upload: Callable[[], str] | None = None,
+) -> list[Job]:
     start = time.monotonic()
     deadline = start + timeout
 
@@ -135,6 +179,15 @@ def run(client: Client, *, timeout: float, outputs: Path, poll_every: float = 0.
         job.id, job.status, job.answer = str(answer["id"]), str(answer["status"]), answer
         job.history.append((time.monotonic() - start, job.status))
         _say(start, f"{job.label:15} {job.id}: submitted ({job.body['model']}) -> {job.status}")
+    if upload is not None:
+        reference = upload()
+        _say(start, f"{'s3-upload':15} put {reference}")
+        answer = find_upload(client, reference, deadline)
+        job = Job("s3-upload", {"model": answer["model"], "image_url": reference}, answer=answer)
+        job.id, job.status = str(answer["id"]), str(answer["status"])
+        job.history.append((time.monotonic() - start, job.status))
+        _say(start, f"{job.label:15} {job.id}: by the upload handler ({job.body['model']}) -> {job.status}")
+        jobs.append(job)
 
     while True:
         for job in jobs:
@@ -203,7 +256,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"local stack: API {stack.api_url}, moto {stack.aws_endpoint_url}, provider {provider}",
                 flush=True,
             )
-            jobs = run(Client(stack.api_url, stack.api_key), timeout=args.timeout, outputs=args.outputs)
+            jobs = run(
+                Client(stack.api_url, stack.api_key),
+                timeout=args.timeout,
+                outputs=args.outputs,
+                upload=None if args.real else (lambda: upload_sample(stack)),
+            )
     except DemoError as exc:
         print(f"DEMO FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
