@@ -7,8 +7,10 @@ status change as it happens, and when a generation is `completed` downloads its 
 presigned link into .local/outputs/<id>.mp4 and checks it is an MP4. Then "drop an image, get a
 video": it uploads local/assets/upload-sample.png into the uploads bucket (boto3 against moto, the
 prompt and the demo key's id in the object's metadata), and follows the generation the upload
-handler made through the API down to its MP4 too. Exit 0 when every video is on disk, 1 on any
-failure or when the deadline passes.
+handler made through the API down to its MP4 too. Last, one execution of the generation workflow
+(Step Functions on moto, local/demo_workflow.py) runs to SUCCEEDED: each state it enters, then its
+output (the generation with its video link) is printed and that MP4 saved. Exit 0 when every video
+is on disk, 1 on any failure or when the deadline passes.
 
     python -m local.demo [--timeout 120] [--real]
 
@@ -32,6 +34,7 @@ from typing import Any
 
 import requests
 
+from local.demo_workflow import run_workflow
 from local.stack import ROOT, LocalStack
 
 TEXT_MODEL = "kling-video/v1.6/standard/text-to-video"
@@ -262,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                 outputs=args.outputs,
                 upload=None if args.real else (lambda: upload_sample(stack)),
             )
+            workflow = run_workflow(stack, timeout=args.timeout, outputs=args.outputs)
     except DemoError as exc:
         print(f"DEMO FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -274,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         path = " -> ".join(f"{status} ({at:.1f}s)" for at, status in job.history)
         print(f"  {job.label:15} {job.body['model']:42} {path}", flush=True)
         print(f"  {'':15} {job.size} bytes in {_rel(job.file) if job.file else '-'}", flush=True)
+    print(
+        f"  {'workflow':15} {workflow['model']:42} {workflow['status']} (Step Functions execution)",
+        flush=True,
+    )
+    print(f"  {'':15} {_rel(args.outputs / (workflow['id'] + '.mp4'))}", flush=True)
     print("DEMO OK", flush=True)
     return 0
 
