@@ -46,8 +46,14 @@ layer=.aws-sam/build/CommonLayer/python
 [[ -f "$layer/videogen/__init__.py" ]] || { echo "the built layer lacks the videogen package" >&2; exit 1; }
 wrong_arch=$(find "$layer" -name '*.so' \( -name '*x86_64*' -o -name '*amd64*' \) | head -n 5)
 [[ -z "$wrong_arch" ]] || { echo "x86_64 native code in an arm64 layer:" >&2; echo "$wrong_arch" >&2; exit 1; }
-for fn in ApiFunction PollerFunction; do
+for fn in ApiFunction PollerFunction WorkflowFunction; do
   [[ -f ".aws-sam/build/$fn/app.py" ]] || { echo "$fn was built without its app.py" >&2; exit 1; }
+done
+# sam package uploads the state machine's definition from the path the built template names
+definition=$(sed -n 's/^ *DefinitionUri: //p' .aws-sam/build/template.yaml)
+for uri in $definition; do
+  [[ -f ".aws-sam/build/$uri" ]] || { echo "the built template's DefinitionUri $uri is missing" >&2; exit 1; }
+  python3 -m json.tool ".aws-sam/build/$uri" >/dev/null || { echo "$uri is not JSON" >&2; exit 1; }
 done
 echo "layer $(du -sh "$layer" | cut -f1), videogen package present, no x86_64 native code"
 
