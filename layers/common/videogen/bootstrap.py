@@ -1,14 +1,16 @@
 """Composition root: builds the service and its adapters from Settings, once per cold start.
-Handlers call `build_service(settings)`; tests build GenerationService themselves."""
+Handlers call `build(settings)`; tests build GenerationService themselves.
+
+Nothing slow happens here at a cold start: boto3 is imported and each AWS client created on its
+first use (`LazyClient`), and the Secrets Manager reader on the first provider call, so a
+request that needs none of them (GET /models) never pays for them."""
 
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from typing import Any
-
-import boto3
-from botocore.config import Config
 
 from videogen.media import OutputArchive
 from videogen.observability import logger, metrics
@@ -17,8 +19,36 @@ from videogen.service import MAX_INLINE_IMAGE_BYTES, GenerationService
 from videogen.settings import Settings
 from videogen.store import GenerationStore
 
-# Adaptive retries absorb DynamoDB/S3 throttling; the pool fits the sweep's concurrency.
-_AWS_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, max_pool_connections=64)
+# Adaptive retries absorb DynamoDB/S3 throttling.
+_RETRIES = {"mode": "adaptive", "max_attempts": 8}
+# boto3's default session is not thread-safe: clients are created one at a time.
+_CREATE_LOCK = threading.Lock()
+
+
+class LazyClient:
+    """A boto3 client made on first use, once, by whichever thread gets there first; it stands
+    for the client everywhere (attributes are the real client's)."""
+
+    def __init__(self, service: str, **config: Any) -> None:
+        self._service = service
+        self._config = config
+        self._client: Any = None
+
+    def _get(self) -> Any:
+        if self._client is None:
+            with _CREATE_LOCK:
+                if self._client is None:
+                    import boto3
+                    from botocore.config import Config
+
+                    self._client = boto3.client(self._service, config=Config(**self._config))
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def __repr__(self) -> str:
+        return f"LazyClient({self._service!r}, created={self._client is not None})"
 
 
 @dataclass(frozen=True)
@@ -30,12 +60,21 @@ class Components:
 
 def _api_key_reader(settings: Settings) -> Any:
     """The AIML API key from Secrets Manager, cached by Powertools parameters for
-    `secret_max_age_seconds`, so a rotated key is picked up without a redeploy."""
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    `secret_max_age_seconds`, so a rotated key is picked up without a redeploy. The reader (and
+    its client) is made on the first call."""
 
-    secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=_AWS_CONFIG))
+    @functools.cache
+    def provider() -> Any:
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        client = LazyClient("secretsmanager", retries=_RETRIES)._get()
+        return SecretsProvider(boto3_client=client)
+
+    lock = threading.Lock()
 
     def read() -> str:
+        with lock:  # the first call of a sweep's threads builds the provider once
+            secrets = provider()
         value = secrets.get(settings.aiml_api_key_secret_id, max_age=settings.secret_max_age_seconds)
         return str(value).strip()
 
@@ -46,10 +85,11 @@ def build(settings: Settings) -> Components:
     from videogen.provider import AimlClient
     from videogen.urls import check_image_reference
 
-    dynamodb = boto3.client("dynamodb", config=_AWS_CONFIG)
-    s3 = boto3.client(
-        "s3", config=Config(signature_version="s3v4", retries={"mode": "adaptive", "max_attempts": 8})
-    )
+    # Connection pools fit the sweep: every refresh may write to DynamoDB at once, and an
+    # archive streams to S3 in two parts at a time (botocore's default pool is 10).
+    pool = max(64, 2 * settings.poll_concurrency + 8)
+    dynamodb = LazyClient("dynamodb", retries=_RETRIES, max_pool_connections=pool)
+    s3 = LazyClient("s3", signature_version="s3v4", retries=_RETRIES, max_pool_connections=pool)
     service = GenerationService(
         store=GenerationStore(dynamodb, settings.table_name, due_shards=settings.due_shards),
         # A submit must answer within API Gateway's 29 s: one read of 20 s, short Retry-After

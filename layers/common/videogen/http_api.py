@@ -13,10 +13,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError as OpenApiValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 
 from videogen.api_models import ErrorBody, GenerationOut, GenerationPage, GenerationRequest, ModelList
 from videogen.bootstrap import Components
@@ -28,6 +24,16 @@ from videogen.service import SUBMIT_FAILURE_HTTP_STATUS
 
 TITLE = "videogen"
 VERSION = "1.0.0"
+
+
+# Powertools' idempotency errors, re-raised as these: importing Powertools' idempotency package
+# imports boto3, which only a POST with an Idempotency-Key needs, not every cold start.
+class _IdempotencyKeyReused(VideogenError):
+    pass
+
+
+class _IdempotencyKeyInFlight(VideogenError):
+    pass
 
 
 def _error(
@@ -83,8 +89,18 @@ def build_app(components: Callable[[], Components]) -> APIGatewayRestResolver:
                 table_name=parts.settings.idempotency_table_name,
                 dynamodb_client=parts.dynamodb,
             )
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyValidationError,
+        )
+
         submitters["config"].register_lambda_context(app.lambda_context)
-        answer = submitters["submit"](request={"owner": owner_id, "idempotency_key": key, "body": body})
+        try:
+            answer = submitters["submit"](request={"owner": owner_id, "idempotency_key": key, "body": body})
+        except IdempotencyValidationError:
+            raise _IdempotencyKeyReused("reused") from None
+        except IdempotencyAlreadyInProgressError:
+            raise _IdempotencyKeyInFlight("in flight") from None
         return Generation.model_validate(answer)
 
     @app.post(
@@ -214,8 +230,8 @@ def build_app(components: Callable[[], Components]) -> APIGatewayRestResolver:
         ]
         return _error(422, "validation_error", "the request is not valid", details)
 
-    @app.exception_handler(IdempotencyValidationError)
-    def key_reused(_: IdempotencyValidationError) -> Response[str]:
+    @app.exception_handler(_IdempotencyKeyReused)
+    def key_reused(_: _IdempotencyKeyReused) -> Response[str]:
         return _error(
             422,
             "idempotency_key_reused",
@@ -223,8 +239,8 @@ def build_app(components: Callable[[], Components]) -> APIGatewayRestResolver:
             [{"field": "Idempotency-Key", "message": "use a new key for a new request"}],
         )
 
-    @app.exception_handler(IdempotencyAlreadyInProgressError)
-    def key_in_flight(_: IdempotencyAlreadyInProgressError) -> Response[str]:
+    @app.exception_handler(_IdempotencyKeyInFlight)
+    def key_in_flight(_: _IdempotencyKeyInFlight) -> Response[str]:
         return _error(
             409,
             "request_in_progress",

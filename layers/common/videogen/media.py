@@ -3,11 +3,20 @@ hand out short-lived links to it."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import requests
-from boto3.s3.transfer import TransferConfig
+
+
+@functools.cache
+def _transfer_config() -> Any:
+    """Multipart in 8 MiB parts, two at a time: memory stays bounded whatever the video's size.
+    (boto3's transfer module is imported on first use, not at a cold start.)"""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=2, use_threads=True)
 
 
 class ArchiveError(Exception):
@@ -22,9 +31,6 @@ class VideoLink:
 
 class OutputArchive:
     """Videos in the outputs bucket under `videos/<generation id>.mp4`."""
-
-    # Multipart in 8 MiB parts, two at a time: memory stays bounded whatever the video's size.
-    _transfer = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=2, use_threads=True)
 
     def __init__(
         self,
@@ -62,7 +68,7 @@ class OutputArchive:
                     self._bucket,
                     key,
                     ExtraArgs={"ContentType": "video/mp4"},
-                    Config=self._transfer,
+                    Config=_transfer_config(),
                 )
         except requests.RequestException as exc:
             raise ArchiveError(f"video download failed: {type(exc).__name__}") from exc

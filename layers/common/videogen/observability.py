@@ -1,13 +1,71 @@
 """One place for Logger, Tracer and Metrics, shared by every function with the same settings
-(service name and namespace come from POWERTOOLS_* variables set in template.yaml)."""
+(service name and namespace come from POWERTOOLS_* variables set in template.yaml).
+
+The Tracer is made at the first invocation, not at import: making one imports the X-Ray SDK and
+patches the libraries it traces, a tenth of a second or more of every cold start's init. Its
+decorators can still be applied at import (`@tracer.capture_lambda_handler(...)`). Only what the
+functions call out through is patched: botocore (DynamoDB, S3, Secrets Manager, Lambda) and
+requests (the AIML API), not every library the SDK knows."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+TRACED_MODULES = ("botocore", "requests")
+
+
+class LazyTracer:
+    """Stands for a Powertools `Tracer`, made on first use; every attribute is the real one's."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._tracer: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        if self._tracer is None:
+            with self._lock:
+                if self._tracer is None:
+                    from aws_lambda_powertools import Tracer
+
+                    self._tracer = Tracer(**self._options)
+        return self._tracer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def capture_lambda_handler(self, lambda_handler: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """`Tracer.capture_lambda_handler`, the Tracer being made at the first invocation."""
+        if lambda_handler is None:
+            return functools.partial(self.capture_lambda_handler, **options)
+        return self._deferred("capture_lambda_handler", lambda_handler, options)
+
+    def capture_method(self, method: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """`Tracer.capture_method` (sync functions), the Tracer being made at the first call."""
+        if method is None:
+            return functools.partial(self.capture_method, **options)
+        return self._deferred("capture_method", method, options)
+
+    def _deferred(self, decorator: str, function: Callable[..., Any], options: dict[str, Any]) -> Any:
+        decorated: list[Callable[..., Any]] = []
+
+        @functools.wraps(function)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not decorated:
+                decorated.append(getattr(self._get(), decorator)(function, **options))
+            return decorated[0](*args, **kwargs)
+
+        return call
+
+
 logger = Logger()
-tracer = Tracer()
+tracer = LazyTracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 
 __all__ = ["MetricUnit", "logger", "metrics", "tracer"]
