@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -432,15 +432,22 @@ class GenerationService:
         for shard in range(self.store.due_shards):
             yield from self.store.due(str(shard), now)
 
-    def sweep(self, remaining_ms: Callable[[], int], *, reserve_ms: int = 10_000) -> SweepReport:
-        """Refresh every due generation with at most `concurrency` provider calls in flight.
-        Stops taking new work when less than `reserve_ms` of the invocation is left; what is
-        left stays due and is taken by the next tick."""
+    def sweep(
+        self,
+        remaining_ms: Callable[[], int],
+        *,
+        reserve_ms: int = 10_000,
+        generations: Iterable[Generation] | None = None,
+    ) -> SweepReport:
+        """Refresh every due generation (or `generations`, e.g. one shard's: see
+        videogen.fanout) with at most `concurrency` provider calls in flight. Stops taking new
+        work when less than `reserve_ms` of the invocation is left; what is left stays due and is
+        taken by the next tick."""
         started = time.perf_counter()
         report = SweepReport()
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="sweep") as pool:
             in_flight: set[Future[tuple[Generation, Outcome]]] = set()
-            for generation in self.due(self.clock()):
+            for generation in self.due(self.clock()) if generations is None else generations:
                 report.due += 1
                 if remaining_ms() < reserve_ms:
                     report.deferred += 1
