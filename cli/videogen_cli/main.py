@@ -105,8 +105,10 @@ def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     """Options accepted before or after the command (`videogen --json list` == `videogen list --json`)."""
     default: Any = argparse.SUPPRESS if sub else None
     group = parser.add_argument_group("connection and output")
-    group.add_argument("--api-url", default=default, help="API base URL (env VIDEOGEN_API_URL)")
-    group.add_argument("--api-key", default=default, help="API key (env VIDEOGEN_API_KEY)")
+    group.add_argument(
+        "--api-url", metavar="URL", default=default, help="API base URL (env VIDEOGEN_API_URL)"
+    )
+    group.add_argument("--api-key", metavar="KEY", default=default, help="API key (env VIDEOGEN_API_KEY)")
     group.add_argument(
         "--json",
         action="store_true",
@@ -124,20 +126,27 @@ def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
 
 def _add_upload_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("uploads (images larger than the API's inline limit)")
-    group.add_argument("--uploads-bucket", help="the stack's uploads bucket (env VIDEOGEN_UPLOADS_BUCKET)")
+    group.add_argument(
+        "--uploads-bucket", metavar="BUCKET", help="the stack's uploads bucket (env VIDEOGEN_UPLOADS_BUCKET)"
+    )
     group.add_argument(
         "--upload-prefix",
+        metavar="PREFIX",
         help="key prefix that triggers generations (default uploads/; env VIDEOGEN_UPLOAD_PREFIX)",
     )
     group.add_argument(
         "--owner",
+        metavar="KEY_ID",
         help="your API key's id, so that the upload's generation is yours (env VIDEOGEN_OWNER)",
     )
-    group.add_argument("--aws-endpoint-url", help="S3 endpoint (env VIDEOGEN_AWS_ENDPOINT_URL; moto locally)")
+    group.add_argument(
+        "--aws-endpoint-url", metavar="URL", help="S3 endpoint (env VIDEOGEN_AWS_ENDPOINT_URL; moto locally)"
+    )
     group.add_argument("--region", help="AWS region of the bucket (env VIDEOGEN_REGION)")
     group.add_argument(
         "--find-timeout",
         type=_seconds,
+        metavar="SECONDS",
         default=60.0,
         help="seconds to wait for the upload's generation to appear (default 60)",
     )
@@ -147,13 +156,22 @@ def _add_wait_options(parser: argparse.ArgumentParser, *, always: bool = False) 
     group = parser.add_argument_group("waiting and downloading")
     if not always:
         group.add_argument("-w", "--wait", action="store_true", help="wait until done and download the video")
-    group.add_argument("-o", "--output", type=Path, help="where to save the video (default <id>.mp4)")
+    group.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="where to save the video (default <id>.mp4)"
+    )
     group.add_argument("--no-download", action="store_true", help="wait, but do not download the video")
     group.add_argument(
-        "--interval", type=_seconds, default=2.0, help="seconds between status checks (default 2)"
+        "--interval",
+        type=_seconds,
+        metavar="SECONDS",
+        default=2.0,
+        help="seconds between status checks (default 2)",
     )
     group.add_argument(
-        "--timeout", type=_seconds, help="stop waiting after this many seconds (it keeps running)"
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="stop waiting after this many seconds (it keeps running)",
     )
 
 
@@ -209,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "-i",
         "--image",
+        metavar="PATH_OR_URL",
         help="first frame: an https URL, a data URL, or a local file "
-        f"(sent inline up to {MAX_INLINE_BYTES // 1024} KiB, uploaded to the uploads bucket above)",
+        f"(sent inline up to {MAX_INLINE_BYTES // 1024} KiB, uploaded to the uploads bucket when larger)",
     )
     gen.add_argument(
         "-p",
@@ -220,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a model field, typed as GET /models says (repeatable): -p duration=10 -p aspect_ratio=9:16",
     )
-    gen.add_argument("--idempotency-key", help="reuse to retry a submit safely (default: a new uuid4)")
+    gen.add_argument(
+        "--idempotency-key", metavar="KEY", help="reuse to retry a submit safely (default: a new uuid4)"
+    )
     _add_wait_options(gen)
     _add_upload_options(gen)
 

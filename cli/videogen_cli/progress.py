@@ -23,6 +23,7 @@ from videogen_cli.images import human_size
 
 CHUNK = 256 * 1024
 BAR_WIDTH = 28
+HEARTBEAT = 30.0  # seconds between progress lines when stderr is not a terminal
 
 
 @dataclass
@@ -151,14 +152,15 @@ class Watch:
             since = (self.now() - created).total_seconds()
             offset = since if 0 <= since < 7 * 86400 else 0.0  # ignore a skewed clock
         typical = self.typical_seconds(str(generation.get("model", "")))
-        last_status = None
+        last_status, last_line = None, -HEARTBEAT
         while True:
             status = generation.get("status")
             waited = self.monotonic() - started
-            self.console.live(
-                progress_line(generation, offset + waited, typical), changed=status != last_status
-            )
-            last_status = status
+            # off a terminal: a line per status change, and one every HEARTBEAT seconds meanwhile
+            changed = status != last_status or waited - last_line >= HEARTBEAT
+            self.console.live(progress_line(generation, offset + waited, typical), changed=changed)
+            if changed:
+                last_status, last_line = status, waited
             if status in TERMINAL:
                 self.console.end_live()
                 return generation

@@ -704,3 +704,36 @@ def test_list_and_status_output(run: Callable[..., tuple[int, str, str]], fake_a
     )
     code, out, _ = run("status", "gen_1")
     assert code == 0 and "status:       queued" in out and "(522 chars)" in out
+
+
+def test_off_a_terminal_progress_is_a_line_per_change_and_a_heartbeat() -> None:
+    now = [0.0]
+    answers = [generation(status="generating")] * 7 + [generation(status="completed")]
+
+    class Client:
+        def get(self, generation_id: str) -> dict[str, Any]:
+            return answers.pop(0)
+
+        def model(self, model_id: str) -> dict[str, Any]:
+            return MODELS["models"][0]
+
+    err = io.StringIO()
+    watch = progress.Watch(
+        Client(),  # type: ignore[arg-type]
+        progress.Console(io.StringIO(), err),
+        interval=10,
+        sleep=lambda seconds: now.__setitem__(0, now[0] + seconds),
+        monotonic=lambda: now[0],
+    )
+    final = watch.until_done(generation(status="queued", created_at="not a time"))
+    assert final["status"] == "completed"
+    lines = err.getvalue().splitlines()
+    assert [line.split()[1] for line in lines] == [
+        "queued",
+        "generating",
+        "generating",
+        "generating",
+        "completed",
+    ]
+    assert lines[1].endswith("0:10 elapsed  (typically ~1:00, about 0:50 left)")
+    assert lines[2].split()[2] == "0:40" and lines[-1].endswith("after 1:20")
