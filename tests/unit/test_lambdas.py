@@ -358,11 +358,22 @@ def test_a_task_waiting_for_a_held_lock_is_throttled_and_retried(shim: LambdaShi
     """A test (or any thread) holding the stack's lock while an execution runs: the task is
     refused as a throttled Lambda, Retry backs off, and it runs once the lock is free."""
     holder_has_it = threading.Event()
+    sfn = boto3.client("stepfunctions")
 
-    def hold() -> None:
+    def refused_once() -> bool:
+        runs = [
+            e["executionArn"]
+            for m in sfn.list_state_machines()["stateMachines"]
+            for e in sfn.list_executions(stateMachineArn=m["stateMachineArn"])["executions"]
+        ]
+        return any(task_errors(sfn.get_execution_history(executionArn=arn)["events"]) for arn in runs)
+
+    def hold() -> None:  # until the task has been refused once
         with shim.lock:
             holder_has_it.set()
-            time.sleep(0.5)
+            deadline = time.monotonic() + 10
+            while not refused_once() and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     holder = threading.Thread(target=hold)
     holder.start()
