@@ -483,6 +483,8 @@ class LocalStack:
             stage=api_spec.stage_name,
             port=self.port,
             gateway_responses=api_spec.gateway_responses,
+            cors=api_spec.cors,
+            console_dir=console if (console := self.root / "console").is_dir() else None,
         ).start()
 
     def _start_timer(self) -> None:
