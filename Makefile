@@ -29,6 +29,15 @@ install-sam: $(SAM_VENV)/.installed ## the SAM CLI in its own virtualenv (it pin
 template-check: install install-sam ## cfn-lint, sam validate --lint and sam build of template.yaml
 	$(if $(PY313_BIN),PATH="$(PY313_BIN):$$PATH") SAM=$(SAM_VENV)/bin/sam scripts/check-template.sh
 
+CHROMIUM := /usr/bin/chromium
+# Debian's chromium for the browser-console test (Playwright drives it; nothing downloads a browser).
+install-browser: ## Debian's chromium at /usr/bin/chromium (apt-get, sudo only when not root), if missing
+	@if [ -x $(CHROMIUM) ]; then echo "chromium: $$($(CHROMIUM) --version 2>/dev/null || echo $(CHROMIUM))"; else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-liberation; \
+	fi
+
 deps: ## both virtualenvs, installed side by side
 	$(MAKE) --no-print-directory -j2 install install-sam
 
@@ -49,7 +58,7 @@ local: install ## local stack (moto + AIML API simulator + handlers) on 127.0.0.
 demo: install ## text- and image-to-video end to end on a throwaway local stack, down to the MP4s
 	$(BIN)/python -m local.demo
 
-test: deps ## everything CI runs: lint, template checks (cfn-lint, sam validate, sam build), the whole suite
+test: deps install-browser ## everything CI runs: lint, template checks (cfn-lint, sam validate, sam build), the whole suite
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory template-check
 	$(BIN)/pytest
@@ -63,4 +72,4 @@ deploy: build ## sam deploy --guided (needs AWS credentials)
 clean: ## remove build output and local state (keeps the virtualenvs)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install install-sam template-check deps lint openapi unit local demo test build deploy clean
+.PHONY: help install install-sam install-browser template-check deps lint openapi unit local demo test build deploy clean

@@ -15,6 +15,14 @@ Routes are matched the way API Gateway walks its resource tree: a literal segmen
 which beats `{proxy+}`. Paths are served both under the stage (`/v1/models`, what the deployed URL
 looks like) and without it (`/models`, what `sam local start-api` serves).
 
+With the API's `Cors` set (SAM), every resource answers `OPTIONS` preflights as SAM's mock
+integration does: 200 with the Access-Control-Allow-* headers of the template, no API key needed
+(the template sets `AddApiKeyRequiredToCorsPreflight: false`).
+
+Not API Gateway at all: given a `console_dir`, the adapter also serves that folder's files (the
+browser console) at `/console/`, with `/` redirecting there, without a key. A deployed stack does not
+serve the console; it is a static page that works from anywhere the API's CORS allows.
+
 Each accepted key has a stable `apiKeyId` (`local-` + sha256(key)[:12]) in
 `requestContext.identity.apiKeyId`, so several keys can stand for several callers.
 """
@@ -34,6 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -46,6 +55,22 @@ INTEGRATION_TIMEOUT_SECONDS = 29.0
 
 # (function logical id, event) -> the handler's return value
 Invoker = Callable[[str, dict[str, Any]], Any]
+# (status, headers, body) of an answer
+Answer = tuple[int, list[tuple[str, str]], bytes]
+
+CONSOLE_PATH = "/console/"
+CONSOLE_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
+# The page talks to any API URL the user gives (connect-src) and plays presigned links (media-src).
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src *; media-src * blob:; frame-ancestors 'none'"
+)
 
 
 def api_key_id(key: str) -> str:
@@ -124,7 +149,8 @@ class RouteTable:
                 return None
         return params if len(segs) == len(parts) else None
 
-    def match(self, method: str, raw_path: str) -> tuple[Route, dict[str, str]] | None:
+    def _resource(self, raw_path: str) -> list[tuple[Route, dict[str, str]]]:
+        """The routes of the resource `raw_path` resolves to (empty: no such resource)."""
         # Split before decoding, so an encoded "/" (%2F) stays inside its segment.
         parts = [unquote(p) for p in raw_path.split("/") if p]
         candidates = []
@@ -133,9 +159,16 @@ class RouteTable:
             if params is not None:
                 candidates.append((tuple(_segment_score(s) for s in route.segments), route, params))
         if not candidates:
-            return None
+            return []
         best = max(c[0] for c in candidates)
-        on_resource = [(r, p) for score, r, p in candidates if score == best]
+        return [(r, p) for score, r, p in candidates if score == best]
+
+    def methods(self, raw_path: str) -> list[str]:
+        """The methods of the resource `raw_path` resolves to (empty: no such resource)."""
+        return sorted({route.method for route, _ in self._resource(raw_path)})
+
+    def match(self, method: str, raw_path: str) -> tuple[Route, dict[str, str]] | None:
+        on_resource = self._resource(raw_path)
         for wanted in (method.upper(), "ANY"):
             for route, params in on_resource:
                 if route.method == wanted:
@@ -157,6 +190,8 @@ class ApiGatewayAdapter:
         port: int = 0,
         api_id: str = "local",
         gateway_responses: Mapping[str, Any] | None = None,
+        cors: Mapping[str, Any] | None = None,
+        console_dir: str | Path | None = None,
     ) -> None:
         self.table = RouteTable(routes)
         self.invoke = invoke
@@ -164,6 +199,8 @@ class ApiGatewayAdapter:
         self.stage = stage
         self.api_id = api_id
         self.gateway_responses = dict(gateway_responses or {})
+        self.cors = dict(cors) if cors is not None else None
+        self.console_dir = Path(console_dir) if console_dir is not None else None
         self._address = (host, port)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -206,6 +243,55 @@ class ApiGatewayAdapter:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # ---- what API Gateway answers itself, and the console -------------------------------------
+    def preflight(self, methods: Iterable[str]) -> Answer:
+        """SAM's CORS preflight (a mock integration): 200, the template's Access-Control headers."""
+        assert self.cors is not None
+        cors = self.cors
+
+        def header(name: str, default: str | None = None) -> str | None:
+            value = cors.get(name)
+            return _static_value(str(value)) if value is not None else default
+
+        allow_methods = ",".join(sorted({*methods, "OPTIONS"}))
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Access-Control-Allow-Origin", header("AllowOrigin", "*") or "*"),
+            ("Access-Control-Allow-Methods", header("AllowMethods", allow_methods) or allow_methods),
+        ]
+        for name, key in (
+            ("Access-Control-Allow-Headers", "AllowHeaders"),
+            ("Access-Control-Max-Age", "MaxAge"),
+        ):
+            value = header(key)
+            if value:
+                headers.append((name, value))
+        if _truthy(cors.get("AllowCredentials")):
+            headers.append(("Access-Control-Allow-Credentials", "true"))
+        return 200, headers, b""
+
+    def console(self, path: str) -> Answer | None:
+        """The console's files for GET `path`, or None when `path` is not the console's."""
+        if self.console_dir is None:
+            return None
+        if path in ("/", CONSOLE_PATH.rstrip("/")):
+            return 302, [("Location", CONSOLE_PATH), ("Content-Type", "text/plain")], b""
+        if not path.startswith(CONSOLE_PATH):
+            return None
+        name = path[len(CONSOLE_PATH) :] or "index.html"
+        # Only the folder's own files, by exact name: no path ever reaches the file system.
+        files = {p.name: p for p in self.console_dir.iterdir() if p.is_file() and p.suffix in CONSOLE_TYPES}
+        target = files.get(name)
+        if target is None:
+            return 404, [("Content-Type", "text/plain")], b"not found"
+        headers = [
+            ("Content-Type", CONSOLE_TYPES[target.suffix]),
+            ("Cache-Control", "no-cache"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Content-Security-Policy", CONSOLE_CSP),
+        ]
+        return 200, headers, target.read_bytes()
 
     # ---- the proxy event ----------------------------------------------------------------------
     def build_event(
@@ -369,7 +455,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         path = unquote(raw_path)
         method = self.command.upper()
         body = self._read_body()
-        if body is None:
+        console = gw.console(split.path or "/") if method in ("GET", "HEAD") and body is not None else None
+        if console is not None:
+            status, headers, payload = console
+        elif body is None:
             self.close_connection = True
             status, headers, payload = self._gateway_error("REQUEST_TOO_LARGE", request_id)
         else:
@@ -379,8 +468,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(
         self, method: str, raw_path: str, path: str, query: str, body: bytes, request_id: str
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
+    ) -> Answer:
         gw = self.gateway
+        if method == "OPTIONS" and gw.cors is not None:
+            methods = gw.table.methods(raw_path)
+            if methods:  # SAM adds an OPTIONS method (no key) to every resource of the API
+                return gw.preflight(methods)
         found = gw.table.match(method, raw_path)
         if found is None:
             return self._gateway_error("MISSING_AUTHENTICATION_TOKEN", request_id)
@@ -416,9 +509,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             log.error("handler %s returned a malformed proxy response: %s", route.function, exc)
             return self._gateway_error("DEFAULT_5XX", request_id, route.resource)
 
-    def _gateway_error(
-        self, response_type: str, request_id: str, resource: str = ""
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _gateway_error(self, response_type: str, request_id: str, resource: str = "") -> Answer:
         gw = self.gateway
         context = {
             "requestId": request_id,
@@ -447,6 +538,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+
+
+def _static_value(value: str) -> str:
+    """A SAM/API Gateway static header value: "'*'" -> "*"."""
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == "'" else value
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).strip("'").lower() == "true"
 
 
 def _proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -112,6 +112,7 @@ class ApiSpec:
     stage_name: str
     api_key_required: bool
     gateway_responses: dict[str, Any] = field(default_factory=dict)  # SAM GatewayResponses, resolved
+    cors: dict[str, Any] | None = None  # SAM Cors (a string is its AllowOrigin), resolved
 
 
 class Template:
@@ -482,11 +483,17 @@ class Template:
         if logical_id is not None:
             props.update(self.properties(logical_id))
         auth = props.get("Auth") or {}
+        cors = props.get("Cors")
         return ApiSpec(
             logical_id,
             str(props.get("StageName", "Prod")),
             _truthy(auth.get("ApiKeyRequired")),
             dict(props.get("GatewayResponses") or {}),
+            {"AllowOrigin": cors}
+            if isinstance(cors, str)
+            else dict(cors)
+            if isinstance(cors, dict)
+            else None,
         )
 
     def functions(self) -> dict[str, FunctionSpec]:

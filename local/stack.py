@@ -17,7 +17,7 @@ What it starts, all on 127.0.0.1:
   (LOCAL_API_KEY overrides; comma-separated for several callers);
 - a timer playing the EventBridge schedule: every LOCAL_POLL_SECONDS (default 5) the scheduled
   functions (the poller) get `events/poller_schedule.json`; a failing sweep is logged, not fatal.
-It writes `.local/endpoints.json` (api_url, api_key, aws_endpoint_url, region, table_name,
+It writes `.local/endpoints.json` (api_url, api_key, api_key_ids, aws_endpoint_url, region, table_name,
 outputs_bucket, uploads_bucket, state_machine_arn, simulator_url, simulator_control, ...) for
 other processes.
 
@@ -68,6 +68,7 @@ ENDPOINT_KEYS = (
     "api_url",
     "api_key",
     "api_keys",
+    "api_key_ids",
     "aws_endpoint_url",
     "region",
     "table_name",
@@ -482,6 +483,8 @@ class LocalStack:
             stage=api_spec.stage_name,
             port=self.port,
             gateway_responses=api_spec.gateway_responses,
+            cors=api_spec.cors,
+            console_dir=console if (console := self.root / "console").is_dir() else None,
         ).start()
 
     def _start_timer(self) -> None:
@@ -589,6 +592,8 @@ class LocalStack:
             "api_url": self.api_url,
             "api_key": self.api_key,
             "api_keys": list(self.api_keys),
+            # {key: the apiKeyId handlers see}: the caller's owner id, e.g. for `videogen upload --wait`
+            "api_key_ids": {key: self.key_id(key) for key in self.api_keys},
             "aws_endpoint_url": self.aws_endpoint_url,
             "region": self.region,
             "table_name": env.get("TABLE_NAME"),

@@ -11,7 +11,7 @@ from videogen.observability import logger, metrics, tracer
 from videogen.settings import Settings
 
 components = build(Settings.from_env(os.environ))
-app = build_app(lambda: components)
+app = build_app(lambda: components, allowed_origin=components.settings.allowed_origin)
 
 
 @logger.inject_lambda_context(

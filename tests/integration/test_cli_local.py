@@ -353,3 +353,24 @@ def test_a_large_local_image_is_uploaded_and_followed_to_the_video(
     assert code == 0, err
     assert "more than the 256 KiB" in err and "uploaded" in err and "the stack created gen_" in err
     assert (tmp_path / "big.mp4").read_bytes()[4:8] == b"ftyp"
+
+
+def test_upload_wait_finds_the_owner_in_endpoints_json(
+    local_stack: LocalStack, poller: None, tmp_path: Path, api: Any
+) -> None:
+    """What `make local` users run: no flags at all. endpoints.json carries `api_key_ids`, so the
+    CLI knows the caller's owner id and can follow the generation its upload made."""
+    written = json.loads(local_stack.endpoints_path.read_text())
+    assert written["api_key_ids"] == {k: local_stack.key_id(k) for k in local_stack.api_keys}
+    (tmp_path / ".local").mkdir()
+    (tmp_path / ".local" / "endpoints.json").write_text(json.dumps(written))
+    (tmp_path / "cat.png").write_bytes(png(8, 8, noise=False))
+
+    argv = ["upload", "cat.png", "--prompt", "The cat yawns", *WAIT, "--find-timeout", "20", "-o", "cat.mp4"]
+    code, _, err = cli(argv, env={}, cwd=tmp_path)
+    assert code == 0, err
+    assert "the stack created gen_" in err
+    generation_id = err.split("the stack created ", 1)[1].split()[0]
+    # the file's key is the first one (the `api` fixture's caller): the generation is theirs
+    assert api_get(api, generation_id)["status"] == "completed"
+    assert (tmp_path / "cat.mp4").read_bytes()[4:8] == b"ftyp"

@@ -264,3 +264,53 @@ def test_an_inline_image_too_large_for_the_record_is_refused(call: Any, sim: Sim
 
     assert status == 422 and "image_url" in {d["field"] for d in answer["error"]["details"]}
     assert sim.submit_attempts == 0
+
+
+@pytest.mark.parametrize("origin", ["*", "https://console.example.com"])
+def test_every_answer_carries_the_cors_headers_a_browser_needs(
+    aws: dict[str, str], client: AimlClient, clock: Clock, origin: str
+) -> None:
+    """The console runs in a browser on another origin: successes and errors alike must be
+    readable there, or it could only say "Failed to fetch"."""
+    settings = Settings(
+        table_name=aws["GenerationsTable"],
+        idempotency_table_name=aws["IdempotencyTable"],
+        outputs_bucket=aws["OutputsBucket"],
+        aiml_api_key_secret_id="unused",
+        allowed_origin=origin,
+    )
+    components = Components(
+        settings=settings, service=make_service(aws, client, clock), dynamodb=boto3.client("dynamodb")
+    )
+    app = build_app(lambda: components, allowed_origin=settings.allowed_origin)
+    browser = {"Origin": "https://console.example.com"}
+
+    def headers_of(answer: dict[str, Any]) -> dict[str, str]:
+        merged = {k.lower(): v for k, v in (answer.get("headers") or {}).items()}
+        merged.update({k.lower(): v[0] for k, v in (answer.get("multiValueHeaders") or {}).items()})
+        return merged
+
+    created = app.resolve(event("POST", "/generations", body=T2V, headers=browser), Context())
+    assert created["statusCode"] == 202
+    cors = headers_of(created)
+    assert cors["access-control-allow-origin"] == origin
+    assert "location" in cors["access-control-expose-headers"].lower()
+    for answer in (
+        app.resolve(event("GET", "/generations/gen_nope", headers=browser), Context()),  # 404
+        app.resolve(event("POST", "/generations", body={"model": "x"}, headers=browser), Context()),  # 422
+    ):
+        assert answer["statusCode"] in (404, 422)
+        assert headers_of(answer)["access-control-allow-origin"] == origin
+
+
+def test_allowed_origin_is_an_origin_or_a_star() -> None:
+    base = {
+        "table_name": "t",
+        "idempotency_table_name": "i",
+        "outputs_bucket": "b",
+        "aiml_api_key_secret_id": "s",
+    }
+    assert Settings.from_env({k.upper(): v for k, v in base.items()}).allowed_origin == "*"
+    for bad in ("https://example.com/path", "example.com", "*.example.com"):
+        with pytest.raises(Exception, match="ALLOWED_ORIGIN"):
+            Settings.from_env({**{k.upper(): v for k, v in base.items()}, "ALLOWED_ORIGIN": bad})

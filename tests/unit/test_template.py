@@ -42,6 +42,7 @@ EXPECTED_ENV: dict[str, Any] = {
 }
 # Variables a function has on top of the Globals.
 FUNCTION_ENV: dict[str, dict[str, Any]] = {
+    "ApiFunction": {"ALLOWED_ORIGIN": {"Ref": "AllowedOrigin"}},
     "UploadFunction": {
         "UPLOAD_DEFAULT_MODEL": {"Ref": "UploadDefaultModel"},
         "UPLOAD_DEFAULT_PROMPT": {"Ref": "UploadDefaultPrompt"},
@@ -136,7 +137,12 @@ def test_the_five_routes_need_an_api_key(source: dict, deployed: dict) -> None:
     assert routes == ROUTES
     # what API Gateway actually enforces: every generated operation carries the api_key scheme
     body = deployed["Resources"]["VideogenApi"]["Properties"]["Body"]
-    generated = {(m.upper(), path): op for path, ops in body["paths"].items() for m, op in ops.items()}
+    generated = {
+        (m.upper(), path): op
+        for path, ops in body["paths"].items()
+        for m, op in ops.items()
+        if m != "options"  # CORS preflights: test_cors_preflights_need_no_key
+    }
     assert set(generated) == ROUTES
     for route, op in generated.items():
         assert op["security"] == [{"api_key": []}], route
@@ -539,3 +545,25 @@ def test_definition_retries_catches_and_cannot_loop_forever(workflow_definition:
     assert cap["Next"] == "PollLimitReached" and cap["NumericGreaterThanEquals"] * 9 < 25_000
     assert check["Default"] == "Wait"
     assert states["RecordFailure"]["Next"] == "StepFailed"
+
+
+def test_cors_preflights_need_no_key_and_errors_are_readable_cross_origin(
+    source: dict, deployed: dict
+) -> None:
+    """A browser (the console) sends OPTIONS without x-api-key before every call with a key."""
+    api = source["Resources"]["VideogenApi"]["Properties"]
+    origin = {"Fn::Sub": "'${AllowedOrigin}'"}
+    assert api["Cors"]["AllowOrigin"] == origin
+    headers = {h.lower() for h in api["Cors"]["AllowHeaders"].strip("'").split(",")}
+    assert {"x-api-key", "idempotency-key", "content-type"} <= headers
+    assert api["Auth"]["AddApiKeyRequiredToCorsPreflight"] is False
+    assert source["Parameters"]["AllowedOrigin"]["Default"] == "*"
+    body = deployed["Resources"]["VideogenApi"]["Properties"]["Body"]
+    preflights = {path: ops["options"] for path, ops in body["paths"].items() if "options" in ops}
+    assert set(preflights) == {path for _, path in ROUTES}
+    for path, op in preflights.items():
+        assert not op.get("security"), path  # no API key on a preflight
+        assert op["x-amazon-apigateway-integration"]["type"] == "mock", path
+    # API Gateway's own errors (bad key, unknown route, throttling) carry the origin too
+    for name, response in api["GatewayResponses"].items():
+        assert response["ResponseParameters"]["Headers"]["Access-Control-Allow-Origin"] == origin, name

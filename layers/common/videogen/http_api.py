@@ -8,7 +8,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError as OpenApiValidationError,
 )
@@ -24,6 +24,9 @@ from videogen.service import SUBMIT_FAILURE_HTTP_STATUS
 
 TITLE = "videogen"
 VERSION = "1.0.0"
+# What a browser may send and read across origins (API Gateway answers the preflights: template Cors).
+CORS_ALLOW_HEADERS = ["Content-Type", "x-api-key", "Idempotency-Key"]
+CORS_EXPOSE_HEADERS = ["Location", "Retry-After"]
 
 
 # Powertools' idempotency errors, re-raised as these: importing Powertools' idempotency package
@@ -64,9 +67,22 @@ def _errors(*codes: int) -> dict[int, Any]:
     }
 
 
-def build_app(components: Callable[[], Components]) -> APIGatewayRestResolver:
-    """`components` is called on first use, so the OpenAPI document can be produced without AWS."""
-    app = APIGatewayRestResolver(enable_validation=True)
+def build_app(
+    components: Callable[[], Components], *, allowed_origin: str | None = None
+) -> APIGatewayRestResolver:
+    """`components` is called on first use, so the OpenAPI document can be produced without AWS.
+    `allowed_origin` ("*" or an origin) adds CORS headers to every answer, errors included."""
+    cors = (
+        CORSConfig(
+            allow_origin=allowed_origin,
+            allow_headers=CORS_ALLOW_HEADERS,
+            expose_headers=CORS_EXPOSE_HEADERS,
+            max_age=600,
+        )
+        if allowed_origin
+        else None
+    )
+    app = APIGatewayRestResolver(enable_validation=True, cors=cors)
     submitters: dict[str, Any] = {}
 
     def owner() -> str:

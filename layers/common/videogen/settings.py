@@ -30,6 +30,11 @@ class Settings(BaseModel):
     due_shards: int = Field(4, ge=1, le=64)
     presign_expiry_seconds: int = Field(3600, ge=60, le=604_800)
     url_dns_strict: bool = True
+    allowed_origin: str = Field(
+        "*",
+        pattern=r"^(\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)$",
+        description="browser origin the API's CORS headers allow (AllowedOrigin)",
+    )
     first_poll_factor: float = Field(
         0.6, ge=0, le=2, description="first poll after this x the model's typical time"
     )

@@ -1,0 +1,284 @@
+"""The browser console (console/) on the session's local stack: the adapter's CORS preflights and
+static files, then the page itself in headless Chromium (Debian's /usr/bin/chromium, driven by
+Playwright through `executable_path`; nothing downloads a browser).
+
+The page is loaded from http://localhost:PORT/console/ while it calls the API at
+http://127.0.0.1:PORT/v1: another origin, so every call goes through CORS as it would against a
+deployed API (preflight without a key, Access-Control-Allow-Origin on answers and on API
+Gateway's own errors). Without chromium these tests fail, they are never skipped:
+`make install-browser` (a prerequisite of `make test`) installs it."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import random
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from local.stack import LocalStack
+from tests.integration.conftest import ALICE_KEY, ApiClient
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = ROOT / ".local" / "console.png"
+T2V = "kling-video/v1.6/standard/text-to-video"
+
+
+def root_url(local_stack: LocalStack, host: str = "127.0.0.1") -> str:
+    return f"http://{host}:{urlsplit(local_stack.api_url).port}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the adapter: preflights like API Gateway with the template's Cors, and the console's files
+
+
+def test_preflight_is_answered_without_a_key(local_stack: LocalStack) -> None:
+    for path in ("/v1/generations", "/v1/generations/gen_x", "/models"):
+        answer = requests.options(
+            root_url(local_stack) + path,
+            headers={
+                "Origin": "http://localhost:8000",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type,idempotency-key,x-api-key",
+            },
+            timeout=10,
+        )
+        assert answer.status_code == 200, (path, answer.text)
+        assert answer.headers["Access-Control-Allow-Origin"] == "*"
+        allowed = {h.strip().lower() for h in answer.headers["Access-Control-Allow-Headers"].split(",")}
+        assert {"x-api-key", "idempotency-key", "content-type"} <= allowed
+        assert {"GET", "POST", "DELETE"} <= set(answer.headers["Access-Control-Allow-Methods"].split(","))
+    # no such resource: API Gateway's missing-token answer, as for any other method
+    assert requests.options(root_url(local_stack) + "/v1/nope", timeout=10).status_code == 404
+
+
+def test_answers_and_gateway_errors_carry_the_allowed_origin(
+    local_stack: LocalStack, api: ApiClient, api_client: Any
+) -> None:
+    origin = {"Origin": "http://localhost:8000"}
+    ok = api.get("/models", headers=origin)
+    assert ok.status_code == 200 and ok.headers["Access-Control-Allow-Origin"] == "*"
+    refused = api_client("not-a-key").get("/models", headers=origin)  # answered by "API Gateway"
+    assert refused.status_code == 403 and refused.headers["Access-Control-Allow-Origin"] == "*"
+    missing = api.get("/generations/gen_nope", headers=origin)  # answered by the function
+    assert missing.status_code == 404 and missing.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_the_console_is_served_without_a_key(local_stack: LocalStack) -> None:
+    base = root_url(local_stack)
+    home = requests.get(base + "/", allow_redirects=False, timeout=10)
+    assert home.status_code == 302 and home.headers["Location"] == "/console/"
+    page = requests.get(base + "/console/", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "videogen console" in page.text and "connect-src *" in page.headers["Content-Security-Policy"]
+    script = requests.get(base + "/console/console.js", timeout=10)
+    assert script.status_code == 200 and script.headers["Content-Type"].startswith("text/javascript")
+    for path in ("/console/../template.yaml", "/console/%2e%2e/template.yaml", "/console/nope.js"):
+        assert requests.get(base + path, timeout=10).status_code == 404, path
+
+
+# ---------------------------------------------------------------------------------------------
+# the page in headless Chromium
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: run `make install-browser` (make test does)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, local_stack: LocalStack) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    problems: list[str] = []
+    tab.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    tab.on("console", lambda m: problems.append(f"{m.text} {m.location}") if m.type == "error" else None)
+    tab.problems = problems
+    yield tab
+    context.close()
+
+
+@pytest.fixture
+def poller(local_stack: LocalStack) -> Iterator[None]:
+    """The schedule, fast: a sweep every 50 ms while the test runs (the session stack's timer is off)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(0.05):
+            with contextlib.suppress(Exception):  # a failing sweep is the stack's to log
+                local_stack.poll_now()
+
+    thread = threading.Thread(target=loop, name="console-test-poller", daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(10)
+
+
+def open_console(page: Any, local_stack: LocalStack, key: str) -> None:
+    """Load the page from another origin than the API's, connect it with `key`."""
+    page.goto(root_url(local_stack, "localhost") + "/")  # redirects to /console/
+    assert page.url.endswith("/console/")
+    # the default API URL is the page's own origin (what `make local` serves)
+    assert page.input_value("#api-url") == root_url(local_stack, "localhost") + "/v1"
+    page.fill("#api-url", local_stack.api_url)  # http://127.0.0.1:PORT/v1: cross-origin
+    page.fill("#api-key", key)
+    page.click("#connect")
+
+
+def record_statuses(page: Any) -> None:
+    page.evaluate(
+        """() => {
+          window.seenStatuses = [];
+          const badge = document.getElementById("current-status");
+          new MutationObserver(() => {
+            const s = badge.dataset.status;
+            if (s && window.seenStatuses.at(-1) !== s) window.seenStatuses.push(s);
+          }).observe(badge, {attributes: true, childList: true, characterData: true, subtree: true});
+        }"""
+    )
+
+
+def wait_for_playable_video(page: Any, selector: str) -> dict[str, Any]:
+    page.wait_for_selector(selector)
+    page.wait_for_function(
+        "sel => { const v = document.querySelector(sel); return v && v.readyState >= 1 && v.duration > 0; }",
+        arg=selector,
+    )
+    return dict(
+        page.eval_on_selector(
+            selector, "v => ({src: v.src, readyState: v.readyState, duration: v.duration, error: v.error})"
+        )
+    )
+
+
+def test_a_generation_from_the_page_to_a_playing_video(
+    page: Any, local_stack: LocalStack, api: ApiClient, poller: None
+) -> None:
+    open_console(page, local_stack, ALICE_KEY)
+    page.wait_for_selector(f'#model option[value="{T2V}"]', state="attached")
+    assert "connected to" in page.text_content("#connection")
+
+    page.select_option("#model", T2V)
+    # the model's fields from GET /models: enums become selects, the prompt a text area
+    assert page.eval_on_selector("#field-duration", "e => e.tagName") == "SELECT"
+    assert page.eval_on_selector("#field-prompt", "e => e.tagName") == "TEXTAREA"
+    page.fill("#field-prompt", "A red fox runs through snow at dawn")
+    page.select_option("#field-duration", label="5")
+    page.select_option("#field-aspect_ratio", label="16:9")
+    record_statuses(page)
+    page.click("#submit")
+
+    page.wait_for_selector('#current-status[data-status="completed"]')
+    seen = page.evaluate("window.seenStatuses")
+    assert seen[0] in ("queued", "generating") and seen[-1] == "completed", seen
+    assert "took" in page.text_content("#current-elapsed")
+    generation_id = page.text_content("#current-id")
+    video = wait_for_playable_video(page, "#current-player")
+    assert video["error"] is None and video["readyState"] >= 1 and video["duration"] > 0
+
+    # the player's source is the presigned link of the archived MP4
+    fetched = requests.get(video["src"], timeout=10)
+    assert fetched.status_code == 200 and fetched.headers["Content-Type"] == "video/mp4"
+    assert fetched.content[4:8] == b"ftyp"
+    record = api.get(f"/generations/{generation_id}").json()
+    assert record["status"] == "completed"
+    assert record["request"] == {
+        "prompt": "A red fox runs through snow at dawn",
+        "duration": 5,
+        "aspect_ratio": "16:9",
+    }
+
+    # the list of recent generations has it, with a player
+    page.wait_for_selector(f'#recent-list li[data-id="{generation_id}"] video')
+    wait_for_playable_video(page, f'#recent-list video[data-id="{generation_id}"]')
+    assert page.problems == []
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def noisy_png(width: int, height: int) -> bytes:
+    """A real PNG that does not compress: about width * height * 3 bytes."""
+    source = random.Random(width * height)
+    rows = b"".join(b"\x00" + source.randbytes(width * 3) for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_large_image_is_downscaled_under_the_inline_limit(
+    page: Any, local_stack: LocalStack, api: ApiClient, poller: None, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.png"
+    big.write_bytes(noisy_png(640, 480))
+    assert big.stat().st_size > 256 * 1024
+    open_console(page, local_stack, ALICE_KEY)
+    page.wait_for_selector('#model option[value="video-01"]', state="attached")
+    page.select_option("#model", "video-01")
+    page.set_input_files("#file-image_url", str(big))
+    page.wait_for_selector('img[data-preview="image_url"]')
+    assert "downscaled" in page.text_content("#hint-image_url")
+    page.fill("#field-prompt", "The picture comes alive")
+    page.click("#submit")
+    page.wait_for_selector('#current-status[data-status="completed"]')
+
+    record = api.get(f"/generations/{page.text_content('#current-id')}").json()
+    header, _, data = record["request"]["image_url"].partition(",")
+    assert header == "data:image/jpeg;base64"
+    assert len(base64.b64decode(data)) <= 256 * 1024
+    assert page.problems == []
+
+
+def test_api_errors_are_shown_with_their_message(page: Any, local_stack: LocalStack) -> None:
+    open_console(page, local_stack, "not-a-key")  # refused by "API Gateway", cross-origin
+    page.wait_for_selector("#error:not([hidden])")
+    assert "invalid_api_key" in page.text_content("#error")
+    assert "a valid x-api-key header is required" in page.text_content("#error")
+
+    page.fill("#api-key", ALICE_KEY)
+    page.click("#connect")
+    page.wait_for_selector("#create:not([hidden])")
+    page.select_option("#model", T2V)
+    page.fill("#field-prompt", "x")
+    page.fill("#field-cfg_scale", "7")  # the catalog says 0..1: the API names the field
+    page.eval_on_selector("#field-cfg_scale", "e => e.removeAttribute('max')")  # past the browser's check
+    page.click("#submit")
+    page.wait_for_selector("#error:not([hidden])")
+    text = page.text_content("#error")
+    assert "HTTP 422" in text and "cfg_scale" in text, text
