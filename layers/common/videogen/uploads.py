@@ -436,11 +436,14 @@ class UploadProcessor:
             owner = self.defaults.owner
         model_id = values.pop("model", "").strip() or self.defaults.model
         prompt = values.pop("prompt", "").strip() or self.defaults.prompt
+        callback_url = values.pop("callback_url", "").strip()  # x-amz-meta-callback-url
         if IMAGE_FIELD in values:
             values.pop(IMAGE_FIELD)
             problems.append({"field": IMAGE_FIELD, "message": "comes from the uploaded object itself"})
         model = CATALOG.get(model_id)
         body: dict[str, Any] = {"prompt": prompt}
+        if callback_url:
+            body["callback_url"] = callback_url  # checked by the service like the API's
         ignored = sorted(name for name in values if name not in _FIELD_NAMES)
         for name in sorted(set(values) - set(ignored)):
             spec = model.field(name) if model is not None else None
