@@ -6,6 +6,7 @@ README shows. Faults are injected at the receiver."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from local.stack import LocalStack
+from local.stack import ROOT, LocalStack
 from tests.integration.test_uploads_local import upload
 from tests.webhook_receiver import Answer, Receiver
 
@@ -57,11 +58,13 @@ def finish(
 
 
 def verify(stack: LocalStack, body: bytes, headers: dict[str, str]) -> Any:
-    """What the README tells a receiver to do, with the stack's secret."""
-    from standardwebhooks.webhooks import Webhook
-
+    """The README's receiver, run verbatim with the stack's secret."""
+    readme = (ROOT / "README.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "standardwebhooks" in b]
     secret = stack.client("secretsmanager").get_secret_value(SecretId=stack.endpoints["webhook_secret_id"])
-    return Webhook(secret["SecretString"]).verify(body, headers)
+    namespace: dict[str, Any] = {"SECRET": secret["SecretString"]}
+    exec(code, namespace)  # the README's own snippet
+    return namespace["receive"](body, headers)
 
 
 def test_a_completion_is_one_event_and_one_verified_webhook(
