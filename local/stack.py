@@ -16,7 +16,10 @@ What it starts, all on 127.0.0.1:
 - the REST API adapter (local/apigw.py) on PORT (default 3000), API key `local-dev-key`
   (LOCAL_API_KEY overrides; comma-separated for several callers);
 - a timer playing the EventBridge schedule: every LOCAL_POLL_SECONDS (default 5) the scheduled
-  functions (the poller) get `events/poller_schedule.json`; a failing sweep is logged, not fatal.
+  functions (the poller) get `events/poller_schedule.json`; a failing sweep is logged, not fatal;
+- Lambda's event source mappings (local/pollers.py): every LOCAL_EVENT_POLL_SECONDS (default 0.2)
+  the generations table's stream reaches the notifier and the webhook queue the webhook function;
+  a queue subscribed to the event bus (`events_tap_queue_url`) collects the completion events.
 It writes `.local/endpoints.json` (api_url, api_key, aws_endpoint_url, region, table_name,
 outputs_bucket, uploads_bucket, state_machine_arn, simulator_url, simulator_control, ...) for
 other processes.

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from local.pollers import _StreamSource
 from local.simulator import Simulator
-from tests.unit.conftest import Clock, make_service, wait_until
+from tests.unit.conftest import ROOT, Clock, make_service, wait_until
 from videogen.models import GenerationError, Source, Status
 from videogen.notify import Notifier, idempotent_once, terminal_transition
 from videogen.provider import AimlClient
@@ -288,3 +288,52 @@ def test_only_writes_that_end_a_generation_are_transitions(service: GenerationSe
     assert terminal_transition(record("MODIFY", "queued", "generating")) is None
     assert terminal_transition(record("MODIFY", "completed", "completed")) is None  # a later write
     assert terminal_transition(record("REMOVE", "completed", None)) is None
+
+
+def test_the_sample_stream_event_is_one_completion_with_its_webhook() -> None:
+    """events/notifier_stream_completed.json (also for `sam local invoke NotifierFunction`),
+    through the notifier with in-memory fakes: what it puts and queues, and a repeat doing nothing."""
+    sample = json.loads((ROOT / "events" / "notifier_stream_completed.json").read_text())
+    put: list[dict[str, Any]] = []
+    sent: list[dict[str, Any]] = []
+    done: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    class FakeEvents:
+        def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+            put.extend(Entries)
+            return {"FailedEntryCount": 0, "Entries": [{"EventId": "e-1"}]}
+
+    class FakeSqs:
+        def send_message(self, **kwargs: Any) -> dict[str, Any]:
+            sent.append(kwargs)
+            return {"MessageId": "m-1"}
+
+    def once(step: str, generation: Any, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        key = (step, generation.id, generation.status.value)
+        if key not in done:
+            done[key] = action()
+        return done[key]
+
+    notifier = Notifier(
+        events=FakeEvents(),
+        sqs=FakeSqs(),
+        event_bus_name="videogen-events",
+        webhook_queue_url="https://sqs/webhooks",
+        outputs_bucket="outputs",
+        once=once,
+        metrics=Metrics(),
+    )
+    (record,) = sample["Records"]
+    assert notifier.handle(record) and notifier.handle(record)
+
+    (entry,) = put
+    assert entry["Source"] == "videogen" and entry["DetailType"] == "Generation Completed"
+    assert entry["EventBusName"] == "videogen-events"
+    detail = json.loads(entry["Detail"])
+    assert detail["video"] == {"bucket": "outputs", "key": "videos/gen_5f0c2b8e0a3d4c6f9b1e7a2d4c6f8e0a.mp4"}
+    (message,) = sent
+    body = json.loads(message["MessageBody"])
+    assert body["webhook_id"] == "msg_gen_5f0c2b8e0a3d4c6f9b1e7a2d4c6f8e0a_completed"
+    assert json.loads(body["payload"])["data"] == detail
+    webhook_sample = json.loads((ROOT / "events" / "webhook_delivery.json").read_text())
+    assert set(json.loads(webhook_sample["Records"][0]["body"])) == set(body)  # the delivery's sample matches
