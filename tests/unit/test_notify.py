@@ -147,6 +147,7 @@ def test_one_event_per_terminal_status_even_when_the_stream_is_redelivered(
         request={"prompt": "x"},
         error=GenerationError(code="upload_not_an_image", message="not an image"),
         source=Source.S3,
+        callback_url="https://hooks.example.com/uploads",  # the uploader hears of the rejection
     )
 
     outbox.deliver()
@@ -172,13 +173,16 @@ def test_one_event_per_terminal_status_even_when_the_stream_is_redelivered(
     assert by_id[failed.id]["detail"]["video"] is None
     assert by_id[cancelled.id]["detail"]["owner"] == "owner-b"
     assert by_id[timed_out.id]["detail"]["error"]["code"] == "timed_out"
-    # the one generation with a callback_url has one webhook queued, under a stable id
-    (webhook,) = outbox.webhooks()
+    # each generation with a callback_url has one webhook queued, under a stable id
+    webhooks = {w["generation_id"]: w for w in outbox.webhooks()}
+    assert sorted(webhooks) == sorted([completed.id, rejected.id])
+    assert json.loads(webhooks[rejected.id]["payload"])["type"] == "generation.failed"
+    webhook = webhooks[completed.id]
     assert webhook["webhook_id"] == f"msg_{completed.id}_completed"
     assert webhook["url"] == "https://hooks.example.com/videogen"
     payload = json.loads(webhook["payload"])
     assert payload["type"] == "generation.completed" and payload["data"] == done
-    assert outbox.metrics.counts == {"EventsPublished": 5, "WebhooksQueued": 1}
+    assert outbox.metrics.counts == {"EventsPublished": 5, "WebhooksQueued": 2}
 
 
 def test_three_racing_sweeps_end_each_generation_once_and_publish_once(

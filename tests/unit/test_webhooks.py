@@ -254,6 +254,16 @@ def test_a_redirect_is_not_followed(aws: dict[str, str], receiver: Receiver) -> 
     assert [d["reason"] for d in q.dead_letters()] == ["http_302"]
 
 
+def test_a_malformed_message_is_dead_lettered_not_retried(aws: dict[str, str]) -> None:
+    q = queues(aws)
+    q.sqs.send_message(QueueUrl=q.url, MessageBody="not json")
+    q.run()
+
+    (dead,) = q.dead_letters()
+    assert dead["reason"] == "malformed_message" and dead["body"] == "not json"
+    assert q.left() == 0
+
+
 def test_the_url_is_checked_again_at_delivery(aws: dict[str, str], receiver: Receiver) -> None:
     deployed = Settings(
         table_name="t", idempotency_table_name="i", outputs_bucket="o", aiml_api_key_secret_id="s"

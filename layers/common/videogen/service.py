@@ -254,10 +254,17 @@ class GenerationService:
         request: Mapping[str, Any],
         error: GenerationError,
         source: Source,
+        callback_url: str | None = None,
     ) -> Generation:
         """Record a request refused before any provider call (e.g. an upload that is not an
         image) as a `failed` generation, so its sender can see why. Conditional on the id being
-        new: a redelivered event raises StaleWriteError and nothing changes."""
+        new: a redelivered event raises StaleWriteError and nothing changes. A `callback_url`
+        that passes the callback check is kept (its webhook tells of the rejection); another is
+        dropped."""
+        try:
+            callback_url = self._callback_url(callback_url)
+        except UnsafeUrlError:
+            callback_url = None
         now = self.clock()
         generation = self.store.create(
             Generation(
@@ -271,6 +278,7 @@ class GenerationService:
                 updated_at=utc_now_iso(now),
                 created_epoch=now,
                 error=error,
+                callback_url=callback_url,
             )
         )
         self._log("warning", "request rejected", generation, error_code=error.code)

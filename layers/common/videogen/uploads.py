@@ -463,14 +463,17 @@ class UploadProcessor:
         self, record: UploadRecord, generation_id: str, request: _Request, rejected: _Rejected
     ) -> UploadResult:
         error = GenerationError(code=rejected.code, message=rejected.message[:1000])
+        body = dict(request.body)
+        callback_url = body.pop("callback_url", None)  # the uploader hears of the rejection too
         try:
             self.service.record_rejected(
                 request.owner,
                 generation_id=generation_id,
                 model=request.model[:200],
-                request={**request.body, IMAGE_FIELD: record.reference},
+                request={**body, IMAGE_FIELD: record.reference},
                 error=error,
                 source=Source.S3,
+                callback_url=callback_url,
             )
         except StaleWriteError:
             return self._duplicate(record, generation_id)

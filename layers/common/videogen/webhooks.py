@@ -164,9 +164,15 @@ class WebhookDelivery:
 
     def handle(self, record: Mapping[str, Any]) -> Attempt:
         """Raises RetryLater when the message must come back (a batch item failure)."""
-        message = json.loads(record["body"])
         attempt_no = int((record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
-        attempt = self.sender.send(message["webhook_id"], message["url"], message["payload"])
+        try:
+            message = json.loads(record["body"])
+            msg_id, url, payload = message["webhook_id"], message["url"], message["payload"]
+        except (ValueError, TypeError, KeyError):  # not ours: retrying cannot help
+            message = {"body": record.get("body"), "webhook_id": None}
+            attempt = Attempt(Outcome.FAILED, "malformed_message")
+        else:
+            attempt = self.sender.send(msg_id, url, payload)
         extra = {
             "webhook_id": message["webhook_id"],
             "generation_id": message.get("generation_id"),
