@@ -272,7 +272,7 @@ def test_a_failed_webhook_hand_off_is_retried_without_publishing_the_event_again
     assert outbox.metrics.counts == {"EventsPublished": 1, "WebhooksQueued": 1}
 
 
-def test_only_writes_that_end_a_generation_are_transitions(service: GenerationService) -> None:
+def test_only_writes_that_end_a_generation_are_transitions() -> None:
     def record(name: str, old: str | None, new: str | None) -> dict[str, Any]:
         image = lambda s: {  # noqa: E731
             "id": {"S": "gen_1"},

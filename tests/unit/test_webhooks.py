@@ -9,16 +9,19 @@ import functools
 import hashlib
 import hmac
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from moto import mock_aws
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from local.cfn import Template
 from local.pollers import _QueueSource
-from tests.unit.conftest import Clock, make_service
+from tests.unit.conftest import ROOT, Clock, make_service
 from tests.webhook_receiver import Answer, Receiver
 from videogen.bootstrap import secret_reader
 from videogen.errors import UnsafeUrlError
@@ -40,6 +43,49 @@ class Metrics:
 
     def add_metric(self, name: str, unit: Any, value: float) -> None:
         self.counts[name] = self.counts.get(name, 0) + value
+
+
+@pytest.fixture(scope="module")
+def module_aws() -> Iterator[dict[str, str]]:
+    """The template's resources on moto once for this module (each test empties the queues)."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_ENDPOINT_URL", raising=False)
+        with mock_aws():
+            template = Template(ROOT / "template.yaml")
+            created = template.create_resources(
+                boto3.Session(), None, secret_values={"AimlApiKeySecret": "k"}
+            )
+            names = {lid: res.physical_name for lid, res in created.items()}
+            generated = boto3.client("secretsmanager").get_secret_value(SecretId=names["WebhookSecret"])
+            yield {**names, "generated_secret": generated["SecretString"]}
+
+
+@pytest.fixture
+def aws(module_aws: dict[str, str]) -> dict[str, str]:
+    """Fresh, empty queues for each test, with the template's queue attributes."""
+    sqs = boto3.client("sqs")
+    suffix = uuid.uuid4().hex[:8]
+    fresh = dict(module_aws)
+    for lid in ("WebhookDeadLetterQueue", "WebhookQueue"):
+        template_url = sqs.get_queue_url(QueueName=module_aws[lid])["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=template_url, AttributeNames=["All"])["Attributes"]
+        keep = {k: v for k, v in attributes.items() if k in ("VisibilityTimeout", "MessageRetentionPeriod")}
+        if lid == "WebhookQueue":
+            dlq = sqs.get_queue_url(QueueName=fresh["WebhookDeadLetterQueue"])["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            policy = json.loads(attributes["RedrivePolicy"])
+            keep["RedrivePolicy"] = json.dumps({**policy, "deadLetterTargetArn": dlq_arn})
+        fresh[lid] = f"{module_aws[lid]}-{suffix}"
+        sqs.create_queue(QueueName=fresh[lid], Attributes=keep)
+    return fresh
 
 
 @pytest.fixture
@@ -167,8 +213,7 @@ def test_during_a_rotation_both_secrets_sign_and_either_verifies(
 
 
 def test_generated_secret_of_the_template_is_a_valid_signing_key(aws: dict[str, str]) -> None:
-    value = boto3.client("secretsmanager").get_secret_value(SecretId=aws["WebhookSecret"])["SecretString"]
-    (secret,) = split_secrets(value)
+    (secret,) = split_secrets(aws["generated_secret"])
     assert len(base64.b64decode(secret + "==")) >= 32
     assert sign([secret], "msg_x", 1_700_000_000, "{}").startswith("v1,")
 
