@@ -361,9 +361,11 @@ class LocalStack:
             "POWERTOOLS_METRICS_NAMESPACE": union.get("POWERTOOLS_METRICS_NAMESPACE", "Videogen"),
             "URL_DNS_STRICT": "false",  # local runs may be offline: an unresolvable image host is accepted
             "CALLBACK_ALLOWED_HOSTS": LOCAL_CALLBACK_HOSTS,
-            # a local receiver is retried within seconds, not minutes
+            # a local receiver is retried within seconds, not minutes, and may take 2 s to answer
+            # (deliveries share the invocation lock with API requests here)
             "WEBHOOK_BACKOFF_SECONDS": "1",
             "WEBHOOK_BACKOFF_MAX_SECONDS": "10",
+            "WEBHOOK_TIMEOUT_SECONDS": "2",
             "AIML_BASE_URL": self.provider_base_url,
         }
         if self.use_simulator:
