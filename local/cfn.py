@@ -1,8 +1,9 @@
 """template.yaml -> local resources on a moto server, and each function's environment.
 
-The template is the only source of resource definitions: every AWS::DynamoDB::Table, AWS::S3::Bucket
-and AWS::SecretsManager::Secret in it is created with the key schema, indexes, TTL, encryption and
-public-access settings its properties give, under a local physical name
+The template is the only source of resource definitions: every AWS::DynamoDB::Table,
+AWS::S3::Bucket, AWS::SecretsManager::Secret, AWS::SQS::Queue and AWS::Events::EventBus in it is
+created with the key schema, indexes, stream, TTL, encryption, queue attributes and public-access
+settings its properties give, under a local physical name
 `<stack name>-<logical id lower-cased>` (`videogen-local-generationstable`). Intrinsics are resolved
 the way CloudFormation would for what the template uses: Ref (parameters -> Default or override,
 resources -> local physical name or ARN, pseudo parameters), Fn::GetAtt, Fn::Sub, Fn::Join, Fn::If with
@@ -15,8 +16,11 @@ key itself), schedules (local/stack.py runs a timer instead).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import secrets
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +37,8 @@ DEFAULT_STACK_NAME = "videogen-local"
 TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable")
 BUCKET_TYPE = "AWS::S3::Bucket"
 SECRET_TYPE = "AWS::SecretsManager::Secret"  # noqa: S105 (a type name)
+QUEUE_TYPE = "AWS::SQS::Queue"
+EVENT_BUS_TYPE = "AWS::Events::EventBus"
 FUNCTION_TYPE = "AWS::Serverless::Function"
 API_TYPE = "AWS::Serverless::Api"
 LAYER_TYPE = "AWS::Serverless::LayerVersion"
@@ -200,7 +206,10 @@ class Template:
             return LocalResource(logical_id, type_, name, name, self._bucket_attributes(name))
         if type_ == API_TYPE:
             return LocalResource(logical_id, type_, "local", "local", {"RootResourceId": "root"})
-        if type_ == "AWS::SQS::Queue":
+        if type_ == EVENT_BUS_TYPE:
+            arn = arn_prefix.format("events") + f":event-bus/{name}"
+            return LocalResource(logical_id, type_, name, name, {"Arn": arn, "Name": name})
+        if type_ == QUEUE_TYPE:
             url = f"https://sqs.{self.region}.amazonaws.com/{self.account_id}/{name}"
             return LocalResource(
                 logical_id,
@@ -362,6 +371,18 @@ class Template:
             created[lid] = self._create_bucket(s3, lid)
         for lid in self.of_type(SECRET_TYPE):
             created[lid] = self._create_secret(sm, lid, secret_values.pop(lid, None))
+        # Queues that others redrive into first: a RedrivePolicy names its target's ARN.
+        queues = sorted(self.of_type(QUEUE_TYPE), key=lambda q: "RedrivePolicy" in self.properties(q))
+        sqs = session.client("sqs", **kw)
+        for lid in queues:
+            created[lid] = self._create_queue(sqs, lid)
+        events = session.client("events", **kw)
+        for lid in self.of_type(EVENT_BUS_TYPE):
+            name = self.properties(lid).get("Name") or self.physical_name(lid)
+            arn = events.create_event_bus(Name=name)["EventBusArn"]
+            created[lid] = LocalResource(
+                lid, EVENT_BUS_TYPE, name, name, {"Arn": arn, "Name": name}, created=True
+            )
         if secret_values:
             raise TemplateError(f"no such secret in the template: {sorted(secret_values)}")
         self.resources.update(created)
@@ -463,18 +484,33 @@ class Template:
     def _create_secret(self, sm: Any, lid: str, value: str | None) -> LocalResource:
         props = self.properties(lid)
         name = self.physical_name(lid)
-        if value is None:
-            value = (
-                props.get("SecretString")
-                if isinstance(props.get("SecretString"), str)
-                else "local-placeholder"
-            )
+        if value is None and isinstance(props.get("SecretString"), str):
+            value = props["SecretString"]
+        elif value is None and isinstance(props.get("GenerateSecretString"), dict):
+            value = _generated_secret(props["GenerateSecretString"])
+        elif value is None:
+            value = "local-placeholder"
         params = {"Name": name, "SecretString": value}
         if props.get("Description"):
             params["Description"] = props["Description"]
         arn = sm.create_secret(**params)["ARN"]
         # Ref of a secret is its ARN in CloudFormation; GetSecretValue takes either.
         return LocalResource(lid, SECRET_TYPE, name, arn, {"Id": arn}, created=True)
+
+    def _create_queue(self, sqs: Any, lid: str) -> LocalResource:
+        props = self.properties(lid)
+        name = str(props.get("QueueName") or self.physical_name(lid))
+        attributes: dict[str, str] = {}
+        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "SqsManagedSseEnabled"):
+            if key in props:
+                attributes[key] = str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
+        if props.get("RedrivePolicy"):
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return LocalResource(
+            lid, QUEUE_TYPE, name, url, {"Arn": arn, "QueueName": name, "QueueUrl": url}, created=True
+        )
 
     # ---- functions --------------------------------------------------------------------------
     def api(self, logical_id: str | None) -> ApiSpec:
@@ -578,6 +614,15 @@ class Template:
             enabled = props.get("Enabled", props.get("State", "ENABLED") != "DISABLED")
             out.append(ScheduleSpec(lid, str(name), str(expression), _truthy(enabled)))
         return out
+
+
+def _generated_secret(spec: Mapping[str, Any]) -> str:
+    """A local stand-in for GenerateSecretString: random letters and digits (what
+    ExcludePunctuation gives) of PasswordLength."""
+    alphabet = string.ascii_letters + string.digits
+    if not _truthy(spec.get("ExcludePunctuation", False)):
+        alphabet += "!#$%&()*+,-.:;<=>?[]^_{|}~"
+    return "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
 
 
 def _truthy(value: Any) -> bool:

@@ -16,7 +16,10 @@ What it starts, all on 127.0.0.1:
 - the REST API adapter (local/apigw.py) on PORT (default 3000), API key `local-dev-key`
   (LOCAL_API_KEY overrides; comma-separated for several callers);
 - a timer playing the EventBridge schedule: every LOCAL_POLL_SECONDS (default 5) the scheduled
-  functions (the poller) get `events/poller_schedule.json`; a failing sweep is logged, not fatal.
+  functions (the poller) get `events/poller_schedule.json`; a failing sweep is logged, not fatal;
+- Lambda's event source mappings (local/pollers.py): every LOCAL_EVENT_POLL_SECONDS (default 0.2)
+  the generations table's stream reaches the notifier and the webhook queue the webhook function;
+  a queue subscribed to the event bus (`events_tap_queue_url`) collects the completion events.
 It writes `.local/endpoints.json` (api_url, api_key, api_key_ids, aws_endpoint_url, region, table_name,
 outputs_bucket, uploads_bucket, state_machine_arn, simulator_url, simulator_control, ...) for
 other processes.
@@ -53,6 +56,8 @@ import requests
 from local.apigw import ApiGatewayAdapter, LambdaContext, Route, api_key_id
 from local.cfn import FunctionSpec, Template
 from local.lambdas import DEFAULT_LOCK_TIMEOUT, LambdaShim, create_functions, ensure_role
+from local.pollers import DEFAULT_POLL_SECONDS as DEFAULT_EVENT_POLL_SECONDS
+from local.pollers import EventSourcePoller
 from local.statemachines import create_state_machines
 
 log = logging.getLogger("local.stack")
@@ -64,6 +69,10 @@ DEFAULT_PORT = 3000
 DEFAULT_POLL_SECONDS = 5.0
 REAL_PROVIDER_URL = "https://api.aimlapi.com"
 SIMULATOR_KEY = "sim-key"
+PROVIDER_KEY_SECRET = "AimlApiKeySecret"  # noqa: S105 (a logical id)
+# Callback URLs the local functions may reach over http on loopback (tests' and your receivers);
+# deployed stacks accept public https only.
+LOCAL_CALLBACK_HOSTS = "127.0.0.1,localhost,::1"
 ENDPOINT_KEYS = (
     "api_url",
     "api_key",
@@ -81,6 +90,11 @@ ENDPOINT_KEYS = (
     "provider_base_url",
     "simulator_url",
     "simulator_control",
+    "event_bus_name",
+    "events_tap_queue_url",
+    "webhook_queue_url",
+    "webhook_dead_letter_queue_url",
+    "webhook_secret_id",
     "functions",
     "pid",
     "started_at",
@@ -184,6 +198,11 @@ class LocalStack:
         self._invoke_lock = threading.RLock()
         self._stop_timer = threading.Event()
         self._timer: threading.Thread | None = None
+        # Lambda's event source mappings (DynamoDB stream -> notifier, SQS -> webhook delivery)
+        # and the queue every completion event of the bus also lands in (local/pollers.py).
+        self.event_poll_seconds = _env_float("LOCAL_EVENT_POLL_SECONDS", DEFAULT_EVENT_POLL_SECONDS)
+        self.event_sources: EventSourcePoller | None = None
+        self.events_tap_queue_url: str | None = None
         self._started = False
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -210,6 +229,7 @@ class LocalStack:
             self._wire_bucket_notifications()
             self._create_state_machines()
             self._start_api()
+            self._start_event_sources()
             self._start_timer()
             self.endpoints = self._endpoints()
             if self.write_endpoints:
@@ -225,6 +245,9 @@ class LocalStack:
         if not self._started:
             return
         self.stop_timer()
+        if self.event_sources is not None:
+            self.event_sources.stop()
+            self.event_sources = None
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -308,7 +331,13 @@ class LocalStack:
     def _create_resources(self) -> None:
         self.template = Template(self.template_path, parameter_overrides=self.parameter_overrides)
         secret_key = SIMULATOR_KEY if self.use_simulator else str(self._real_key)
-        secrets = {lid: secret_key for lid in self.template.of_type("AWS::SecretsManager::Secret")}
+        # The provider's key goes into its secret; other secrets (the webhook signing secret) get
+        # what their template says (GenerateSecretString: a random value, as in AWS).
+        secrets = {
+            lid: secret_key
+            for lid in self.template.of_type("AWS::SecretsManager::Secret")
+            if lid == PROVIDER_KEY_SECRET
+        }
         self.template.create_resources(self.session(), self.aws_endpoint_url, secret_values=secrets)
         self.functions = self.template.functions()
 
@@ -332,6 +361,12 @@ class LocalStack:
             "POWERTOOLS_SERVICE_NAME": union.get("POWERTOOLS_SERVICE_NAME", "videogen"),
             "POWERTOOLS_METRICS_NAMESPACE": union.get("POWERTOOLS_METRICS_NAMESPACE", "Videogen"),
             "URL_DNS_STRICT": "false",  # local runs may be offline: an unresolvable image host is accepted
+            "CALLBACK_ALLOWED_HOSTS": LOCAL_CALLBACK_HOSTS,
+            # a local receiver is retried within seconds, not minutes, and may take 2 s to answer
+            # (deliveries share the invocation lock with API requests here)
+            "WEBHOOK_BACKOFF_SECONDS": "1",
+            "WEBHOOK_BACKOFF_MAX_SECONDS": "10",
+            "WEBHOOK_TIMEOUT_SECONDS": "2",
             "AIML_BASE_URL": self.provider_base_url,
         }
         if self.use_simulator:
@@ -487,6 +522,54 @@ class LocalStack:
             console_dir=console if (console := self.root / "console").is_dir() else None,
         ).start()
 
+    def _start_event_sources(self) -> None:
+        """A queue subscribed to the event bus(es) (a rule matching source `videogen`), so the
+        completion events can be read, then the pollers of the functions' stream and queue events."""
+        assert self.template is not None
+        buses = [self.template.resources[lid] for lid in self.template.of_type("AWS::Events::EventBus")]
+        if buses:
+            sqs, events = self.client("sqs"), self.client("events")
+            name = f"{self.template.stack_name}-events-tap"
+            self.events_tap_queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=self.events_tap_queue_url, AttributeNames=["QueueArn"])
+            for bus in buses:
+                events.put_rule(
+                    Name=name,
+                    EventBusName=bus.physical_name,
+                    EventPattern=json.dumps({"source": ["videogen"]}),
+                )
+                events.put_targets(
+                    Rule=name,
+                    EventBusName=bus.physical_name,
+                    Targets=[{"Id": "tap", "Arn": arn["Attributes"]["QueueArn"]}],
+                )
+        self.event_sources = EventSourcePoller(
+            self.template, self.functions, self.invoke, self.client, poll_seconds=self.event_poll_seconds
+        ).start()
+
+    def pump_events(self, timeout: float = 10.0) -> None:
+        """Deliver what the stream and queues hold now (the background poller does it too)."""
+        if self.event_sources is not None:
+            self.event_sources.pump(timeout)
+
+    def completion_events(self) -> list[dict[str, Any]]:
+        """Take the completion events that reached the tap queue so far (each is returned once)."""
+        if self.events_tap_queue_url is None:
+            return []
+        sqs = self.client("sqs")
+        found: list[dict[str, Any]] = []
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=self.events_tap_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                return found
+            found += [json.loads(m["Body"]) for m in messages]
+            sqs.delete_message_batch(
+                QueueUrl=self.events_tap_queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+
     def _start_timer(self) -> None:
         if self.timer_enabled:
             self.start_timer()
@@ -613,6 +696,11 @@ class LocalStack:
                 "config": f'POST {sim_url}/_sim/config  e.g. {{"default_duration": 5, "latency_ms": 200}}',
                 "reset": f"POST {sim_url}/_sim/reset",
             },
+            "event_bus_name": env.get("EVENT_BUS_NAME"),
+            "events_tap_queue_url": self.events_tap_queue_url,
+            "webhook_queue_url": env.get("WEBHOOK_QUEUE_URL"),
+            "webhook_dead_letter_queue_url": env.get("WEBHOOK_DEAD_LETTER_QUEUE_URL"),
+            "webhook_secret_id": env.get("WEBHOOK_SECRET_ID"),
             "functions": {
                 lid: {"handler": str(spec.module_file.relative_to(self.root)) + ":" + spec.handler_name}
                 for lid, spec in self.functions.items()
@@ -670,6 +758,7 @@ def main() -> int:
         f"  provider   {provider}\n"
         f"  poller     every {stack.poll_seconds:g} s\n"
         f"  workflow   {e['state_machine_arn'] or '-'}   (Step Functions on moto)\n"
+        f"  events     bus {e['event_bus_name'] or '-'}; each event also in events_tap_queue_url\n"
         f"  details    {stack.endpoints_path}\n"
         f"  try: curl -s -H 'x-api-key: {e['api_key']}' {e['api_url']}/models\n"
         "Ctrl-C stops it.",

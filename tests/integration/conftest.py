@@ -69,7 +69,13 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         timer=False,
         use_simulator=True,
         sim_default_duration=SIM_DURATION,
-        env_overrides={"FIRST_POLL_FACTOR": "0", "POLL_INTERVAL_SECONDS": "0"},
+        env_overrides={
+            "FIRST_POLL_FACTOR": "0",
+            "POLL_INTERVAL_SECONDS": "0",
+            # webhooks: a failed attempt is retried at once, a slow receiver times out in 1 s
+            "WEBHOOK_BACKOFF_SECONDS": "0",
+            "WEBHOOK_TIMEOUT_SECONDS": "1",
+        },
         state_dir=tmp_path_factory.mktemp("local-stack"),
     )
     with stack:

@@ -20,7 +20,7 @@ from videogen.provider import AimlClient
 from videogen.schedule import PollSchedule
 from videogen.service import MAX_INLINE_IMAGE_BYTES, GenerationService
 from videogen.store import GenerationStore
-from videogen.urls import check_image_reference
+from videogen.urls import check_callback_url, check_image_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_KEY = "sk-test-0123456789abcdef"
@@ -107,6 +107,7 @@ def make_service(aws: dict[str, str], provider: Any, clock: Clock, **overrides: 
         "check_url": functools.partial(
             check_image_reference, strict_dns=False, max_data_bytes=MAX_INLINE_IMAGE_BYTES
         ),
+        "check_callback": functools.partial(check_callback_url, strict_dns=False),
     }
     options.update(overrides)
     return GenerationService(**options)

@@ -50,7 +50,21 @@ FUNCTION_ENV: dict[str, dict[str, Any]] = {
         "UPLOAD_MAX_BYTES": {"Ref": "UploadMaxBytes"},
         "UPLOAD_IMAGE_URL_EXPIRY_SECONDS": {"Ref": "UploadImageUrlExpirySeconds"},
     },
+    "NotifierFunction": {
+        "EVENT_BUS_NAME": {"Ref": "EventBus"},
+        "WEBHOOK_QUEUE_URL": {"Ref": "WebhookQueue"},
+    },
+    "WebhookFunction": {
+        "WEBHOOK_QUEUE_URL": {"Ref": "WebhookQueue"},
+        "WEBHOOK_DEAD_LETTER_QUEUE_URL": {"Ref": "WebhookDeadLetterQueue"},
+        "WEBHOOK_SECRET_ID": {"Ref": "WebhookSecret"},
+        "WEBHOOK_MAX_ATTEMPTS": {"Ref": "WebhookMaxAttempts"},
+        "WEBHOOK_BACKOFF_SECONDS": {"Ref": "WebhookBackoffSeconds"},
+        "WEBHOOK_TIMEOUT_SECONDS": {"Ref": "WebhookTimeoutSeconds"},
+    },
 }
+# Secret ids (never values) a function may carry in its environment.
+SECRET_ID_VARS = {"AIML_API_KEY_SECRET_ID", "WEBHOOK_SECRET_ID"}
 
 
 def plain(node: Any) -> Any:
@@ -118,8 +132,8 @@ def test_environment_holds_every_setting_and_never_the_api_key(deployed: dict) -
         text = json.dumps(env)
         assert "resolve:secretsmanager" not in text and "resolve:ssm" not in text, name
         assert "SecretString" not in text, name
-        keyish = [k for k in env if "KEY" in k or "TOKEN" in k or "SECRET" in k]
-        assert keyish == ["AIML_API_KEY_SECRET_ID"], name
+        keyish = {k for k in env if "KEY" in k or "TOKEN" in k or "SECRET" in k}
+        assert keyish <= SECRET_ID_VARS and "AIML_API_KEY_SECRET_ID" in keyish, name
 
 
 def test_the_five_routes_need_an_api_key(source: dict, deployed: dict) -> None:
@@ -567,3 +581,64 @@ def test_cors_preflights_need_no_key_and_errors_are_readable_cross_origin(
     # API Gateway's own errors (bad key, unknown route, throttling) carry the origin too
     for name, response in api["GatewayResponses"].items():
         assert response["ResponseParameters"]["Headers"]["Access-Control-Allow-Origin"] == origin, name
+
+
+def test_terminal_transitions_reach_the_notifier_through_the_table_stream(
+    source: dict, deployed: dict
+) -> None:
+    res = source["Resources"]
+    assert res["GenerationsTable"]["Properties"]["StreamSpecification"] == {
+        "StreamViewType": "NEW_AND_OLD_IMAGES"
+    }
+    assert res["EventBus"]["Type"] == "AWS::Events::EventBus"
+    props = res["NotifierFunction"]["Properties"]
+    (event,) = props["Events"].values()
+    assert event["Type"] == "DynamoDB"
+    stream = event["Properties"]
+    assert stream["Stream"] == {"Fn::GetAtt": ["GenerationsTable", "StreamArn"]}
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["NotifierFailureQueue", "Arn"]
+    }
+    (pattern,) = stream["FilterCriteria"]["Filters"]
+    statuses = json.loads(pattern["Pattern"])["dynamodb"]["NewImage"]["status"]["S"]
+    assert sorted(statuses) == ["cancelled", "completed", "failed", "timed_out"]
+    policies = [next(iter(p.items())) for p in props["Policies"]]
+    assert ("EventBridgePutEventsPolicy", {"EventBusName": {"Ref": "EventBus"}}) in policies
+    assert ("SQSSendMessagePolicy", {"QueueName": {"Fn::GetAtt": ["WebhookQueue", "QueueName"]}}) in policies
+    assert ("DynamoDBCrudPolicy", {"TableName": {"Ref": "IdempotencyTable"}}) in policies
+    assert not any(p == ("DynamoDBCrudPolicy", {"TableName": {"Ref": "GenerationsTable"}}) for p in policies)
+
+
+def test_webhooks_are_queued_signed_with_a_generated_secret_and_dead_lettered(source: dict) -> None:
+    res = source["Resources"]
+    secret = res["WebhookSecret"]["Properties"]
+    assert secret["GenerateSecretString"]["ExcludePunctuation"] is True
+    assert secret["GenerateSecretString"]["PasswordLength"] >= 32
+    assert "put-secret-value" in secret["Description"]
+    queue = res["WebhookQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["WebhookDeadLetterQueue", "Arn"]}
+    assert queue["RedrivePolicy"]["maxReceiveCount"] > 50  # above WebhookMaxAttempts' MaxValue
+    assert queue["VisibilityTimeout"] >= res["WebhookFunction"]["Properties"]["Timeout"]
+    for name in ("WebhookQueue", "WebhookDeadLetterQueue", "NotifierFailureQueue"):
+        assert res[name]["Properties"]["SqsManagedSseEnabled"] is True, name
+    props = res["WebhookFunction"]["Properties"]
+    (event,) = props["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["WebhookQueue", "Arn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # a whole batch of attempts fits the function's timeout
+    params = source["Parameters"]
+    assert event["Properties"]["BatchSize"] * params["WebhookTimeoutSeconds"]["MaxValue"] < props["Timeout"]
+    policies = [next(iter(p.items())) for p in props["Policies"]]
+    assert ("AWSSecretsManagerGetSecretValuePolicy", {"SecretArn": {"Ref": "WebhookSecret"}}) in policies
+    assert ("SQSPollerPolicy", {"QueueName": {"Fn::GetAtt": ["WebhookQueue", "QueueName"]}}) in policies
+    assert (
+        "SQSSendMessagePolicy",
+        {"QueueName": {"Fn::GetAtt": ["WebhookDeadLetterQueue", "QueueName"]}},
+    ) in policies
+    outputs = {name: o["Value"] for name, o in source["Outputs"].items()}
+    assert outputs["EventBusName"] == {"Ref": "EventBus"}
+    assert outputs["WebhookSecretArn"] == {"Ref": "WebhookSecret"}
+    assert outputs["WebhookDeadLetterQueueUrl"] == {"Ref": "WebhookDeadLetterQueue"}

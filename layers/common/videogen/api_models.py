@@ -35,6 +35,12 @@ class GenerationRequest(BaseModel):
     )
 
     model: str = Field(description="model id from GET /models", min_length=1, max_length=200)
+    callback_url: str | None = Field(
+        None,
+        max_length=4096,
+        description="public https URL that receives the generation once it ends, as a signed webhook "
+        "(Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature)",
+    )
 
 
 class VideoOut(BaseModel):
@@ -62,6 +68,7 @@ class GenerationOut(BaseModel):
         description="true when the provider may have taken the job but did not answer; never resubmitted",
     )
     video: VideoOut | None = Field(None, description="present once completed")
+    callback_url: str | None = Field(None, description="receives a signed webhook when the generation ends")
 
     @classmethod
     def of(cls, generation: Generation, link: VideoLink | None) -> GenerationOut:
@@ -80,6 +87,7 @@ class GenerationOut(BaseModel):
             error=generation.error,
             submit_outcome_unknown=generation.submit_outcome_unknown,
             video=VideoOut(url=link.url, expires_at=link.expires_at) if link else None,
+            callback_url=generation.callback_url,
         )
 
 

@@ -83,7 +83,7 @@ def _api_key_reader(settings: Settings) -> Any:
 
 def build(settings: Settings) -> Components:
     from videogen.provider import AimlClient
-    from videogen.urls import check_image_reference
+    from videogen.urls import allowed_host_set, check_callback_url, check_image_reference
 
     # Connection pools fit the sweep: every refresh may write to DynamoDB at once, and an
     # archive streams to S3 in two parts at a time (botocore's default pool is 10).
@@ -113,7 +113,80 @@ def build(settings: Settings) -> Components:
         check_url=functools.partial(
             check_image_reference, strict_dns=settings.url_dns_strict, max_data_bytes=MAX_INLINE_IMAGE_BYTES
         ),
+        check_callback=functools.partial(
+            check_callback_url,
+            strict_dns=settings.url_dns_strict,
+            allowed_hosts=allowed_host_set(settings.callback_allowed_hosts),
+        ),
         metrics=metrics,
         log=logger,
     )
     return Components(settings=settings, service=service, dynamodb=dynamodb)
+
+
+def secret_reader(secret_id: str, max_age_seconds: int) -> Any:
+    """A secret's string from Secrets Manager, cached by Powertools parameters for
+    `max_age_seconds` (a rotated value is picked up without a redeploy); made on first call."""
+
+    @functools.cache
+    def provider() -> Any:
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        return SecretsProvider(boto3_client=LazyClient("secretsmanager", retries=_RETRIES)._get())
+
+    lock = threading.Lock()
+
+    def read() -> str:
+        with lock:
+            secrets = provider()
+        return str(secrets.get(secret_id, max_age=max_age_seconds))
+
+    return read
+
+
+def build_notifier(settings: Settings) -> tuple[Any, Any]:
+    """The notifier (DynamoDB stream -> EventBridge event + webhook message) and the idempotency
+    config its handler registers the Lambda context on."""
+    from videogen.notify import Notifier, idempotent_once
+
+    dynamodb = LazyClient("dynamodb", retries=_RETRIES)
+    once, config = idempotent_once(table_name=settings.idempotency_table_name, dynamodb_client=dynamodb)
+    notifier = Notifier(
+        events=LazyClient("events", retries=_RETRIES),
+        sqs=LazyClient("sqs", retries=_RETRIES),
+        event_bus_name=settings.event_bus_name,
+        webhook_queue_url=settings.webhook_queue_url,
+        outputs_bucket=settings.outputs_bucket,
+        once=once,
+        metrics=metrics,
+        log=logger,
+    )
+    return notifier, config
+
+
+def build_delivery(settings: Settings) -> Any:
+    """The webhook delivery of one SQS message (videogen.webhooks)."""
+    from videogen.urls import allowed_host_set, check_callback_url
+    from videogen.webhooks import WebhookDelivery, WebhookSender, split_secrets
+
+    read = secret_reader(settings.webhook_secret_id, settings.secret_max_age_seconds)
+    sender = WebhookSender(
+        secrets=lambda: split_secrets(read()),
+        check_url=functools.partial(
+            check_callback_url,
+            strict_dns=settings.url_dns_strict,
+            allowed_hosts=allowed_host_set(settings.callback_allowed_hosts),
+        ),
+        timeout_seconds=settings.webhook_timeout_seconds,
+    )
+    return WebhookDelivery(
+        sender=sender,
+        sqs=LazyClient("sqs", retries=_RETRIES),
+        queue_url=settings.webhook_queue_url,
+        dead_letter_queue_url=settings.webhook_dead_letter_queue_url,
+        max_attempts=settings.webhook_max_attempts,
+        backoff_seconds=settings.webhook_backoff_seconds,
+        backoff_max_seconds=settings.webhook_backoff_max_seconds,
+        metrics=metrics,
+        log=logger,
+    )

@@ -145,6 +145,8 @@ def build_app(
         ] = None,
     ) -> Response[Any]:
         body = request.model_dump()
+        if body.get("callback_url") is None:
+            body.pop("callback_url", None)  # absent and null mean the same: no webhook
         if idempotency_key:
             generation = submit_idempotently(owner(), idempotency_key, body)
         else:

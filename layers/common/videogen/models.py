@@ -88,6 +88,7 @@ class Generation(BaseModel):
     poll_count: int = 0
     poll_failures: int = 0
     last_poll_error: str | None = None
+    callback_url: str | None = None  # signed webhook on the terminal transition (videogen.webhooks)
 
     @property
     def is_terminal(self) -> bool:

@@ -30,7 +30,7 @@ from videogen.models import (
 from videogen.provider import ErrorClass, PollResult, ProviderError, ProviderStatus, SubmitResult
 from videogen.schedule import PollSchedule
 from videogen.store import GenerationStore, StaleWriteError
-from videogen.urls import check_image_reference
+from videogen.urls import check_callback_url, check_image_reference
 
 
 class Provider(Protocol):
@@ -116,6 +116,7 @@ class GenerationService:
         submit_grace_seconds: int = 120,
         concurrency: int = 32,
         check_url: Callable[[str], None] | None = None,
+        check_callback: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
         metrics: MetricsSink | None = None,
         log: Any = None,
@@ -132,6 +133,8 @@ class GenerationService:
         self.check_url = check_url or functools.partial(
             check_image_reference, strict_dns=True, max_data_bytes=MAX_INLINE_IMAGE_BYTES
         )
+        # Webhook receivers: the same public-https rule (checked again at each delivery).
+        self.check_callback = check_callback or functools.partial(check_callback_url, strict_dns=True)
         self.clock = clock
         self.metrics: MetricsSink = metrics or _NullMetrics()
         self.log = log
@@ -160,6 +163,8 @@ class GenerationService:
         stored); neither the reference nor the minted URL goes through the public-URL check, every
         other url field still does."""
         minted = dict(provider_fields or {})
+        body = dict(body)
+        callback_url = self._callback_url(body.pop("callback_url", None))
         model, fields = validate_request(body, check_url=self._url_check(body, minted))
         for name, value in fields.items():
             if name not in minted and isinstance(value, str) and value.startswith("s3://"):
@@ -183,6 +188,7 @@ class GenerationService:
                 # If this process dies mid-submit, the sweep finds the record after the grace
                 # period and flags it, rather than leaving it 'submitting' forever.
                 next_poll_at=int(now + self.submit_grace_seconds),
+                callback_url=callback_url,
             )
         )
         self._log("info", "generation recorded", generation)
@@ -204,6 +210,22 @@ class GenerationService:
         )
         self._log("info", "generation submitted", accepted, provider_id=result.provider_id)
         return accepted
+
+    def _callback_url(self, value: Any) -> str | None:
+        """`callback_url` of a request: absent, or a URL the webhook may be sent to."""
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            message = "must be a string"
+        else:
+            try:
+                self.check_callback(value)
+                return value
+            except UnsafeUrlError as exc:
+                message = exc.message
+        raise UnsafeUrlError(
+            f"callback_url: {message}", details=[{"field": "callback_url", "message": message}]
+        )
 
     def _url_check(self, body: Mapping[str, Any], minted: Mapping[str, str]) -> Callable[[str], None]:
         """The URL check for one submit: `self.check_url`, except for the s3:// references whose
@@ -232,10 +254,17 @@ class GenerationService:
         request: Mapping[str, Any],
         error: GenerationError,
         source: Source,
+        callback_url: str | None = None,
     ) -> Generation:
         """Record a request refused before any provider call (e.g. an upload that is not an
         image) as a `failed` generation, so its sender can see why. Conditional on the id being
-        new: a redelivered event raises StaleWriteError and nothing changes."""
+        new: a redelivered event raises StaleWriteError and nothing changes. A `callback_url`
+        that passes the callback check is kept (its webhook tells of the rejection); another is
+        dropped."""
+        try:
+            callback_url = self._callback_url(callback_url)
+        except UnsafeUrlError:
+            callback_url = None
         now = self.clock()
         generation = self.store.create(
             Generation(
@@ -249,6 +278,7 @@ class GenerationService:
                 updated_at=utc_now_iso(now),
                 created_epoch=now,
                 error=error,
+                callback_url=callback_url,
             )
         )
         self._log("warning", "request rejected", generation, error_code=error.code)

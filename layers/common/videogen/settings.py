@@ -70,6 +70,29 @@ class Settings(BaseModel):
         description="lifetime of the presigned GET URL the provider fetches the image from",
     )
 
+    # Completion events and webhooks (NotifierFunction, WebhookFunction).
+    event_bus_name: str = Field("", description="EventBridge bus of the completion events")
+    webhook_queue_url: str = Field("", description="SQS queue of pending webhook deliveries")
+    webhook_dead_letter_queue_url: str = Field(
+        "", description="where failed deliveries land, with the reason"
+    )
+    webhook_secret_id: str = Field("", description="Secrets Manager id of the webhook signing secret(s)")
+    webhook_max_attempts: int = Field(10, ge=1, le=50, description="delivery attempts before the DLQ")
+    webhook_backoff_seconds: int = Field(
+        30, ge=0, le=3600, description="wait after the first failed attempt, doubled after each"
+    )
+    webhook_backoff_max_seconds: int = Field(
+        7200, ge=0, le=43_200, description="longest wait between two attempts (SQS caps it at 12 h)"
+    )
+    webhook_timeout_seconds: float = Field(
+        10, gt=0, le=60, description="connect + read timeout of one attempt"
+    )
+    callback_allowed_hosts: str = Field(
+        "",
+        description="comma-separated host or host:port a callback_url may name over http or on a private "
+        "address (the local stack's loopback receivers); empty in AWS",
+    )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from an environment mapping; a missing or bad value fails loudly at cold

@@ -436,11 +436,14 @@ class UploadProcessor:
             owner = self.defaults.owner
         model_id = values.pop("model", "").strip() or self.defaults.model
         prompt = values.pop("prompt", "").strip() or self.defaults.prompt
+        callback_url = values.pop("callback_url", "").strip()  # x-amz-meta-callback-url
         if IMAGE_FIELD in values:
             values.pop(IMAGE_FIELD)
             problems.append({"field": IMAGE_FIELD, "message": "comes from the uploaded object itself"})
         model = CATALOG.get(model_id)
         body: dict[str, Any] = {"prompt": prompt}
+        if callback_url:
+            body["callback_url"] = callback_url  # checked by the service like the API's
         ignored = sorted(name for name in values if name not in _FIELD_NAMES)
         for name in sorted(set(values) - set(ignored)):
             spec = model.field(name) if model is not None else None
@@ -460,14 +463,17 @@ class UploadProcessor:
         self, record: UploadRecord, generation_id: str, request: _Request, rejected: _Rejected
     ) -> UploadResult:
         error = GenerationError(code=rejected.code, message=rejected.message[:1000])
+        body = dict(request.body)
+        callback_url = body.pop("callback_url", None)  # the uploader hears of the rejection too
         try:
             self.service.record_rejected(
                 request.owner,
                 generation_id=generation_id,
                 model=request.model[:200],
-                request={**request.body, IMAGE_FIELD: record.reference},
+                request={**body, IMAGE_FIELD: record.reference},
                 error=error,
                 source=Source.S3,
+                callback_url=callback_url,
             )
         except StaleWriteError:
             return self._duplicate(record, generation_id)

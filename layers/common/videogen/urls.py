@@ -204,3 +204,36 @@ def image_reference_checker(
         check_image_reference(value, strict_dns=strict_dns, resolver=resolver, max_data_bytes=max_data_bytes)
 
     return check
+
+
+def allowed_host_set(spec: str) -> frozenset[str]:
+    """`CALLBACK_ALLOWED_HOSTS` ("127.0.0.1,localhost:8080") as a set of lower-cased entries."""
+    return frozenset(item.strip().lower() for item in spec.split(",") if item.strip())
+
+
+def check_callback_url(
+    url: str,
+    *,
+    strict_dns: bool,
+    allowed_hosts: frozenset[str] = frozenset(),
+    resolver: Resolver = socket.getaddrinfo,
+) -> None:
+    """A webhook receiver URL: the image-URL rule (public https, see check_public_https_url),
+    checked at submit and again before every delivery, since DNS can change in between.
+
+    `allowed_hosts` (host or host:port) may be http and private: the local stack lists its
+    loopback receivers there; deployed stacks leave it empty."""
+    if allowed_hosts and isinstance(url, str) and len(url) <= MAX_URL_LENGTH:
+        try:
+            parts = urlsplit(url)
+            host, port = (parts.hostname or "").lower(), parts.port
+        except ValueError:
+            host, port = "", None
+        if (
+            host
+            and parts.scheme.lower() in ("http", "https")
+            and "@" not in parts.netloc
+            and (host in allowed_hosts or f"{host}:{port}" in allowed_hosts)
+        ):
+            return
+    check_public_https_url(url, strict_dns=strict_dns, resolver=resolver)
