@@ -361,7 +361,10 @@ def idempotent_submit(r: Result, h: Harness, *, concurrency: int = 50) -> None:
     # 1) The idempotent submit the API runs, called by `concurrency` threads at once (as many
     #    Lambda containers would be): the provider answers slowly, so they overlap.
     service = h.service()
-    submit_once, _ = wrap(service, table_name=h.settings.idempotency_table_name, dynamodb_client=h.dynamodb)
+    submit_once, config = wrap(
+        service, table_name=h.settings.idempotency_table_name, dynamodb_client=h.dynamodb
+    )
+    config.register_lambda_context(h.stack.context_for(next(iter(h.stack.functions))))  # as the handler does
     prompt_a, prompt_b, prompt_c, prompt_d = unique_prompts("idempotent", 4)
     key = uuid.uuid4().hex
     barrier = threading.Barrier(concurrency)
@@ -607,7 +610,10 @@ def provider_chaos(r: Result, h: Harness, *, generations: int = 500, seed: int =
     service = h.service(clock, provider=h.provider(read_timeout=1.0), max_age_seconds=1800)
     prompts = unique_prompts("chaos", generations)
     served_before = h.sim.faults_served
-    with h.sim_settings(random_faults=CHAOS_FAULTS, fault_seed=seed, default_duration=0.5):
+    with (
+        h.sim_settings(random_faults=CHAOS_FAULTS, fault_seed=seed, default_duration=0.5),
+        h.write_log() as log,
+    ):
         ids = submit_many(service, h.owner, prompts)
         h.wait_for_provider(set(prompts))
         outcomes, rounds = sweep_until_settled(service, ids, rounds=60, clock=clock, advance=120)
@@ -615,15 +621,17 @@ def provider_chaos(r: Result, h: Harness, *, generations: int = 500, seed: int =
     served.subtract(served_before)
     records = h.records(set(prompts))
     by_prompt = {g.request["prompt"]: g for g in records}
-    jobs = [
-        j
-        for j in h.sim.state()["jobs"]
-        if j["body"].get("prompt") in by_prompt or j["body"].get("prompt") in set(prompts)
-    ]
-    paid = h.paid(set(prompts))
+    asked = set(prompts)
+    jobs = [j for j in h.sim.state()["jobs"] if j["body"].get("prompt") in asked]  # paid at the provider
+    paid = h.paid(asked)
     repeated = {p: n for p, n in paid.items() if n > 1}
     unrecorded = [j["id"] for j in jobs if j["body"]["prompt"] not in by_prompt]
-    ambiguous = [j for j in jobs if by_prompt[j["body"]["prompt"]].provider_id != j["id"]]
+    # A paid job whose record does not hold its provider id: the submit's answer was lost.
+    ambiguous = [
+        j
+        for j in jobs
+        if j["body"]["prompt"] in by_prompt and by_prompt[j["body"]["prompt"]].provider_id != j["id"]
+    ]
     not_flagged = [j["id"] for j in ambiguous if not by_prompt[j["body"]["prompt"]].submit_outcome_unknown]
     flagged = [g for g in records if g.submit_outcome_unknown]
     statuses = Counter(g.status.value for g in records)
@@ -639,6 +647,10 @@ def provider_chaos(r: Result, h: Harness, *, generations: int = 500, seed: int =
     r.check(not unrecorded, f"paid jobs without a record: {unrecorded[:5]}")
     r.check(not not_flagged, f"ambiguous submits not flagged: {not_flagged[:5]}")
     r.check(not invisible, f"flagged but not shown as such: {invisible[:5]}")
+    regressions = log.regressions(ids)
+    r.check(not regressions, f"status went backwards: {regressions[:3]}")
+    twice = [i for i in ids if log.completions(i) > 1 or log.objects[OutputArchive.key_for(i)] > 1]
+    r.check(not twice, f"completed or copied more than once: {twice[:5]}")
     r.check(sum(v for k, v in served.items() if k.startswith("submit:")) > 0, "no submit faults served")
     r.check(sum(v for k, v in served.items() if k.startswith("poll:")) > 0, "no poll faults served")
     r.measured = {
@@ -654,6 +666,7 @@ def provider_chaos(r: Result, h: Harness, *, generations: int = 500, seed: int =
         "ambiguous_submits": len(ambiguous),
         "flagged": len(flagged),
         "flagged_shown_by_api": f"{len(shown) - len(invisible)}/{len(shown)}",
+        "status_regressions": len(regressions),
         "sweep_outcomes": dict(outcomes),
     }
     r.summary = (
@@ -1076,6 +1089,7 @@ def load(
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     accepted: list[str] = []
+    asked: set[str] = set()
     server_errors: list[str] = []
 
     def client(n: int) -> None:
@@ -1090,8 +1104,11 @@ def load(
             started = time.perf_counter()
             if draw < 0.2 or not mine:
                 kind = "submit"
+                prompt = f"load {run} {n}-{i}"
+                with lock:
+                    asked.add(prompt)
                 response = session.post(
-                    url + "/generations", json={"model": MODEL, "prompt": f"load {run} {n}-{i}"}, timeout=60
+                    url + "/generations", json={"model": MODEL, "prompt": prompt}, timeout=60
                 )
                 if response.status_code == 202:
                     mine.append(response.json()["id"])
@@ -1136,6 +1153,12 @@ def load(
     requests_done = len(latencies)
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
+    # Ground truth: the table holds exactly the accepted generations of this run, and the
+    # provider was paid once for each.
+    recorded = {g.id for g in h.records(asked)}
+    paid = h.paid(asked)
+    r.check(recorded == set(accepted), f"{len(recorded)} records for {len(accepted)} accepted submits")
+    r.check(len(paid) == len(accepted) and all(n == 1 for n in paid.values()), "provider submits")
     r.check(requests_done > 0, "no requests")
     r.check(not server_errors, f"server errors: {server_errors[:5]}")
     r.check(not unreadable, f"accepted generations not readable: {unreadable[:5]}")
@@ -1150,7 +1173,9 @@ def load(
         "statuses": dict(sorted(statuses.items())),
         "server_errors": len(server_errors),
         "accepted": len(accepted),
-        "lost": len(unreadable),
+        "records": len(recorded),
+        "provider_submits": sum(paid.values()),
+        "lost": len(unreadable) + len(set(accepted) - recorded),
         "not_completed_after_drain": len(pending),
     }
     r.summary = (
