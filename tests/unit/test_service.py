@@ -397,3 +397,15 @@ def test_a_claim_that_lapses_is_taken_up_by_a_later_sweep(
     clock.advance(301)
 
     assert sweep_until_terminal(service, generation.id).status is Status.COMPLETED
+
+
+def test_a_workflow_fetch_that_finds_the_copy_claimed_looks_again_soon(
+    service: GenerationService, clock: Clock
+) -> None:
+    generation = service.submit("owner-a", T2V, driver=Driver.WORKFLOW)
+    # As read back from the table: a workflow record keeps no next_poll_at (poller index only).
+    claimed = generation.model_copy(
+        update={"status": Status.GENERATING, "next_poll_at": None, "archive_claim_until": clock() + 600}
+    )
+
+    assert 0 < service.wait_seconds(claimed) <= 5  # not the whole lease, nor a busy loop
