@@ -59,12 +59,112 @@ def table(results: list[Any]) -> str:
     return "\n".join(lines)
 
 
+def _pairs(counts: dict[str, Any]) -> str:
+    return ", ".join(f"{v} {k}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _each(per_generation: dict[str, int]) -> str:
+    return ", ".join(f"{k} each for {v}" for k, v in sorted(per_generation.items()))
+
+
+def _measured(key: str, m: dict[str, Any]) -> str:
+    """One README cell: the figures that show the guarantee held."""
+    if key == "idempotent_submit":
+        n = m["concurrent_calls"]
+        return (
+            f"{n} at once in-process: {m['in_process']['first_answer']} first answer + "
+            f"{m['in_process']['409_in_flight']} x 409 in flight; {n} at once over HTTP: "
+            f"{m['http']['202_same_generation']} x 202 (same id) + {m['http']['409_retry_after']} x 409; "
+            f"{m['provider_submits']} provider submits and {m['records']} records for the 2 keys; "
+            f"other body: {m['other_body']['http']}"
+        )
+    if key == "duplicate_deliveries":
+        return (
+            f"S3 event x{m['s3_event_deliveries']}: {_pairs(m['s3_outcomes'])}; "
+            f"schedule x{m['scheduled_deliveries']} "
+            f"over {m['swept_generations']} due; workflow Submit x{m['workflow_submits']}, Fetch "
+            f"x{m['workflow_fetches']}: {m['records']} generations, {m['provider_submits']} submits, "
+            f"{m['completions']} completions, {m['archive_copies']} archive copies"
+        )
+    if key == "overlapping_sweeps":
+        return (
+            f"{m['generations']} generations, {m['sweeps_at_once']} sweeps at once (rounds: {m['rounds']}): "
+            f"{m['completed']} completed; archive copies: "
+            f"{_each(m['archive_copies_per_generation'])}, "
+            f"completion writes: {_each(m['completion_writes_per_generation'])}, completion metric "
+            f"{m['completion_metric']}; {m['outcomes'].get('conflict', 0)} lost races; "
+            f"{m['status_regressions']} regressions in {m['status_writes']} status writes"
+        )
+    if key == "provider_chaos":
+        served = m["faults_served"]
+        on = {side: sum(v for k, v in served.items() if k.startswith(side)) for side in ("submit", "poll")}
+        return (
+            f"{on['submit']} submit + {on['poll']} poll faults served; ends: {_pairs(m['terminal'])} "
+            f"(reasons: {_pairs(m['reasons'])}); lost {m['lost']}; paid jobs {m['paid_jobs']}, repeated "
+            f"{m['paid_submits_repeated']}, unrecorded {m['paid_jobs_unrecorded']}; ambiguous "
+            f"{m['ambiguous_submits']} → flagged {m['flagged']} (API shows {m['flagged_shown_by_api']} "
+            f"checked); {m.get('status_regressions', 0)} regressions"
+        )
+    if key == "crash_points":
+        counts: dict[str, int] = {}
+        for outcome in m["after_recovery"].values():
+            counts[outcome] = counts.get(outcome, 0) + 1
+        return (
+            f"{m['steps']} crash points (7 steps x before/after the call); after recovery: "
+            + ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+            + f"; {counts.get('LOST', 0)} paid jobs unrecorded"
+        )
+    if key == "aws_faults":
+        dynamo = sum(v for k, v in m["injected"].items() if k.startswith("dynamodb"))
+        s3 = sum(v for k, v in m["injected"].items() if k.startswith("s3"))
+        retries = m["botocore_retries"]
+        return (
+            f"{dynamo} DynamoDB throttles (PutItem/GetItem/Query) + {s3} S3 500/SlowDown (PutObject): "
+            f"{m['errors_escaped']} escaped botocore's {retries['mode']} retries "
+            f"({retries.get('total_max_attempts')} attempts); {m['completed']}/{m['generations']} completed, "
+            f"{m['videos_in_bucket']} videos in the bucket"
+        )
+    if key == "fuzzed_api":
+        statuses = ", ".join(f"{k}: {v}" for k, v in sorted(m["statuses"].items()))
+        return (
+            f"{m['cases']} cases over {m['operations']} operations, statuses {statuses}: "
+            f"{m['server_errors']} 5xx, {m['errors_off_shape']} errors off the shape"
+        )
+    if key == "load":
+        return (
+            f"{m['requests']} requests in {m['seconds']:.0f} s = {m['requests_per_second']} req/s, p50 "
+            f"{m['p50_ms']:.0f} ms, p99 {m['p99_ms']:.0f} ms; {m['server_errors']} 5xx; "
+            f"{m['accepted']} accepted "
+            f"= {m.get('records', '?')} records = {m.get('provider_submits', '?')} provider jobs, "
+            f"{m['lost']} lost, {m['not_completed_after_drain']} not completed after the drain"
+        )
+    return ""
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """The README's table of a reliability.json."""
+    rows = ["| key | scenario | must hold | measured |", "|---|---|---|---|"]
+    for key in FULL:
+        if key in document:
+            r = document[key]
+            verdict = "holds" if r["holds"] else "**does not hold**"
+            cell = _measured(key, r["measured"]).replace("|", "\\|")
+            rows.append(f"| `{key}` | {r['scenario']} | {r['must_hold']} | {verdict}: {cell} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="*", choices=sorted(FULL), help="run only these scenarios")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run, minutes less)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "reliability.json"))
+    parser.add_argument(
+        "--markdown", metavar="JSON", help="print the README table of a results file; run nothing"
+    )
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return 0
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("local.stack").setLevel(logging.ERROR)
