@@ -58,6 +58,9 @@ local: install ## local stack (moto + AIML API simulator + handlers) on 127.0.0.
 demo: install ## text- and image-to-video end to end on a throwaway local stack, down to the MP4s
 	$(BIN)/python -m local.demo
 
+chaos: install ## reliability scenarios on the local stack (a few minutes): a table and bench/reliability.json
+	PYTHONPATH=layers/common $(BIN)/python -m bench.chaos
+
 test: deps install-browser ## everything CI runs: lint, template checks (cfn-lint, sam validate, sam build), the whole suite
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory template-check
@@ -72,4 +75,4 @@ deploy: build ## sam deploy --guided (needs AWS credentials)
 clean: ## remove build output and local state (keeps the virtualenvs)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install install-sam install-browser template-check deps lint openapi unit local demo test build deploy clean
+.PHONY: help install install-sam install-browser template-check deps lint openapi unit local demo chaos test build deploy clean

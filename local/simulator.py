@@ -21,6 +21,11 @@ that matches its ``on`` (``submit``, ``poll``, ``download`` or ``any`` = submit 
 A submit hit by a timeout, a malformed answer or a 500/502/504 is accepted (the job exists, as it
 may at a real provider); a 429, 503, other error status or a drop leaves no job.
 
+Random faults (``configure(random_faults=[...], fault_seed=n)``, or ``POST /_sim/config``): when no
+queued fault matches, each request draws from these; each entry is a fault as above plus its
+``rate`` (0..1), e.g. ``{"rate": 0.1, "status": 429, "retry_after": 1, "on": "any"}``. The draw is
+seeded (``fault_seed``), and ``state()["faults_served"]`` counts what was served, per kind.
+
 Control over HTTP (no auth; loopback only): ``GET /_sim/state``, ``POST /_sim/faults`` (a fault,
 a list, or ``{"faults": [...]}``), ``POST /_sim/config`` (settings, see ``configure``),
 ``POST /_sim/reset``.
@@ -36,6 +41,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import random
 import re
 import secrets
 import signal
@@ -77,6 +83,8 @@ class SimConfig:
     credits_per_job: int = 100
     link_ttl: float = 3600.0  # seconds a video link stays valid (negative: already expired)
     timeout_seconds: float = 35.0  # sleep of a timeout fault without its own "seconds"
+    random_faults: list[dict[str, Any]] = field(default_factory=list)  # faults with a "rate" (0..1)
+    fault_seed: int | None = None  # seeds the random faults' draws (reproducible chaos)
 
 
 @dataclass
@@ -90,6 +98,7 @@ class Job:
     duration: float
     credits_used: int
     directives: dict[str, str]
+    polls: int = 0  # poll requests for this job (faulted ones included)
 
     def status(self, config: SimConfig, now: float) -> str:
         elapsed = now - self.created
@@ -164,21 +173,32 @@ class Simulator:
     # control
     def inject(self, *faults: Mapping[str, Any]) -> None:
         """Queue one-shot faults; each applies to the next request matching its ``on``."""
-        checked = []
-        for fault in faults:
-            target = fault.get("on", "any")
-            if target not in FAULT_TARGETS:
-                raise ValueError(f"fault 'on' must be one of {sorted(FAULT_TARGETS)}, not {target!r}")
-            if not {"status", "timeout", "malformed", "drop", "latency_ms"} & fault.keys():
-                raise ValueError(f"fault has no effect: {dict(fault)!r}")
-            checked.append({**fault, "on": target})
+        checked = [self.inject_check(fault) for fault in faults]
         with self._lock:
             self._faults.extend(checked)
 
     def configure(self, **settings: Any) -> None:
-        """Change settings (see ``SimConfig``: latency_ms, durations, default_duration, credits...)."""
+        """Change settings (see ``SimConfig``: latency_ms, durations, default_duration, credits,
+        random_faults...)."""
+        for fault in settings.get("random_faults") or []:
+            rate = fault.get("rate")
+            if not isinstance(rate, int | float) or not 0 <= rate <= 1:
+                raise ValueError(f"a random fault needs a rate in 0..1: {dict(fault)!r}")
+            self.inject_check({k: v for k, v in fault.items() if k != "rate"})
         with self._lock:
             self._apply(self._config, settings)
+            if "fault_seed" in settings or "random_faults" in settings:
+                self._random = random.Random(self._config.fault_seed)  # noqa: S311 (not crypto)
+
+    @staticmethod
+    def inject_check(fault: Mapping[str, Any]) -> dict[str, Any]:
+        """A fault as ``inject`` takes it, checked; with its ``on`` filled in."""
+        target = fault.get("on", "any")
+        if target not in FAULT_TARGETS:
+            raise ValueError(f"fault 'on' must be one of {sorted(FAULT_TARGETS)}, not {target!r}")
+        if not {"status", "timeout", "malformed", "drop", "latency_ms"} & fault.keys():
+            raise ValueError(f"fault has no effect: {dict(fault)!r}")
+        return {**fault, "on": target}
 
     def reset(self) -> None:
         """Forget jobs, counters and faults; settings go back to those given to the constructor."""
@@ -209,6 +229,21 @@ class Simulator:
             return self._poll_count
 
     @property
+    def faults_served(self) -> dict[str, int]:
+        """Faults served so far (queued and random), counted per ``<on>:<kind>``, e.g. ``poll:429``."""
+        with self._lock:
+            return dict(self._faults_served)
+
+    def submits_by(self, field_name: str = "prompt") -> dict[Any, int]:
+        """Accepted submits (jobs) per value of a body field: more than one for a value means a
+        request was paid for twice (the caller puts a unique value in each request)."""
+        counts: dict[Any, int] = {}
+        for job in self.jobs.values():
+            value = job.body.get(field_name)
+            counts[value] = counts.get(value, 0) + 1
+        return counts
+
+    @property
     def pending_faults(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._faults)
@@ -223,6 +258,7 @@ class Simulator:
                 "submit_attempts": self._submit_attempts,
                 "poll_count": self._poll_count,
                 "faults": list(self._faults),
+                "faults_served": dict(self._faults_served),
                 "config": {k: v for k, v in asdict(self._config).items() if k != "api_key"},
                 "jobs": [
                     {
@@ -232,6 +268,7 @@ class Simulator:
                         "provider": job.provider,
                         "status": job.status(self._config, now),
                         "age_seconds": round(now - job.created, 3),
+                        "polls": job.polls,
                         "body": job.body,
                     }
                     for job in self._jobs.values()
@@ -246,7 +283,11 @@ class Simulator:
         if unknown:
             raise ValueError(f"unknown simulator settings: {sorted(unknown)}")
         for name, value in settings.items():
-            setattr(config, name, dict(value) if name == "durations" else value)
+            if name == "durations":
+                value = dict(value)
+            elif name == "random_faults":
+                value = [dict(fault) for fault in value]
+            setattr(config, name, value)
 
     def _reset_locked(self) -> None:
         self._config = SimConfig(**{**asdict(self._initial), "durations": dict(self._initial.durations)})
@@ -255,14 +296,30 @@ class Simulator:
         self._submit_count = 0
         self._submit_attempts = 0
         self._poll_count = 0
+        self._faults_served: dict[str, int] = {}
+        self._random = random.Random(self._config.fault_seed)  # noqa: S311 (not crypto)
 
     def _take_fault(self, kind: str) -> dict[str, Any] | None:
         with self._lock:
+            chosen = None
             for fault in self._faults:
-                if fault["on"] == kind or (fault["on"] == "any" and kind in ("submit", "poll")):
+                if _fault_applies(fault, kind):
                     self._faults.remove(fault)
-                    return fault
-        return None
+                    chosen = fault
+                    break
+            else:
+                candidates = [f for f in self._config.random_faults if _fault_applies(f, kind)]
+                if candidates:
+                    draw, edge = self._random.random(), 0.0
+                    for fault in candidates:
+                        edge += float(fault["rate"])
+                        if draw < edge:
+                            chosen = {k: v for k, v in fault.items() if k != "rate"}
+                            break
+            if chosen is not None:
+                name = f"{kind}:{_fault_kind(chosen)}"
+                self._faults_served[name] = self._faults_served.get(name, 0) + 1
+            return chosen
 
     def _accept(
         self, body: dict[str, Any], family: str, provider: str | None
@@ -329,6 +386,18 @@ class Simulator:
         with self._lock:
             known = job_id in self._jobs
         return known and hmac.compare_digest(signature, self._sign(job_id, int(expires)))
+
+
+def _fault_applies(fault: Mapping[str, Any], kind: str) -> bool:
+    target = fault.get("on", "any")
+    return bool(target == kind or (target == "any" and kind in ("submit", "poll")))
+
+
+def _fault_kind(fault: Mapping[str, Any]) -> str:
+    for name in ("timeout", "malformed", "drop"):
+        if fault.get(name):
+            return name
+    return str(fault["status"]) if "status" in fault else "latency"
 
 
 def _new_id(model: str) -> str:
@@ -429,9 +498,12 @@ class _Handler(BaseHTTPRequestHandler):
         if not ids or not ids[0]:
             return self._error(400, "generation_id is required")
         fault = self._take_fault("poll")
+        job = sim.jobs.get(ids[0])
+        if job is not None:
+            with sim._lock:
+                job.polls += 1
         if fault:
             self._apply_fault(fault)
-        job = sim.jobs.get(ids[0])
         if job is None:
             return self._error(404, "Generation not found")
         self._json(200, sim._poll_answer(job, self._base_url()))

@@ -110,7 +110,7 @@ def simulator(local_stack: LocalStack) -> Iterator[Any]:
     # only runs when a test left faults unconsumed; settings are put back either way.
     if sim.pending_faults:
         sim.reset()
-    sim.configure(default_duration=SIM_DURATION, latency_ms=0, durations={})
+    sim.configure(default_duration=SIM_DURATION, latency_ms=0, durations={}, random_faults=[])
 
 
 @pytest.fixture

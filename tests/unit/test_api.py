@@ -3,6 +3,7 @@ events/*.json; DynamoDB/S3 are moto and the provider is the simulator."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import threading
@@ -43,6 +44,7 @@ def event(
     key_id: str = "key-a",
     headers: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
+    base64_body: bytes | None = None,
 ) -> dict[str, Any]:
     sample = json.loads((ROOT / "events" / "api_post_generation.json").read_text())
     ev = copy.deepcopy(sample)
@@ -56,7 +58,9 @@ def event(
     ev["headers"] = all_headers
     ev["multiValueHeaders"] = {k: [v] for k, v in all_headers.items()}
     ev["body"] = body if isinstance(body, str) or body is None else json.dumps(body)
-    ev["isBase64Encoded"] = False
+    ev["isBase64Encoded"] = base64_body is not None
+    if base64_body is not None:  # a binary body, as API Gateway passes it
+        ev["body"] = base64.b64encode(base64_body).decode()
     ev["requestContext"]["httpMethod"] = method
     ev["requestContext"]["identity"]["apiKeyId"] = key_id
     return ev
@@ -240,6 +244,16 @@ def test_concurrent_retries_with_one_key_submit_once(call: Any, sim: Simulator) 
         assert status in (202, 409)
         if status == 409:
             assert body["error"]["code"] == "request_in_progress" and headers_out["Retry-After"] == "1"
+
+
+@pytest.mark.parametrize("raw", [b'{"model": "video-01", "prompt": "\xc0\xf6"}', b"\xff\xfe\x00"])
+def test_a_body_that_is_not_utf8_is_a_400_not_a_crash(call: Any, sim: Simulator, raw: bytes) -> None:
+    # Found by the fuzzer (bench/reliability.py fuzzed_api): Powertools' body decoding raised
+    # UnicodeDecodeError out of the handler, and API Gateway answered 502.
+    status, answer, _ = call("POST", "/generations", base64_body=raw)
+
+    assert status == 400 and answer["error"]["code"] == "invalid_json"
+    assert sim.submit_attempts == 0
 
 
 def test_unknown_route_is_404_in_the_error_shape(call: Any) -> None:

@@ -329,3 +329,83 @@ def test_metrics_count_submits_errors_sweeps_and_completions(
     assert metrics.counts["GenerationsFailed"] == 1
     assert metrics.counts["GenerationsCompleted"] == 1
     assert metrics.counts["SweepDue"] >= 1 and "SweepDuration" in metrics.counts
+
+
+class _SlowCountingArchive:
+    """The real archive, counting copies; the first copy waits until the test lets it go."""
+
+    def __init__(self, archive: Any) -> None:
+        import threading
+
+        self._archive = archive
+        self.copies = 0
+        self.copying = threading.Event()
+        self.release = threading.Event()
+
+    def archive(self, generation_id: str, source_url: str) -> str:
+        self.copies += 1
+        self.copying.set()
+        self.release.wait(5)
+        return self._archive.archive(generation_id, source_url)
+
+    def link(self, key: str, *, expires_in: int, now: float) -> Any:
+        return self._archive.link(key, expires_in=expires_in, now=now)
+
+
+def test_a_refresh_that_finds_the_copy_claimed_leaves_it_to_the_claimant(
+    aws: dict[str, str], client: AimlClient, clock: Clock, sim: Simulator
+) -> None:
+    # Found by bench/reliability.py (overlapping_sweeps): a sweep that read the record after
+    # another had started copying it polled, found it done and copied it again (two archive
+    # writes; the version check only stopped the second completion). The copy is now claimed
+    # by a conditional write, and a claimed record is left alone until the claim lapses.
+    import threading
+
+    service = make_service(aws, client, clock)
+    archive = _SlowCountingArchive(service.archive)
+    slow = make_service(aws, client, clock, archive=archive)
+    generation = service.submit("owner-a", T2V)
+    wait_until(lambda: sim.state()["jobs"][0]["status"] == "completed")
+
+    first = threading.Thread(target=slow.refresh, args=(generation,))
+    first.start()
+    assert archive.copying.wait(5)
+    claimed = service.store.get(generation.id)
+    assert claimed is not None and claimed.archive_claim_until is not None
+    again, outcome = slow.refresh(claimed)  # a second sweep reads the claimed record
+    archive.release.set()
+    first.join(5)
+
+    assert outcome is Outcome.WAITING and again.version == claimed.version
+    done = service.store.get(generation.id)
+    assert done is not None and done.status is Status.COMPLETED and done.archive_claim_until is None
+    assert archive.copies == 1
+
+
+def test_a_claim_that_lapses_is_taken_up_by_a_later_sweep(
+    aws: dict[str, str], client: AimlClient, clock: Clock, sim: Simulator
+) -> None:
+    service = make_service(aws, client, clock, archive_lease_seconds=300)
+    generation = service.submit("owner-a", T2V)
+    wait_until(lambda: sim.state()["jobs"][0]["status"] == "completed")
+    # The copier claimed the copy, then died before finishing it.
+    current = service.store.get(generation.id)
+    assert current is not None
+    service.store.save(current, archive_claim_until=clock() + 300, next_poll_at=int(clock() + 300))
+
+    assert service.sweep(lambda: 60_000).due == 0  # not due while claimed
+    clock.advance(301)
+
+    assert sweep_until_terminal(service, generation.id).status is Status.COMPLETED
+
+
+def test_a_workflow_fetch_that_finds_the_copy_claimed_looks_again_soon(
+    service: GenerationService, clock: Clock
+) -> None:
+    generation = service.submit("owner-a", T2V, driver=Driver.WORKFLOW)
+    # As read back from the table: a workflow record keeps no next_poll_at (poller index only).
+    claimed = generation.model_copy(
+        update={"status": Status.GENERATING, "next_poll_at": None, "archive_claim_until": clock() + 600}
+    )
+
+    assert 0 < service.wait_seconds(claimed) <= 5  # not the whole lease, nor a busy loop

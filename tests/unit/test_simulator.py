@@ -315,3 +315,30 @@ def test_standalone_process() -> None:
     finally:
         process.terminate()
         assert process.wait(5) == 0
+
+
+def test_random_faults_are_drawn_at_their_rates_seeded_and_counted(sim: Simulator) -> None:
+    faults = [{"rate": 0.3, "status": 503, "on": "submit"}, {"rate": 0.2, "malformed": True, "on": "poll"}]
+    sim.configure(random_faults=faults, fault_seed=1)
+    submits = [submit(sim, {"model": "video-01", "prompt": f"p{i}"}).status_code for i in range(100)]
+    job = next(iter(sim.jobs))
+    polls = [poll(sim, job).status_code for _ in range(50)]  # a malformed answer is a 200
+
+    served = sim.faults_served
+    assert served["submit:503"] == submits.count(503) and 15 <= served["submit:503"] <= 45
+    assert 3 <= served["poll:malformed"] <= 20 and polls.count(200) == 50
+    assert sim.state()["jobs"][0]["polls"] == 50
+    # Only accepted submits are jobs: one per prompt, none for a refused one.
+    assert sim.submits_by("prompt") == {f"p{i}": 1 for i, s in enumerate(submits) if s == 200}
+
+    sim.reset()
+    sim.configure(random_faults=faults, fault_seed=1)
+    again = [submit(sim, {"model": "video-01", "prompt": f"p{i}"}).status_code for i in range(100)]
+    assert again == submits  # the same seed, the same faults
+
+
+def test_a_random_fault_needs_a_rate_and_an_effect(sim: Simulator) -> None:
+    with pytest.raises(ValueError, match="rate"):
+        sim.configure(random_faults=[{"status": 500}])
+    with pytest.raises(ValueError, match="no effect"):
+        sim.configure(random_faults=[{"rate": 0.5}])

@@ -248,6 +248,12 @@ def build_app(
         ]
         return _error(422, "validation_error", "the request is not valid", details)
 
+    @app.exception_handler(UnicodeDecodeError)
+    def undecodable_body(_: UnicodeDecodeError) -> Response[str]:
+        # A binary body (API Gateway passes it base64-encoded) that is not UTF-8: Powertools'
+        # body decoding raises this before validation, which would otherwise end in a 502.
+        return _error(400, "invalid_json", "the body is not valid JSON (not UTF-8 text)")
+
     @app.exception_handler(_IdempotencyKeyReused)
     def key_reused(_: _IdempotencyKeyReused) -> Response[str]:
         return _error(

@@ -83,6 +83,8 @@ class Generation(BaseModel):
     submit_outcome_unknown: bool = False
     video_provider_url: str | None = None
     video_key: str | None = None
+    # Set (epoch seconds) while one worker copies the finished video: the others leave it alone.
+    archive_claim_until: float | None = None
     completed_at: str | None = None
     next_poll_at: int | None = None
     poll_count: int = 0

@@ -77,6 +77,8 @@ class SweepReport:
 # A data-URL image is stored with the request, and a DynamoDB item holds at most 400 KB.
 MAX_INLINE_IMAGE_BYTES = 256 * 1024
 MAX_ERROR_MESSAGE_CHARS = 1000
+# A workflow step that finds another worker copying the video looks again this soon.
+ARCHIVE_CLAIM_RECHECK_SECONDS = 5
 
 # What one workflow fetch counts (a sweep reports the same names for its outcomes).
 _FETCH_METRICS = {
@@ -114,6 +116,7 @@ class GenerationService:
         max_age_seconds: int = 1800,
         presign_expiry_seconds: int = 3600,
         submit_grace_seconds: int = 120,
+        archive_lease_seconds: int = 600,
         concurrency: int = 32,
         check_url: Callable[[str], None] | None = None,
         check_callback: Callable[[str], None] | None = None,
@@ -128,6 +131,8 @@ class GenerationService:
         self.max_age_seconds = max_age_seconds
         self.presign_expiry_seconds = presign_expiry_seconds
         self.submit_grace_seconds = submit_grace_seconds
+        # How long a claimed archive copy is left to its claimant before another worker retries it.
+        self.archive_lease_seconds = archive_lease_seconds
         self.concurrency = concurrency
         # Image URLs the provider will fetch must be public https (no SSRF through the provider).
         self.check_url = check_url or functools.partial(
@@ -343,6 +348,9 @@ class GenerationService:
             error = GenerationError(code="archive_failed", message="the finished video could not be copied")
             return self._end(gen, Status.FAILED, now, error=error), Outcome.FAILED
 
+        if gen.archive_claim_until is not None and now < gen.archive_claim_until:
+            return gen, Outcome.WAITING  # another worker is copying the video right now
+
         model = get_model(gen.model)
         assert gen.provider_id is not None  # set by submit for every non-submitting record
         try:
@@ -424,16 +432,26 @@ class GenerationService:
                 next_poll_at=int(now + self.schedule.next_delay()),
             )
             return updated, Outcome.PROVIDER_ERROR
-        # Keep the provider's (expiring) link on record until our copy exists.
-        if gen.video_provider_url != result.video_url:
-            gen = self.store.save(
-                gen, video_provider_url=result.video_url, status=Status.GENERATING, **common
-            )
+        # Claim the copy with a write conditional on the version read: of the sweeps and fetches
+        # that found this job done at the same time, exactly one copies it (the others conflict),
+        # so the video is written to our bucket once. The claim keeps the provider's (expiring)
+        # link on record until our copy exists, and lapses after the lease: if the copier dies,
+        # a later sweep takes the copy up.
+        lease_end = now + self.archive_lease_seconds
+        gen = self.store.save(
+            gen,
+            video_provider_url=result.video_url,
+            status=Status.GENERATING,
+            archive_claim_until=lease_end,
+            next_poll_at=math.ceil(lease_end),
+            **common,
+        )
         try:
             key = self.archive.archive(gen.id, result.video_url)
         except ArchiveError as exc:
             updated = self.store.save(
                 gen,
+                archive_claim_until=None,
                 last_poll_error=f"archive: {exc}",
                 updated_at=utc_now_iso(now),
                 next_poll_at=int(now + self.schedule.failure_delay(gen.poll_failures + 1)),
@@ -447,6 +465,7 @@ class GenerationService:
             self.clock(),
             video_key=key,
             video_provider_url=None,
+            archive_claim_until=None,
             completed_at=utc_now_iso(now),
         )
         return done, Outcome.COMPLETED
@@ -611,6 +630,8 @@ class GenerationService:
         now = self.clock()
         if generation.next_poll_at is not None:
             wait = generation.next_poll_at - now
+        elif generation.archive_claim_until is not None:  # another fetch is copying the video
+            wait = min(generation.archive_claim_until - now, ARCHIVE_CLAIM_RECHECK_SECONDS)
         elif generation.status is Status.SUBMITTING:
             wait = generation.created_epoch + self.submit_grace_seconds - now
         else:
