@@ -36,8 +36,8 @@ $(SEC_VENV)/.installed:
 
 install-sec: $(SEC_VENV)/.installed ## checkov, bandit and pip-audit in their own virtualenv (checkov's pins clash)
 
-security: install-sec ## checkov on the template, bandit on the code, pip-audit on the pinned requirements
-	SEC_VENV=$(SEC_VENV) PIP_AUDIT_IGNORE="$(PIP_AUDIT_IGNORE)" scripts/security-check.sh
+security: install install-sec ## checkov on the template, bandit on the code, pip-audit on the pinned requirements
+	VENV=$(VENV) SEC_VENV=$(SEC_VENV) PIP_AUDIT_IGNORE="$(PIP_AUDIT_IGNORE)" scripts/security-check.sh
 
 template-check: install install-sam ## cfn-lint, sam validate --lint and sam build of template.yaml
 	$(if $(PY313_BIN),PATH="$(PY313_BIN):$$PATH") SAM=$(SAM_VENV)/bin/sam scripts/check-template.sh

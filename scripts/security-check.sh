@@ -3,11 +3,12 @@
 #   1. checkov on template.yaml: no failed check (suppressions sit in the template with a reason)
 #   2. bandit on layers/ functions/ local/ cli/ scripts/: nothing of medium or high severity
 #   3. pip-audit on the pinned requirements (scripts/audit_deps.py): no known vulnerability
-# pip-audit needs PyPI (it resolves the pins), so it starts first and runs while the offline
+# pip-audit needs PyPI (it looks the pins up), so it starts first and runs while the offline
 # checks do. Any failure fails the script; nothing is skipped.
 #
-# Environment: SEC_VENV (default .venv-sec), PIP_AUDIT_IGNORE (vulnerability ids accepted, space
-# separated; each needs its reason in the README), AUDIT_STRICT=1 (fail on unauditable pins).
+# Environment: SEC_VENV (default .venv-sec), VENV (default .venv), PIP_AUDIT_IGNORE (vulnerability ids accepted, space
+# separated; each needs its reason in the README), AUDIT_STRICT=1 (fail on unauditable pins),
+# AUDIT_RESOLVE=1 (pip-audit resolves the requirement files itself instead of reading .venv).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -23,7 +24,11 @@ trap 'rm -f "$audit_log"' EXIT
 
 ignores=()
 for id in ${PIP_AUDIT_IGNORE:-}; do ignores+=(--ignore-vuln "$id"); done
-"$SEC_VENV/bin/python" scripts/audit_deps.py \
+# what `make install` resolved from the two files into .venv (pip freeze), audited without a
+# second resolution; AUDIT_RESOLVE=1 lets pip-audit resolve the files itself (a minute or more)
+source=(--from-venv "${VENV:-.venv}")
+[[ "${AUDIT_RESOLVE:-}" == 1 ]] && source=()
+"$SEC_VENV/bin/python" scripts/audit_deps.py "${source[@]}" \
   -r layers/common/requirements.txt -r requirements-dev.txt "${ignores[@]}" >"$audit_log" 2>&1 &
 audit_pid=$!
 

@@ -126,3 +126,24 @@ def test_a_per_release_page_that_exists_means_a_transient_error(monkeypatch: pyt
     report = {"dependencies": [{"name": "idna", "skip_reason": SKIP.format("idna", "3.20")}]}
     pypi = {"https://pypi.org/pypi/idna/3.20/json": FakeAnswer(200, {"vulnerabilities": []})}
     assert _run(monkeypatch, report, pypi) == 2
+
+
+def test_from_venv_audits_the_frozen_pins_without_resolving(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    commands: list[list[str]] = []
+
+    def fake_run(command: list[str], **kwargs: Any) -> Any:
+        commands.append(command)
+        if "freeze" in command:
+            return type("Done", (), {"returncode": 0, "stdout": "requests==2.34.2\n", "stderr": ""})()
+        assert Path(command[command.index("-r") + 1]).read_text() == "requests==2.34.2\n"
+        Path(command[command.index("--output") + 1]).write_text(json.dumps({"dependencies": []}))
+        return type("Done", (), {"returncode": 0, "stdout": "", "stderr": ""})()
+
+    monkeypatch.setattr(audit_deps.subprocess, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["audit_deps.py", "--from-venv", str(tmp_path)])
+    assert audit_deps.main() == 0
+    freeze, audit = commands
+    assert freeze[0] == f"{tmp_path}/bin/python" and freeze[1:4] == ["-m", "pip", "freeze"]
+    assert {"--no-deps", "--disable-pip"} <= set(audit)
