@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
+SEC_VENV := .venv-sec
+# vulnerability ids pip-audit accepts (space separated); the README says why for each
+PIP_AUDIT_IGNORE ?=
 # sam build needs the Lambda runtime's Python (3.13) first on PATH; pyenv carries it here.
 PY313_BIN := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin) $(dir $(shell command -v python3.13 2>/dev/null)))
 export SAM_CLI_TELEMETRY := 0
@@ -26,6 +29,16 @@ $(SAM_VENV)/.installed:
 
 install-sam: $(SAM_VENV)/.installed ## the SAM CLI in its own virtualenv (it pins its own boto3)
 
+$(SEC_VENV)/.installed:
+	$(PYTHON) -m venv $(SEC_VENV)
+	$(SEC_VENV)/bin/pip install -q --disable-pip-version-check checkov==3.3.30 bandit==1.9.4 pip-audit==2.10.1
+	touch $@
+
+install-sec: $(SEC_VENV)/.installed ## checkov, bandit and pip-audit in their own virtualenv (checkov's pins clash)
+
+security: install install-sec ## checkov on the template, bandit on the code, pip-audit on the pinned requirements
+	VENV=$(VENV) SEC_VENV=$(SEC_VENV) PIP_AUDIT_IGNORE="$(PIP_AUDIT_IGNORE)" scripts/security-check.sh
+
 template-check: install install-sam ## cfn-lint, sam validate --lint and sam build of template.yaml
 	$(if $(PY313_BIN),PATH="$(PY313_BIN):$$PATH") SAM=$(SAM_VENV)/bin/sam scripts/check-template.sh
 
@@ -38,8 +51,8 @@ install-browser: ## Debian's chromium at /usr/bin/chromium (apt-get, sudo only w
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-liberation; \
 	fi
 
-deps: ## both virtualenvs, installed side by side
-	$(MAKE) --no-print-directory -j2 install install-sam
+deps: ## the three virtualenvs, installed side by side
+	$(MAKE) --no-print-directory -j3 install install-sam install-sec
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
@@ -61,9 +74,10 @@ demo: install ## text- and image-to-video end to end on a throwaway local stack,
 chaos: install ## reliability scenarios on the local stack (a few minutes): a table and bench/reliability.json
 	PYTHONPATH=layers/common $(BIN)/python -m bench.chaos
 
-test: deps install-browser ## everything CI runs: lint, template checks (cfn-lint, sam validate, sam build), the whole suite
+test: deps install-browser ## everything CI runs: lint, template checks (cfn-lint, sam validate, sam build), security, the whole suite
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory template-check
+	$(MAKE) --no-print-directory security
 	$(BIN)/pytest
 
 build: install-sam ## sam build (for deploy)
@@ -75,4 +89,4 @@ deploy: build ## sam deploy --guided (needs AWS credentials)
 clean: ## remove build output and local state (keeps the virtualenvs)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install install-sam install-browser template-check deps lint openapi unit local demo chaos test build deploy clean
+.PHONY: help install install-sam install-sec install-browser security template-check deps lint openapi unit local demo chaos test build deploy clean

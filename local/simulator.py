@@ -145,7 +145,8 @@ class Simulator:
         server = ThreadingHTTPServer((self._host, self._port), _make_handler(self))
         server.daemon_threads = True
         self._server = server
-        host = "127.0.0.1" if self._host in ("", "0.0.0.0") else self._host
+        wildcard = self._host in ("", "0.0.0.0")  # nosec B104  # a comparison, not a bind
+        host = "127.0.0.1" if wildcard else self._host
         self.url = f"http://{host}:{server.server_port}"
         self._stopping.clear()
         self._thread = threading.Thread(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from local.stack import SIMULATOR_KEY, LocalStack
+from tests.integration.conftest import ALICE_KEY
 
 
 @pytest.fixture
@@ -32,6 +33,7 @@ T2V = {"model": "kling-video/v1.6/standard/text-to-video", "prompt": "A red fox 
 def test_the_provider_key_is_never_logged_nor_answered_nor_stored(
     local_stack: LocalStack,
     api: Any,
+    api_client: Any,
     simulator: Any,
     wait_for: Callable[..., Any],
     capfd: pytest.CaptureFixture[str],
@@ -52,6 +54,11 @@ def test_the_provider_key_is_never_logged_nor_answered_nor_stored(
 
     wait_for(completed)
     answers.append(api.get("/generations").text)
+    # every other route and error answer: the catalog, a cancel, a refused URL, a refused key
+    answers.append(api.get("/models").text)
+    answers.append(api.delete(f"/generations/{api.post('/generations', json=T2V).json()['id']}").text)
+    answers.append(api.post("/generations", json={**T2V, "image_url": "https://169.254.169.254/"}).text)
+    answers.append(api_client("wrong-" + ALICE_KEY).get("/generations").text)
     stored = local_stack.client("dynamodb").scan(TableName=local_stack.environment["TABLE_NAME"])["Items"]
     out, err = capfd.readouterr()
     logs = json_logs.getvalue()
@@ -60,4 +67,5 @@ def test_the_provider_key_is_never_logged_nor_answered_nor_stored(
     assert '"message":"generation submitted"' in logs and '"generation_id":"gen_' in logs  # and were logged
     for text in [logs, out, err, *answers, json.dumps(stored)]:
         assert SIMULATOR_KEY not in text
+        assert ALICE_KEY not in text  # nor the caller's own x-api-key
         assert "Bearer" not in text

@@ -606,7 +606,19 @@ def test_terminal_transitions_reach_the_notifier_through_the_table_stream(
     assert sorted(statuses) == ["cancelled", "completed", "failed", "timed_out"]
     policies = [next(iter(p.items())) for p in props["Policies"]]
     assert ("EventBridgePutEventsPolicy", {"EventBusName": {"Ref": "EventBus"}}) in policies
-    assert ("SQSSendMessagePolicy", {"QueueName": {"Fn::GetAtt": ["WebhookQueue", "QueueName"]}}) in policies
+    sends = [p[1] for p in policies if p[0] == "Statement"]
+    assert sends == [
+        [
+            {
+                "Effect": "Allow",
+                "Action": "sqs:SendMessage",
+                "Resource": [
+                    {"Fn::GetAtt": ["WebhookQueue", "Arn"]},
+                    {"Fn::GetAtt": ["NotifierFailureQueue", "Arn"]},
+                ],
+            }
+        ]
+    ]
     assert ("DynamoDBCrudPolicy", {"TableName": {"Ref": "IdempotencyTable"}}) in policies
     assert not any(p == ("DynamoDBCrudPolicy", {"TableName": {"Ref": "GenerationsTable"}}) for p in policies)
 
@@ -635,8 +647,14 @@ def test_webhooks_are_queued_signed_with_a_generated_secret_and_dead_lettered(so
     assert ("AWSSecretsManagerGetSecretValuePolicy", {"SecretArn": {"Ref": "WebhookSecret"}}) in policies
     assert ("SQSPollerPolicy", {"QueueName": {"Fn::GetAtt": ["WebhookQueue", "QueueName"]}}) in policies
     assert (
-        "SQSSendMessagePolicy",
-        {"QueueName": {"Fn::GetAtt": ["WebhookDeadLetterQueue", "QueueName"]}},
+        "Statement",
+        [
+            {
+                "Effect": "Allow",
+                "Action": "sqs:SendMessage",
+                "Resource": {"Fn::GetAtt": ["WebhookDeadLetterQueue", "Arn"]},
+            }
+        ],
     ) in policies
     outputs = {name: o["Value"] for name, o in source["Outputs"].items()}
     assert outputs["EventBusName"] == {"Ref": "EventBus"}

@@ -380,3 +380,29 @@ def test_image_reference_checker_binds_the_configuration() -> None:
     small = image_reference_checker(strict_dns=True, resolver=resolver, max_data_bytes=10)
     with pytest.raises(UnsafeUrlError):
         small(_data_url("png", IMAGES["png"]))
+
+
+# --- every URL field of the catalog goes through the check -------------------------------------
+
+
+def test_every_url_field_of_every_model_is_checked() -> None:
+    from videogen.catalog import CATALOG, validate_request
+    from videogen.errors import RequestValidationError
+
+    checked: list[str] = []
+    check = image_reference_checker(strict_dns=True, resolver=FakeResolver())
+
+    def recording(value: str) -> None:
+        checked.append(value)
+        check(value)
+
+    url_fields = {(m.id, f.name) for m in CATALOG.values() for f in m.fields if f.kind == "url"}
+    assert {name for _, name in url_fields} >= {"image_url", "last_image_url"}
+    for model_id, field in sorted(url_fields):
+        checked.clear()
+        body = {"model": model_id, field: "https://169.254.169.254/latest/meta-data/"}
+        with pytest.raises(RequestValidationError) as excinfo:
+            validate_request(body, check_url=recording)
+        assert checked == [body[field]], (model_id, field)
+        problems = {d["field"]: d["message"] for d in excinfo.value.details or []}
+        assert "non-public" in problems[field], (model_id, field, problems)

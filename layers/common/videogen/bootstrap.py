@@ -83,7 +83,12 @@ def _api_key_reader(settings: Settings) -> Any:
 
 def build(settings: Settings) -> Components:
     from videogen.provider import AimlClient
-    from videogen.urls import allowed_host_set, check_callback_url, check_image_reference
+    from videogen.urls import (
+        allowed_host_set,
+        check_callback_url,
+        check_image_reference,
+        download_url_checker,
+    )
 
     # Connection pools fit the sweep: every refresh may write to DynamoDB at once, and an
     # archive streams to S3 in two parts at a time (botocore's default pool is 10).
@@ -102,7 +107,11 @@ def build(settings: Settings) -> Components:
             retry_after_max=5,
             pool_maxsize=settings.poll_concurrency,
         ),
-        archive=OutputArchive(s3, settings.outputs_bucket),
+        archive=OutputArchive(
+            s3,
+            settings.outputs_bucket,
+            check_url=download_url_checker(settings.aiml_base_url, strict_dns=settings.url_dns_strict),
+        ),
         schedule=PollSchedule(
             first_poll_factor=settings.first_poll_factor, interval_seconds=settings.poll_interval_seconds
         ),

@@ -4,10 +4,17 @@ hand out short-lived links to it."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin
 
 import requests
+
+from videogen.errors import UnsafeUrlError
+
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 @functools.cache
@@ -40,12 +47,18 @@ class OutputArchive:
         http: requests.Session | None = None,
         timeout: tuple[float, float] = (3.05, 60.0),
         max_bytes: int = 4 * 1024**3,
+        check_url: Callable[[str], None] | None = None,
+        max_redirects: int = MAX_REDIRECTS,
     ) -> None:
+        """`check_url` (e.g. urls.download_url_checker) vets the provider's link and every
+        redirect target before it is fetched; it raises UnsafeUrlError to refuse one."""
         self._s3 = s3_client
         self._bucket = bucket
         self._http = http or requests.Session()
         self._timeout = timeout
         self._max_bytes = max_bytes
+        self._check_url = check_url
+        self._max_redirects = max_redirects
 
     @staticmethod
     def key_for(generation_id: str) -> str:
@@ -56,7 +69,7 @@ class OutputArchive:
         whole in memory: the HTTP response is read in chunks as the upload consumes it."""
         key = self.key_for(generation_id)
         try:
-            with self._http.get(source_url, stream=True, timeout=self._timeout) as answer:
+            with self._open(source_url) as answer:
                 if answer.status_code != 200:
                     raise ArchiveError(f"video download answered HTTP {answer.status_code}")
                 length = answer.headers.get("Content-Length")
@@ -77,6 +90,25 @@ class OutputArchive:
         except Exception as exc:  # boto3 upload failures come in several classes
             raise ArchiveError(f"archive upload failed: {type(exc).__name__}") from exc
         return key
+
+    def _open(self, url: str) -> requests.Response:
+        """GET `url`, following redirects by hand so that each target is checked before it is
+        fetched: requests' own redirect handling would reach a private address unchecked."""
+        for _ in range(self._max_redirects + 1):
+            if self._check_url is not None:
+                try:
+                    self._check_url(url)
+                except UnsafeUrlError as exc:  # the message never repeats the URL (it may be signed)
+                    raise ArchiveError(f"video URL refused: {exc.message}") from None
+            answer = self._http.get(url, stream=True, timeout=self._timeout, allow_redirects=False)
+            if answer.status_code not in _REDIRECT_STATUSES:
+                return answer
+            location = answer.headers.get("Location")
+            answer.close()
+            if not location:
+                raise ArchiveError(f"video download answered HTTP {answer.status_code} without a Location")
+            url = urljoin(url, location)
+        raise ArchiveError(f"video download redirected more than {self._max_redirects} times")
 
     def link(self, key: str, *, expires_in: int, now: float) -> VideoLink:
         url = self._s3.generate_presigned_url(

@@ -7,6 +7,10 @@ with a size cap and a check that the bytes are the declared image type.
 
 Limits: the check runs at submit time; a host whose DNS answer changes later (rebinding) is out of
 reach, since the provider, not this service, does the fetch.
+
+The one URL this service fetches itself, the provider's link to a finished video, goes through
+`download_url_checker`: the same check, except that the configured provider's own origin is
+trusted; media.OutputArchive applies it to the link and to every redirect target.
 """
 
 from __future__ import annotations
@@ -237,3 +241,41 @@ def check_callback_url(
         ):
             return
     check_public_https_url(url, strict_dns=strict_dns, resolver=resolver)
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname or "@" in parts.netloc:
+        return None
+    scheme = parts.scheme.lower()
+    try:
+        host = _normalise_host(parts.hostname)
+    except UnsafeUrlError:
+        return None
+    return scheme, host, port or {"https": 443, "http": 80}.get(scheme)
+
+
+def download_url_checker(
+    trusted_base_url: str, *, strict_dns: bool, resolver: Resolver = socket.getaddrinfo
+) -> Callable[[str], None]:
+    """The check for URLs this service downloads itself (the provider's finished-video link and
+    each redirect it leads to): a URL on the origin (scheme, host, port) of `trusted_base_url`,
+    the provider base URL the deployer configured, is accepted as is (locally that is the
+    simulator on 127.0.0.1); any other URL must pass check_public_https_url."""
+    trusted = _origin(trusted_base_url)
+
+    def check(url: str) -> None:
+        if (
+            isinstance(url, str)
+            and trusted is not None
+            and not any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in url)
+            and _origin(url) == trusted
+        ):
+            return
+        check_public_https_url(url, strict_dns=strict_dns, resolver=resolver)
+
+    return check
