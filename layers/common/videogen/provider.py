@@ -240,6 +240,14 @@ class AimlClient:
         self._session = session or requests.Session()
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
+        if self._session.trust_env:
+            # requests reads proxy, CA bundle and netrc settings from the environment on every
+            # request (a walk over os.environ each time: a good part of a poll's CPU in a sweep).
+            # Read them once here instead; the environment does not change within a process.
+            found = self._session.merge_environment_settings(self._base_url, {}, None, None, None)
+            self._session.proxies.update(found["proxies"])
+            self._session.verify = found["verify"]
+            self._session.trust_env = False
 
     def __repr__(self) -> str:
         return f"AimlClient(base_url={self._base_url!r})"
