@@ -155,9 +155,11 @@ class GenerationStore:
                 break
         return found, self._encode_token(start) if start else None
 
-    def due(self, shard: str, now: float, *, page_size: int = 200) -> Iterator[Generation]:
+    def due(self, shard: str, now: float, *, page_size: int = 1000) -> Iterator[Generation]:
         """Active poller-driven generations of one shard whose next poll time has come. Reads
-        only due items (key condition), so the cost follows active jobs, not the table size."""
+        only due items (key condition), so the cost follows active jobs, not the table size.
+        Pages are large (a shard's due items usually fit one; DynamoDB still stops a page at
+        1 MB): each query is a round trip that the sweep's reader waits for."""
         query: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": DUE_INDEX,
