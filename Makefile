@@ -54,6 +54,9 @@ test: deps ## everything CI runs: lint, template checks (cfn-lint, sam validate,
 	$(MAKE) --no-print-directory template-check
 	$(BIN)/pytest
 
+bench: install build ## the performance benchmarks of issue 4 (a few minutes): a table and bench/results.json
+	$(BIN)/python -m bench.run
+
 build: install-sam ## sam build (for deploy)
 	$(if $(PY313_BIN),PATH="$(PY313_BIN):$$PATH") $(SAM_VENV)/bin/sam build
 
@@ -63,4 +66,4 @@ deploy: build ## sam deploy --guided (needs AWS credentials)
 clean: ## remove build output and local state (keeps the virtualenvs)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install install-sam template-check deps lint openapi unit local demo test build deploy clean
+.PHONY: help install install-sam template-check deps lint openapi unit local demo test bench build deploy clean
