@@ -33,14 +33,12 @@ from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
-from botocore.exceptions import ClientError
-
 from videogen.catalog import CATALOG, FieldSpec, get_model
 from videogen.errors import RequestValidationError, UnknownModelError
 from videogen.models import Generation, GenerationError, Source
 from videogen.service import GenerationService, MetricsSink
 from videogen.settings import Settings
-from videogen.store import StaleWriteError
+from videogen.store import StaleWriteError, client_error
 
 # Reason codes of refused uploads (the generation's error.code).
 NOT_AN_IMAGE = "upload_not_an_image"
@@ -192,7 +190,7 @@ class S3Uploads:
     def _call(self, operation: str, **params: Any) -> Any:
         try:
             return getattr(self._s3, operation)(**params)
-        except ClientError as exc:
+        except client_error() as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in self._GONE:
                 raise ObjectGoneError("the object no longer exists") from None
