@@ -83,7 +83,7 @@ def _api_key_reader(settings: Settings) -> Any:
 
 def build(settings: Settings) -> Components:
     from videogen.provider import AimlClient
-    from videogen.urls import check_image_reference
+    from videogen.service import check_image_reference  # videogen.urls loads on first use
 
     # Connection pools fit the sweep: every refresh may write to DynamoDB at once, and an
     # archive streams to S3 in two parts at a time (botocore's default pool is 10).

@@ -32,7 +32,6 @@ from videogen.models import (
 from videogen.provider import ErrorClass, PollResult, ProviderError, ProviderStatus, SubmitResult
 from videogen.schedule import PollSchedule
 from videogen.store import GenerationStore, StaleWriteError
-from videogen.urls import check_image_reference
 
 T = TypeVar("T")
 # Due generations the sweep's reader may hold ahead of the workers (about one page of the index).
@@ -78,6 +77,14 @@ def read_ahead(items: Iterable[T], size: int) -> Iterator[T]:
                 return
     finally:
         stop.set()
+
+
+def check_image_reference(value: str, **options: Any) -> None:
+    """videogen.urls.check_image_reference, imported at the first image checked (it brings
+    ipaddress and socket; most cold starts never check an image URL)."""
+    from videogen.urls import check_image_reference as check
+
+    check(value, **options)
 
 
 class Provider(Protocol):
