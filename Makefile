@@ -80,6 +80,9 @@ test: deps install-browser ## everything CI runs: lint, template checks (cfn-lin
 	$(MAKE) --no-print-directory security
 	$(BIN)/pytest
 
+bench: install build ## the performance benchmarks of issue 4 (a few minutes): a table and bench/results.json
+	$(BIN)/python -m bench.run
+
 build: install-sam ## sam build (for deploy)
 	$(if $(PY313_BIN),PATH="$(PY313_BIN):$$PATH") $(SAM_VENV)/bin/sam build
 
@@ -89,4 +92,4 @@ deploy: build ## sam deploy --guided (needs AWS credentials)
 clean: ## remove build output and local state (keeps the virtualenvs)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install install-sam install-sec install-browser security template-check deps lint openapi unit local demo chaos test build deploy clean
+.PHONY: help install install-sam install-sec install-browser security template-check deps lint openapi unit local demo chaos test bench build deploy clean

@@ -118,7 +118,7 @@ class CountingMetrics:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.totals: Counter[str] = Counter()
+        self.totals: defaultdict[str, float] = defaultdict(float)
 
     def add_metric(self, name: str, unit: Any, value: float) -> None:
         with self._lock:
@@ -133,7 +133,7 @@ class WriteLog:
         self._bucket = outputs_bucket
         self.writes: dict[str, list[tuple[int, str]]] = defaultdict(list)  # id -> [(version, status)]
         self.objects: Counter[str] = Counter()  # key -> times written
-        self._hooks = [
+        self._hooks: list[tuple[Any, str, Callable[..., None]]] = [
             (dynamodb, "before-parameter-build.dynamodb.PutItem", self._before_put),
             (dynamodb, "after-call.dynamodb.PutItem", self._after_put),
             (s3, "before-parameter-build.s3.PutObject", self._before_object),
@@ -364,7 +364,7 @@ def idempotent_submit(r: Result, h: Harness, *, concurrency: int = 50) -> None:
     submit_once, config = wrap(
         service, table_name=h.settings.idempotency_table_name, dynamodb_client=h.dynamodb
     )
-    config.register_lambda_context(h.stack.context_for(next(iter(h.stack.functions))))  # as the handler does
+    config.register_lambda_context(h.stack.context_for(next(iter(h.stack.functions))))  # type: ignore[arg-type]  # as the handler does
     prompt_a, prompt_b, prompt_c, prompt_d = unique_prompts("idempotent", 4)
     key = uuid.uuid4().hex
     barrier = threading.Barrier(concurrency)
@@ -1013,7 +1013,7 @@ def fuzzed_api(r: Result, h: Harness, *, cases: int = 1000, seed: int = 5) -> No
 
     schema = schemathesis.openapi.from_path(str(h.stack.root / "openapi.json"))
     schema.config.update(base_url=h.stack.api_url)
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     # Some plans give few or no cases (GET /models has no input to break): ask the others for more.
     per_operation = max(1, -(-cases * 13 // (10 * 2 * len(operations))))
     sent: Counter[int] = Counter()

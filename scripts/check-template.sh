@@ -2,8 +2,9 @@
 # Checks template.yaml the way a deploy would see it, offline and without Docker:
 #   1. cfn-lint (zero findings, warnings included)
 #   2. sam validate --lint (the SAM transform itself)
-#   3. sam build into .aws-sam/build (the layer's requirements for python3.13 arm64), then
-#      a look inside the built layer: the videogen package is there, native code is aarch64.
+#   3. sam build into .aws-sam/build (the layer's requirements for python3.13 arm64, built by
+#      layers/common/Makefile), then a look inside the built layer: the videogen package is
+#      there, boto3/botocore are not (the runtime has them), native code is aarch64, at most 25 MB.
 # Any failure stops the script with a non-zero status.
 #
 # Environment: CFN_LINT (default .venv/bin/cfn-lint), SAM (default .venv-sam/bin/sam, else `sam`).
@@ -55,6 +56,16 @@ for uri in $definition; do
   [[ -f ".aws-sam/build/$uri" ]] || { echo "the built template's DefinitionUri $uri is missing" >&2; exit 1; }
   python3 -m json.tool ".aws-sam/build/$uri" >/dev/null || { echo "$uri is not JSON" >&2; exit 1; }
 done
-echo "layer $(du -sh "$layer" | cut -f1), videogen package present, no x86_64 native code"
+# boto3 and botocore come with the runtime: the layer must not carry them (layers/common/Makefile)
+for pkg in boto3 botocore s3transfer; do
+  [[ ! -e "$layer/$pkg" ]] || { echo "the built layer carries $pkg, which the runtime provides" >&2; exit 1; }
+done
+for pkg in requests urllib3 pydantic_core aws_lambda_powertools aws_xray_sdk wrapt; do
+  [[ -d "$layer/$pkg" ]] || { echo "the built layer lacks $pkg" >&2; exit 1; }
+done
+max_mb=25
+size_kb=$(du -sk "$layer" | cut -f1)
+(( size_kb <= max_mb * 1024 )) || { echo "the built layer is $((size_kb / 1024)) MB unzipped, over ${max_mb} MB" >&2; exit 1; }
+echo "layer $(du -sh "$layer" | cut -f1) (limit ${max_mb} MB), videogen package present, no boto3/botocore, no x86_64 native code"
 
 printf '\ntemplate check passed in %ss\n' "$((SECONDS - start))"

@@ -411,3 +411,16 @@ def test_the_key_never_appears_in_errors_or_reprs(sim: Simulator) -> None:
         cause = error.__cause__ or error.__context__
         texts += [str(cause), repr(cause)]
     assert all(KEY not in text for text in texts)
+
+
+def test_environment_proxy_settings_are_read_once_not_at_every_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    client = AimlClient("https://api.aimlapi.com", lambda: "key")
+    session = client._session
+    assert session.trust_env is False  # no walk over os.environ per request
+    assert session.proxies["https"] == "http://proxy.internal:3128"
+    monkeypatch.setenv("HTTPS_PROXY", "http://elsewhere:3128")
+    assert session.proxies["https"] == "http://proxy.internal:3128"

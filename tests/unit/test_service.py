@@ -3,6 +3,9 @@ provider, the real client between them. Each failure path of the core issue inje
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -13,7 +16,7 @@ from tests.unit.conftest import POLL_RETRIES, Clock, make_service, wait_until
 from videogen.errors import ConflictError, NotFoundError, RequestValidationError
 from videogen.models import Driver, Status
 from videogen.provider import AimlClient
-from videogen.service import GenerationService, Outcome
+from videogen.service import GenerationService, Outcome, read_ahead
 from videogen.store import StaleWriteError
 
 T2V = {"model": "kling-video/v1.6/standard/text-to-video", "prompt": "A red fox runs through snow"}
@@ -409,3 +412,58 @@ def test_a_workflow_fetch_that_finds_the_copy_claimed_looks_again_soon(
     )
 
     assert 0 < service.wait_seconds(claimed) <= 5  # not the whole lease, nor a busy loop
+
+
+def test_read_ahead_reads_the_due_index_while_the_consumer_works() -> None:
+    read: list[int] = []
+    released = threading.Event()
+
+    def pages() -> Iterator[int]:
+        for n in range(10):
+            read.append(n)
+            yield n
+        released.set()
+
+    items = read_ahead(pages(), 16)
+    assert next(items) == 0
+    # the consumer holds one item; the reader has gone on to the end without it asking
+    assert released.wait(5)
+    assert read == list(range(10))
+    assert list(items) == list(range(1, 10))
+
+
+def test_read_ahead_stays_within_its_size_and_raises_the_readers_error_in_order() -> None:
+    read: list[int] = []
+
+    def failing() -> Iterator[int]:
+        for n in range(3):
+            read.append(n)
+            yield n
+        raise RuntimeError("query failed")
+
+    items = read_ahead(failing(), 1)
+    assert next(items) == 0
+    time.sleep(0.2)
+    assert len(read) <= 3  # one item in the consumer's hands, one buffered, one waiting to be put
+    assert next(items) == 1 and next(items) == 2
+    with pytest.raises(RuntimeError, match="query failed"):
+        next(items)
+
+
+def test_closing_read_ahead_stops_its_reader() -> None:
+    read: list[int] = []
+
+    def endless() -> Iterator[int]:
+        n = 0
+        while True:
+            read.append(n)
+            yield n
+            n += 1
+
+    items = read_ahead(endless(), 2)
+    assert next(items) == 0
+    items.close()
+    time.sleep(0.3)
+    count = len(read)
+    time.sleep(0.3)
+    assert len(read) == count <= 5

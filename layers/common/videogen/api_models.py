@@ -11,12 +11,19 @@ from videogen.media import VideoLink
 from videogen.models import Generation, GenerationError, Status
 
 
-class GenerationRequest(BaseModel):
+class _Model(BaseModel):
+    """Schemas are built on first use (a request, the OpenAPI document), not at a cold start."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class GenerationRequest(_Model):
     """`model` plus that model's fields, named as in the AIML API's unified video endpoint
     (prompt, image_url, duration, aspect_ratio, ...). `GET /models` lists each model's fields;
     the service checks them against the catalog before any paid call."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="allow",
         json_schema_extra={
             "examples": [
@@ -43,12 +50,12 @@ class GenerationRequest(BaseModel):
     )
 
 
-class VideoOut(BaseModel):
+class VideoOut(_Model):
     url: str = Field(description="short-lived presigned link to the archived MP4")
     expires_at: float = Field(description="epoch seconds after which the link stops working")
 
 
-class GenerationOut(BaseModel):
+class GenerationOut(_Model):
     id: str = Field(description="generation id")
     status: Status = Field(
         description="submitting, queued, generating, completed, failed, timed_out or cancelled"
@@ -91,14 +98,14 @@ class GenerationOut(BaseModel):
         )
 
 
-class GenerationPage(BaseModel):
+class GenerationPage(_Model):
     items: list[GenerationOut]
     next_token: str | None = Field(
         None, description="pass as next_token for the next page; null on the last page"
     )
 
 
-class ModelField(BaseModel):
+class ModelField(_Model):
     name: str
     type: str
     required: bool
@@ -109,7 +116,7 @@ class ModelField(BaseModel):
     max_length: int | None = None
 
 
-class ModelOut(BaseModel):
+class ModelOut(_Model):
     id: str
     provider: str
     mode: str
@@ -118,15 +125,15 @@ class ModelOut(BaseModel):
     fields: list[ModelField]
 
 
-class ModelList(BaseModel):
+class ModelList(_Model):
     models: list[ModelOut]
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(_Model):
     code: str = Field(description="machine-readable error code")
     message: str
     details: list[dict[str, Any]] | None = Field(None, description="per-field problems, or related ids")
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(_Model):
     error: ErrorDetail

@@ -93,7 +93,10 @@ def build(settings: Settings) -> Components:
     # Connection pools fit the sweep: every refresh may write to DynamoDB at once, and an
     # archive streams to S3 in two parts at a time (botocore's default pool is 10).
     pool = max(64, 2 * settings.poll_concurrency + 8)
-    dynamodb = LazyClient("dynamodb", retries=_RETRIES, max_pool_connections=pool)
+    # The store builds every DynamoDB request itself: botocore's client-side check of each
+    # parameter against the API model (node by node, per write) is skipped; DynamoDB still
+    # refuses a malformed request.
+    dynamodb = LazyClient("dynamodb", retries=_RETRIES, max_pool_connections=pool, parameter_validation=False)
     s3 = LazyClient("s3", signature_version="s3v4", retries=_RETRIES, max_pool_connections=pool)
     service = GenerationService(
         store=GenerationStore(dynamodb, settings.table_name, due_shards=settings.due_shards),

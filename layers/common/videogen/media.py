@@ -4,12 +4,14 @@ hand out short-lived links to it."""
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
-import requests
+if TYPE_CHECKING:
+    import requests
 
 from videogen.errors import UnsafeUrlError
 
@@ -54,11 +56,26 @@ class OutputArchive:
         redirect target before it is fetched; it raises UnsafeUrlError to refuse one."""
         self._s3 = s3_client
         self._bucket = bucket
-        self._http = http or requests.Session()
+        self._given_http = http
+        self._made_http: requests.Session | None = None
+        self._http_lock = threading.Lock()
         self._timeout = timeout
         self._max_bytes = max_bytes
         self._check_url = check_url
         self._max_redirects = max_redirects
+
+    @property
+    def _http(self) -> requests.Session:
+        """The download session, made on the first archive (requests is not imported at a cold start)."""
+        if self._given_http is not None:
+            return self._given_http
+        if self._made_http is None:
+            with self._http_lock:
+                if self._made_http is None:
+                    import requests
+
+                    self._made_http = requests.Session()
+        return self._made_http
 
     @staticmethod
     def key_for(generation_id: str) -> str:
@@ -67,6 +84,8 @@ class OutputArchive:
     def archive(self, generation_id: str, source_url: str) -> str:
         """Stream `source_url` into the bucket; returns the object key. The body is never held
         whole in memory: the HTTP response is read in chunks as the upload consumes it."""
+        import requests
+
         key = self.key_for(generation_id)
         try:
             with self._open(source_url) as answer:

@@ -43,7 +43,7 @@ class Driver(StrEnum):
 
 
 class GenerationError(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use, not at a cold start
 
     code: str = Field(description="machine-readable reason, e.g. provider_validation, submit_outcome_unknown")
     message: str
@@ -63,7 +63,7 @@ class Generation(BaseModel):
     """One generation as stored. `version` increases by one on every write; writes are
     conditional on it, so concurrent writers can never regress or double-complete a record."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use, not at a cold start
 
     id: str
     owner: str

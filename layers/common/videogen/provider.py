@@ -11,20 +11,19 @@ from a callable on each request and never appears in an error message, a repr or
 
 from __future__ import annotations
 
+import functools
 import random
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import requests
-from requests.adapters import BaseAdapter, HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError
-from urllib3.exceptions import SSLError as Urllib3SSLError
-from urllib3.util.retry import Retry
-
 if TYPE_CHECKING:
+    import requests
+
     from videogen.catalog import ModelSpec
 
 UNIFIED_PATH = "/v2/video/generations"
@@ -156,31 +155,58 @@ class PollResult:
     error_message: str | None = None
 
 
-class _Retry(Retry):
-    """urllib3's Retry, except that the first retry also waits (urllib3 retries once at once)."""
+@functools.cache
+def _http() -> SimpleNamespace:
+    """requests and urllib3, imported on the first request rather than at a cold start (a
+    handler that never calls the provider, e.g. GET /models, never pays for them), with the
+    client's two helper classes built on them."""
+    import requests
+    from requests.adapters import BaseAdapter, HTTPAdapter
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError
+    from urllib3.exceptions import SSLError as Urllib3SSLError
+    from urllib3.util.retry import Retry
 
-    def get_backoff_time(self) -> float:
-        errors = len(self.history)  # redirects are not followed, so every entry is an error
-        if errors == 0:
-            return 0.0
-        backoff = self.backoff_factor * 2 ** (errors - 1) + random.uniform(0, self.backoff_jitter)  # noqa: S311
-        return min(self.backoff_max, backoff)
+    class _Retry(Retry):
+        """urllib3's Retry, except that the first retry also waits (urllib3 retries once at once)."""
 
+        def get_backoff_time(self) -> float:
+            errors = len(self.history)  # redirects are not followed, so every entry is an error
+            if errors == 0:
+                return 0.0
+            jitter = random.uniform(0, self.backoff_jitter)  # noqa: S311
+            return min(self.backoff_max, self.backoff_factor * 2 ** (errors - 1) + jitter)
 
-class _ByMethodAdapter(BaseAdapter):
-    """Sends POSTs (submits) and everything else (polls) through adapters with their own retries."""
+    class _ByMethodAdapter(BaseAdapter):
+        """Sends POSTs (submits) and everything else (polls) through adapters with their own retries."""
 
-    def __init__(self, submit: HTTPAdapter, poll: HTTPAdapter) -> None:
-        super().__init__()
-        self._submit, self._poll = submit, poll
+        def __init__(self, submit: HTTPAdapter, poll: HTTPAdapter) -> None:
+            super().__init__()
+            self._submit, self._poll = submit, poll
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        adapter = self._submit if request.method == "POST" else self._poll
-        return adapter.send(request, *args, **kwargs)
+        def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+            adapter = self._submit if request.method == "POST" else self._poll
+            return adapter.send(request, *args, **kwargs)
 
-    def close(self) -> None:
-        self._submit.close()
-        self._poll.close()
+        def close(self) -> None:
+            self._submit.close()
+            self._poll.close()
+
+    return SimpleNamespace(
+        requests=requests,
+        HTTPAdapter=HTTPAdapter,
+        Retry=_Retry,
+        ByMethodAdapter=_ByMethodAdapter,
+        ConnectTimeoutError=ConnectTimeoutError,
+        MaxRetryError=MaxRetryError,
+        ReadTimeoutError=ReadTimeoutError,
+        Urllib3SSLError=Urllib3SSLError,
+        never_sent=(
+            requests.exceptions.InvalidURL,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidHeader,
+        ),
+    )
 
 
 class AimlClient:
@@ -211,7 +237,7 @@ class AimlClient:
         self._api_key = api_key
         self._submit_timeout = (connect_timeout, submit_read_timeout)
         self._poll_timeout = (connect_timeout, poll_read_timeout)
-        common: dict[str, Any] = {
+        self._retry_options: dict[str, Any] = {
             "backoff_factor": backoff_factor,
             "backoff_jitter": backoff_factor if backoff_jitter is None else backoff_jitter,
             "backoff_max": backoff_max,
@@ -219,33 +245,61 @@ class AimlClient:
             "raise_on_status": False,  # give back the last answer, to classify it
             "respect_retry_after_header": True,
         }
-        poll_retry = _Retry(
-            total=poll_retries,
+        self._poll_retries, self._submit_retries = poll_retries, submit_retries
+        self._pool_maxsize = pool_maxsize
+        self._given_session = session
+        self._made_session: requests.Session | None = None
+        self._session_lock = threading.Lock()
+
+    @property
+    def _session(self) -> requests.Session:
+        """The HTTP session, made on the first request (by whichever thread gets there first)."""
+        if self._made_session is None:
+            with self._session_lock:
+                if self._made_session is None:
+                    self._made_session = self._make_session()
+        return self._made_session
+
+    def _make_session(self) -> requests.Session:
+        http = _http()
+        poll_retry = http.Retry(
+            total=self._poll_retries,
             allowed_methods={"GET"},
             status_forcelist={429, 500, 502, 503, 504},
-            **common,
+            **self._retry_options,
         )
-        submit_retry = _Retry(
-            total=submit_retries,
+        submit_retry = http.Retry(
+            total=self._submit_retries,
             read=0,  # never resend a submit the provider may have received
             other=0,
             allowed_methods={"POST"},
             status_forcelist={429, 503},  # refused before any work: safe to resend
-            **common,
+            **self._retry_options,
         )
-        adapter = _ByMethodAdapter(
-            HTTPAdapter(max_retries=submit_retry, pool_maxsize=pool_maxsize),
-            HTTPAdapter(max_retries=poll_retry, pool_maxsize=pool_maxsize),
+        adapter = http.ByMethodAdapter(
+            http.HTTPAdapter(max_retries=submit_retry, pool_maxsize=self._pool_maxsize),
+            http.HTTPAdapter(max_retries=poll_retry, pool_maxsize=self._pool_maxsize),
         )
-        self._session = session or requests.Session()
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
+        session: requests.Session = self._given_session or http.requests.Session()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        if session.trust_env:
+            # requests reads proxy, CA bundle and netrc settings from the environment on every
+            # request (a walk over os.environ each time: a good part of a poll's CPU in a sweep).
+            # Read them once here instead; the environment does not change within a process.
+            found = session.merge_environment_settings(self._base_url, {}, None, None, None)
+            session.proxies.update(found["proxies"])
+            session.verify = found["verify"]
+            session.trust_env = False
+        return session
 
     def __repr__(self) -> str:
         return f"AimlClient(base_url={self._base_url!r})"
 
     def close(self) -> None:
-        self._session.close()
+        session = self._made_session or self._given_session
+        if session is not None:
+            session.close()
 
     def submit(self, model: ModelSpec, fields: Mapping[str, Any]) -> SubmitResult:
         """Start a generation. ``fields`` use the unified names; legacy models get theirs."""
@@ -298,7 +352,7 @@ class AimlClient:
         headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
         try:
             response = self._session.request(method, url, headers=headers, allow_redirects=False, **kwargs)
-        except requests.RequestException as exc:
+        except _http().requests.RequestException as exc:
             raise _transport_error(exc, is_submit, key) from None
         if not 200 <= response.status_code < 300:
             raise _http_error(response, is_submit, key)
@@ -325,27 +379,21 @@ def _redact(text: str, key: str) -> str:
     return text.replace(key, "***") if key else text
 
 
-_NEVER_SENT = (
-    requests.exceptions.InvalidURL,
-    requests.exceptions.InvalidSchema,
-    requests.exceptions.MissingSchema,
-    requests.exceptions.InvalidHeader,
-)
-
-
 def _transport_error(exc: requests.RequestException, is_submit: bool, key: str) -> ProviderError:
     """Classify a call that got no HTTP answer by the type of what went wrong underneath."""
+    http = _http()
+    requests = http.requests
     reason: object = exc.args[0] if exc.args else None
-    if isinstance(reason, MaxRetryError):
+    if isinstance(reason, http.MaxRetryError):
         reason = reason.reason
     detail = _redact(f"{type(reason or exc).__name__}: {reason or exc}", key)[:300]
-    if isinstance(exc, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError):
+    if isinstance(exc, requests.ConnectTimeout) or isinstance(reason, http.ConnectTimeoutError):
         return ProviderError(ErrorClass.CONNECTION, f"could not connect ({detail})")  # incl. DNS, refused
-    if isinstance(exc, requests.ReadTimeout) or isinstance(reason, ReadTimeoutError):
+    if isinstance(exc, requests.ReadTimeout) or isinstance(reason, http.ReadTimeoutError):
         return ProviderError(ErrorClass.TIMEOUT, f"no answer in time ({detail})", outcome_unknown=is_submit)
-    if isinstance(exc, requests.exceptions.SSLError) or isinstance(reason, Urllib3SSLError):
+    if isinstance(exc, requests.exceptions.SSLError) or isinstance(reason, http.Urllib3SSLError):
         return ProviderError(ErrorClass.CONNECTION, f"TLS failure ({detail})")
-    if isinstance(exc, _NEVER_SENT):
+    if isinstance(exc, http.never_sent):
         return ProviderError(ErrorClass.CONNECTION, f"request not sent ({detail})")
     # Connected and sent, then the connection broke: like a 502, the provider may have the job.
     return ProviderError(ErrorClass.SERVER, f"connection lost ({detail})", outcome_unknown=is_submit)

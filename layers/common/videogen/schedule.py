@@ -24,9 +24,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from statistics import NormalDist
 
-_NORMAL = NormalDist()
 _MIN_SPREAD, _MAX_SPREAD = 0.12, 1.2  # bounds of a model's log-duration spread
 
 
@@ -46,7 +44,8 @@ class DurationBelief:
         """Probability that a job is still running `seconds` after its submit."""
         if seconds <= 0:
             return 1.0
-        return 1.0 - _NORMAL.cdf((math.log(seconds) - self.mu) / self.spread)
+        z = (math.log(seconds) - self.mu) / self.spread
+        return 0.5 * math.erfc(z / math.sqrt(2))  # 1 - the standard normal CDF at z
 
     def cumulative_hazard(self, seconds: float) -> float:
         return -math.log(max(self.survival(seconds), 1e-12))

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import functools
 import math
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from videogen.catalog import ModelSpec, get_model, validate_request
 from videogen.errors import ConflictError, NotFoundError, ProviderThrottled, UnsafeUrlError
@@ -31,6 +33,51 @@ from videogen.provider import ErrorClass, PollResult, ProviderError, ProviderSta
 from videogen.schedule import PollSchedule
 from videogen.store import GenerationStore, StaleWriteError
 from videogen.urls import check_callback_url, check_image_reference
+
+T = TypeVar("T")
+# Due generations the sweep's reader may hold ahead of the workers (about one page of the index).
+READ_AHEAD = 256
+
+
+def read_ahead(items: Iterable[T], size: int) -> Iterator[T]:
+    """`items`, iterated by a thread of its own up to `size` items ahead of the consumer. The
+    sweep reads the due-index this way so that the next page's query runs while the current
+    page's provider calls are in flight, instead of stalling every worker while it is read. An
+    error of the reader surfaces at the consumer, in order; closing the iterator stops the reader."""
+    buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(size, 1))
+    stop = threading.Event()
+
+    def put(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 (handed to the consumer, which raises it)
+            put(("error", exc))
+
+    reader = threading.Thread(target=produce, name="sweep-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, value = buffer.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
 
 
 class Provider(Protocol):
@@ -494,9 +541,10 @@ class GenerationService:
         taken by the next tick."""
         started = time.perf_counter()
         report = SweepReport()
+        due = read_ahead(self.due(self.clock()) if generations is None else generations, READ_AHEAD)
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="sweep") as pool:
             in_flight: set[Future[tuple[Generation, Outcome]]] = set()
-            for generation in self.due(self.clock()) if generations is None else generations:
+            for generation in due:
                 report.due += 1
                 if remaining_ms() < reserve_ms:
                     report.deferred += 1

@@ -11,12 +11,13 @@ import hashlib
 import json
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
-
-from botocore.exceptions import ClientError
+from typing import TYPE_CHECKING, Any
 
 from videogen.errors import ConflictError, RequestValidationError
 from videogen.models import Generation, Status
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 OWNER_INDEX = "by-owner"
 DUE_INDEX = "due"
@@ -29,6 +30,14 @@ def _codec() -> tuple[Any, Any]:
     from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
     return TypeSerializer(), TypeDeserializer()
+
+
+def client_error() -> type[ClientError]:
+    """botocore's ClientError, for `except` clauses (evaluated only when something was raised):
+    botocore is imported with the first AWS client, not at a cold start."""
+    from botocore.exceptions import ClientError
+
+    return ClientError
 
 
 class StaleWriteError(ConflictError):
@@ -92,7 +101,7 @@ class GenerationStore:
                 Item=self._item(generation),
                 ConditionExpression="attribute_not_exists(id)",
             )
-        except ClientError as exc:
+        except client_error() as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise StaleWriteError(f"generation {generation.id} already exists") from None
             raise
@@ -111,7 +120,7 @@ class GenerationStore:
                 ExpressionAttributeNames={"#v": "version"},
                 ExpressionAttributeValues={":v": {"N": str(current.version)}},
             )
-        except ClientError as exc:
+        except client_error() as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise StaleWriteError(f"generation {current.id} changed concurrently") from None
             raise
@@ -155,9 +164,11 @@ class GenerationStore:
                 break
         return found, self._encode_token(start) if start else None
 
-    def due(self, shard: str, now: float, *, page_size: int = 200) -> Iterator[Generation]:
+    def due(self, shard: str, now: float, *, page_size: int = 1000) -> Iterator[Generation]:
         """Active poller-driven generations of one shard whose next poll time has come. Reads
-        only due items (key condition), so the cost follows active jobs, not the table size."""
+        only due items (key condition), so the cost follows active jobs, not the table size.
+        Pages are large (a shard's due items usually fit one; DynamoDB still stops a page at
+        1 MB): each query is a round trip that the sweep's reader waits for."""
         query: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": DUE_INDEX,

@@ -33,16 +33,12 @@ from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
 from videogen.catalog import CATALOG, FieldSpec, get_model
 from videogen.errors import RequestValidationError, UnknownModelError
 from videogen.models import Generation, GenerationError, Source
 from videogen.service import GenerationService, MetricsSink
 from videogen.settings import Settings
-from videogen.store import StaleWriteError
+from videogen.store import StaleWriteError, client_error
 
 # Reason codes of refused uploads (the generation's error.code).
 NOT_AN_IMAGE = "upload_not_an_image"
@@ -194,7 +190,7 @@ class S3Uploads:
     def _call(self, operation: str, **params: Any) -> Any:
         try:
             return getattr(self._s3, operation)(**params)
-        except ClientError as exc:
+        except client_error() as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in self._GONE:
                 raise ObjectGoneError("the object no longer exists") from None
@@ -557,10 +553,13 @@ def _coerce(spec: FieldSpec, text: str) -> Any:
 
 
 def from_settings(settings: Settings, service: GenerationService, s3_client: Any = None) -> UploadProcessor:
-    """The processor a handler builds once per cold start (SigV4: presigned URLs must be v4)."""
+    """The processor a handler builds once per cold start (SigV4: presigned URLs must be v4). The
+    S3 client (and boto3) is made on the first event, not at the cold start's import."""
     if s3_client is None:
-        s3_client = boto3.client(
-            "s3", config=Config(signature_version="s3v4", retries={"mode": "adaptive", "max_attempts": 8})
+        from videogen.bootstrap import LazyClient
+
+        s3_client = LazyClient(
+            "s3", signature_version="s3v4", retries={"mode": "adaptive", "max_attempts": 8}
         )
     return UploadProcessor(
         service=service,

@@ -19,6 +19,7 @@ link included) and, unless it completed, `cause` (a JSON string for the Fail sta
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -45,7 +46,7 @@ MAX_STATE_STRING = 512
 
 
 class _Step(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     execution: str = Field(min_length=1, description="$$.Execution.Id")
     started_at: str = Field(min_length=1, description="$$.Execution.StartTime")
@@ -71,7 +72,7 @@ class RecordFailureStep(_Step):
 class WorkflowInput(BaseModel):
     """The execution input: the same body as POST /generations, plus the owner."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     owner: str = Field(
         pattern=OWNER_PATTERN,
@@ -79,9 +80,10 @@ class WorkflowInput(BaseModel):
     )
 
 
-_steps: TypeAdapter[SubmitStep | FetchStep | RecordFailureStep] = TypeAdapter(
-    Annotated[SubmitStep | FetchStep | RecordFailureStep, Field(discriminator="action")]
-)
+@functools.cache
+def _steps() -> TypeAdapter[SubmitStep | FetchStep | RecordFailureStep]:
+    """The steps' validator, built at the first step rather than at the cold start."""
+    return TypeAdapter(Annotated[SubmitStep | FetchStep | RecordFailureStep, Field(discriminator="action")])
 
 
 def generation_id_for(execution_id: str, started_at: str) -> str:
@@ -94,7 +96,7 @@ def generation_id_for(execution_id: str, started_at: str) -> str:
 
 def handle(event: Mapping[str, Any], service: GenerationService) -> dict[str, Any]:
     """Run one step. Domain errors propagate: Lambda reports their class name as the error."""
-    step = _parse(_steps, event, "step")
+    step = _parse(_steps(), event, "step")
     generation_id = generation_id_for(step.execution, step.started_at)
     match step:
         case SubmitStep():

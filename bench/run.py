@@ -1,0 +1,132 @@
+"""`make bench`: every benchmark of issue 4 on the local stack, a table of the figures against
+their goals, and bench/results.json (the figures at the top level, the measurements under
+"details"). Each figure is a ratio against a baseline measured in the same run.
+
+Usage: python -m bench.run [--quick] [--out bench/results.json]
+(--quick: 200 due generations and 5,000 finished ones instead of 1,000 and 50,000, for a try.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import LAYER, ROOT
+
+if str(LAYER) not in sys.path:
+    sys.path.insert(0, str(LAYER))
+
+# figure -> (goal, "<=" or ">=", what it is)
+GOALS: dict[str, tuple[float, str, str]] = {
+    "sweep_speedup_vs_sequential": (25, ">=", "1,000 due, 200 ms provider: sequential GETs / one sweep"),
+    "sweep_efficiency_vs_limit": (0.6, ">=", "(N x latency / concurrency) / sweep time"),
+    "sweep_read_amplification": (1.05, "<=", "items read / due, 50,000 finished in the table"),
+    "sweep_history_slowdown": (1.2, "<=", "sweep time with 50,000 finished / with none"),
+    "poll_calls_vs_fixed15s": (0.5, "<=", "status calls: learning schedule / fixed 15 s"),
+    "detection_delay_vs_fixed15s": (1.5, "<=", "mean detection delay: schedule / fixed 15 s"),
+    "cold_start_vs_boto3": (1.5, "<=", "worst handler import / `import boto3`"),
+    "layer_size_mb": (25, "<=", "built common layer, unzipped (MB)"),
+}
+
+
+def met(name: str, value: float) -> bool:
+    goal, op, _ = GOALS[name]
+    return value >= goal if op == ">=" else value <= goal
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sweep tables, for a try")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # moto's own clients' pools
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+
+    from bench import coldstart, cost, schedule_sim, sweep
+    from videogen.settings import Settings
+
+    started = time.monotonic()
+    load_before = [round(x, 2) for x in os.getloadavg()]  # other work on the machine, for the record
+    details: dict[str, Any] = {}
+    log("layer size (the sam build output)")
+    details["layer"] = coldstart.layer_size()
+    log("cold starts (fresh interpreters)")
+    details["cold_start"] = coldstart.cold_starts()
+    log("polling schedule (simulated clock)")
+    defaults = Settings.model_fields  # the schedule as deployed with the template's defaults
+    details["schedule"] = schedule_sim.bench(
+        first_poll_factor=defaults["first_poll_factor"].default,
+        interval_seconds=defaults["poll_interval_seconds"].default,
+    )
+    log("sweep (real poller handler, moto, simulator at 200 ms)")
+    sizes = {"due": 200, "history": 5_000} if args.quick else {}
+    details["sweep"] = sweep.bench(log=log, **sizes)
+    log("AWS requests per generation (local stack: API + poller, Step Functions workflow)")
+    counts = cost.measure()
+    sweep_ms_per_poll = 1000 * details["sweep"]["sweep_seconds"] / details["sweep"]["due"]
+    details["cost"] = {
+        "counts": counts,
+        "polls_per_generation": details["schedule"]["schedule"]["calls_per_job"],
+        "sweep_ms_per_poll": sweep_ms_per_poll,
+        **cost.cost_per_1000(
+            counts,
+            polls_per_generation=details["schedule"]["schedule"]["calls_per_job"],
+            sweep_ms_per_poll=sweep_ms_per_poll,
+        ),
+    }
+
+    figures = {
+        "sweep_speedup_vs_sequential": details["sweep"]["sweep_speedup_vs_sequential"],
+        "sweep_efficiency_vs_limit": details["sweep"]["sweep_efficiency_vs_limit"],
+        "sweep_read_amplification": details["sweep"]["sweep_read_amplification"],
+        "sweep_history_slowdown": details["sweep"]["sweep_history_slowdown"],
+        "poll_calls_vs_fixed15s": details["schedule"]["poll_calls_vs_fixed15s"],
+        "detection_delay_vs_fixed15s": details["schedule"]["detection_delay_vs_fixed15s"],
+        "cold_start_vs_boto3": details["cold_start"]["cold_start_vs_boto3"],
+        "layer_size_mb": details["layer"]["layer_size_mb"],
+    }
+    result = {
+        **{name: round(value, 3) for name, value in figures.items()},
+        "goals": {name: f"{op} {goal:g}" for name, (goal, op, _) in GOALS.items()},
+        "all_goals_met": all(met(name, value) for name, value in figures.items()),
+        "command": "make bench" + (" (--quick)" if args.quick else ""),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "seconds": round(time.monotonic() - started, 1),
+        "load_average_before_after": [load_before, [round(x, 2) for x in os.getloadavg()]],
+        "details": details,
+    }
+    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+    print(f"\n{'figure':32} {'value':>9}  {'goal':>7}  ok  what")
+    for name, value in figures.items():
+        goal, op, what = GOALS[name]
+        print(f"{name:32} {value:9.3f}  {op} {goal:<4g}  {'yes' if met(name, value) else 'NO ':3} {what}")
+    c = details["cost"]
+    print(
+        f"\nAWS cost per 1,000 generations ({c['region']}, prices of {c['prices_date']}): "
+        f"poller path ${c['poller']['dollars_per_1000']:.3f}, "
+        f"workflow path ${c['workflow']['dollars_per_1000']:.3f}"
+    )
+    print(f"written to {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    return 0 if result["all_goals_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
