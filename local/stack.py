@@ -284,6 +284,10 @@ class LocalStack:
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        from local.moto_dynamodb import make_dynamodb_writes_atomic
+
+        make_dynamodb_writes_atomic()  # moto's conditional writes race under threads; DynamoDB's don't
+
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call otherwise
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto.start()

@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from local.cfn import Template
+from local.moto_dynamodb import make_dynamodb_writes_atomic
 from local.simulator import Simulator
 from videogen.media import OutputArchive
 from videogen.provider import AimlClient
@@ -49,6 +50,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    make_dynamodb_writes_atomic()  # conditional writes as atomic as DynamoDB's, under threads too
     with mock_aws():
         template = Template(ROOT / "template.yaml")
         created = template.create_resources(
