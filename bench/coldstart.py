@@ -19,13 +19,17 @@ from typing import Any
 
 from bench.common import LAYER, ROOT, median
 
-HANDLERS = ("api", "poller", "upload", "workflow")
+HANDLERS = ("api", "poller", "upload", "workflow", "notifier", "webhook")
 # The settings every handler reads at its cold start (values as the template gives them).
 ENV = {
     "TABLE_NAME": "bench-generations",
     "IDEMPOTENCY_TABLE_NAME": "bench-idempotency",
     "OUTPUTS_BUCKET": "bench-outputs",
     "AIML_API_KEY_SECRET_ID": "bench-secret",
+    "WEBHOOK_SECRET_ID": "bench-webhook-secret",
+    "EVENT_BUS_NAME": "bench-events",
+    "WEBHOOK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-webhooks",
+    "WEBHOOK_DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-webhooks-dlq",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": "videogen",

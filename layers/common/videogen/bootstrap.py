@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,14 +82,39 @@ def _api_key_reader(settings: Settings) -> Any:
     return read
 
 
+def _download_url_checker(settings: Settings) -> Callable[[str], None]:
+    """urls.download_url_checker for the provider's video links, made at the first download (the
+    URL checks bring ipaddress and socket; an API cold start never downloads)."""
+    made: list[Callable[[str], None]] = []
+
+    def check(url: str) -> None:
+        if not made:
+            from videogen.urls import download_url_checker
+
+            made.append(download_url_checker(settings.aiml_base_url, strict_dns=settings.url_dns_strict))
+        made[0](url)
+
+    return check
+
+
+def _callback_url_checker(settings: Settings) -> Callable[[str], None]:
+    """urls.check_callback_url with this stack's settings, imported at the first callback checked."""
+
+    def check(url: str) -> None:
+        from videogen.urls import allowed_host_set, check_callback_url
+
+        check_callback_url(
+            url,
+            strict_dns=settings.url_dns_strict,
+            allowed_hosts=allowed_host_set(settings.callback_allowed_hosts),
+        )
+
+    return check
+
+
 def build(settings: Settings) -> Components:
     from videogen.provider import AimlClient
-    from videogen.urls import (
-        allowed_host_set,
-        check_callback_url,
-        check_image_reference,
-        download_url_checker,
-    )
+    from videogen.service import check_image_reference  # videogen.urls loads on first use
 
     # Connection pools fit the sweep: every refresh may write to DynamoDB at once, and an
     # archive streams to S3 in two parts at a time (botocore's default pool is 10).
@@ -113,7 +139,7 @@ def build(settings: Settings) -> Components:
         archive=OutputArchive(
             s3,
             settings.outputs_bucket,
-            check_url=download_url_checker(settings.aiml_base_url, strict_dns=settings.url_dns_strict),
+            check_url=_download_url_checker(settings),
         ),
         schedule=PollSchedule(
             first_poll_factor=settings.first_poll_factor, interval_seconds=settings.poll_interval_seconds
@@ -125,11 +151,7 @@ def build(settings: Settings) -> Components:
         check_url=functools.partial(
             check_image_reference, strict_dns=settings.url_dns_strict, max_data_bytes=MAX_INLINE_IMAGE_BYTES
         ),
-        check_callback=functools.partial(
-            check_callback_url,
-            strict_dns=settings.url_dns_strict,
-            allowed_hosts=allowed_host_set(settings.callback_allowed_hosts),
-        ),
+        check_callback=_callback_url_checker(settings),
         metrics=metrics,
         log=logger,
     )
@@ -178,17 +200,12 @@ def build_notifier(settings: Settings) -> tuple[Any, Any]:
 
 def build_delivery(settings: Settings) -> Any:
     """The webhook delivery of one SQS message (videogen.webhooks)."""
-    from videogen.urls import allowed_host_set, check_callback_url
     from videogen.webhooks import WebhookDelivery, WebhookSender, split_secrets
 
     read = secret_reader(settings.webhook_secret_id, settings.secret_max_age_seconds)
     sender = WebhookSender(
         secrets=lambda: split_secrets(read()),
-        check_url=functools.partial(
-            check_callback_url,
-            strict_dns=settings.url_dns_strict,
-            allowed_hosts=allowed_host_set(settings.callback_allowed_hosts),
-        ),
+        check_url=_callback_url_checker(settings),
         timeout_seconds=settings.webhook_timeout_seconds,
     )
     return WebhookDelivery(

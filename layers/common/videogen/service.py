@@ -32,11 +32,25 @@ from videogen.models import (
 from videogen.provider import ErrorClass, PollResult, ProviderError, ProviderStatus, SubmitResult
 from videogen.schedule import PollSchedule
 from videogen.store import GenerationStore, StaleWriteError
-from videogen.urls import check_callback_url, check_image_reference
 
 T = TypeVar("T")
 # Due generations the sweep's reader may hold ahead of the workers (about one page of the index).
 READ_AHEAD = 256
+
+
+def check_image_reference(value: str, **options: Any) -> None:
+    """videogen.urls.check_image_reference, imported at the first image checked (it brings
+    ipaddress and socket; most cold starts never check a URL)."""
+    from videogen.urls import check_image_reference as check
+
+    check(value, **options)
+
+
+def check_callback_url(value: str, **options: Any) -> None:
+    """videogen.urls.check_callback_url, imported at the first callback checked."""
+    from videogen.urls import check_callback_url as check
+
+    check(value, **options)
 
 
 def read_ahead(items: Iterable[T], size: int) -> Iterator[T]:
