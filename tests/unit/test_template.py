@@ -289,7 +289,7 @@ def test_secret_and_parameters(source: dict) -> None:
     expected = {
         "ProviderBaseUrl": "https://api.aimlapi.com",
         "PollSchedule": "rate(1 minute)",
-        "PollConcurrency": "32",
+        "PollConcurrency": "40",
         "DueShards": "4",
         "MaxGenerationAgeSeconds": "1800",
         "PresignExpirySeconds": "3600",

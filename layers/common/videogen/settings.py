@@ -26,7 +26,7 @@ class Settings(BaseModel):
     aiml_api_key_secret_id: str = Field(min_length=1, description="Secrets Manager id of the AIML API key")
     aiml_base_url: str = Field("https://api.aimlapi.com", pattern=r"^https?://[^/\s]+(/[^\s]*)?$")
     max_generation_age_seconds: int = Field(1800, ge=60, le=86_400)
-    poll_concurrency: int = Field(32, ge=1, le=256)
+    poll_concurrency: int = Field(40, ge=1, le=256)
     due_shards: int = Field(4, ge=1, le=64)
     presign_expiry_seconds: int = Field(3600, ge=60, le=604_800)
     url_dns_strict: bool = True
