@@ -73,6 +73,12 @@ CONSOLE_CSP = (
 )
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: a burst of concurrent clients (the reliability
+    # scenarios send 50 at once) overflows it and connections are reset. API Gateway takes them.
+    request_queue_size = 128
+
+
 def api_key_id(key: str) -> str:
     """The stable id API Gateway would report for this key (locally derived from the key)."""
     return "local-" + hashlib.sha256(key.encode()).hexdigest()[:12]
@@ -223,7 +229,7 @@ class ApiGatewayAdapter:
         class Handler(_RequestHandler):
             gateway = adapter
 
-        self._server = ThreadingHTTPServer(self._address, Handler)
+        self._server = _Server(self._address, Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-apigw", daemon=True)
         self._thread.start()

@@ -70,6 +70,12 @@ MAX_BODY_BYTES = 20 * 1024 * 1024
 _DIRECTIVE = re.compile(r"\[sim:(?P<name>[a-z]+)(?:=(?P<value>[^\]]*))?\]")
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: a burst of concurrent clients overflows it and
+    # connections are reset; the real provider takes them.
+    request_queue_size = 128
+
+
 @dataclass
 class SimConfig:
     """Settings that ``configure`` (and ``POST /_sim/config``) may change."""
@@ -142,7 +148,7 @@ class Simulator:
 
     # lifecycle
     def start(self) -> Simulator:
-        server = ThreadingHTTPServer((self._host, self._port), _make_handler(self))
+        server = _Server((self._host, self._port), _make_handler(self))
         server.daemon_threads = True
         self._server = server
         wildcard = self._host in ("", "0.0.0.0")  # nosec B104  # a comparison, not a bind
