@@ -38,6 +38,7 @@ from typing import Any
 
 import requests
 
+from local.clock import Clock
 from local.stack import SIMULATOR_KEY, LocalStack
 from videogen import uploads, workflow
 from videogen.bootstrap import _RETRIES, LazyClient, build
@@ -198,17 +199,6 @@ class WriteLog:
 
 
 # -- the harness --------------------------------------------------------------------------------
-class Clock:
-    """Wall time plus an offset a scenario advances (the simulator keeps real time)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 class Harness:

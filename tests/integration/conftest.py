@@ -14,6 +14,8 @@ the stack points the process's AWS_ENDPOINT_URL at its moto server until the ses
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -126,3 +128,20 @@ def wait_for() -> Callable[..., Any]:
             time.sleep(interval)
 
     return wait
+
+
+@pytest.fixture
+def poller(local_stack: LocalStack) -> Iterator[None]:
+    """The schedule, fast: a sweep every 50 ms while the test runs (the session stack's timer is off)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(0.05):
+            with contextlib.suppress(Exception):  # a failing sweep is the stack's to log
+                local_stack.poll_now()
+
+    thread = threading.Thread(target=loop, name="test-poller", daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(10)

@@ -5,15 +5,13 @@ session stack's timer is off."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import random
 import struct
-import threading
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,24 +46,6 @@ def png(width: int, height: int, *, noise: bool) -> bytes:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
-
-
-@pytest.fixture
-def poller(local_stack: LocalStack) -> Iterator[None]:
-    """The schedule, fast: a sweep every 50 ms while the test runs."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(0.05):
-            # a failing sweep is the stack's to log; the test sees the statuses
-            with contextlib.suppress(Exception):
-                local_stack.poll_now()
-
-    thread = threading.Thread(target=loop, name="cli-test-poller", daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(10)
 
 
 def cli(argv: list[str], *, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:

@@ -11,10 +11,8 @@ Gateway's own errors). Without chromium these tests fail, they are never skipped
 from __future__ import annotations
 
 import base64
-import contextlib
 import random
 import struct
-import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,23 +121,6 @@ def page(browser: Any, local_stack: LocalStack) -> Iterator[Any]:
     tab.problems = problems
     yield tab
     context.close()
-
-
-@pytest.fixture
-def poller(local_stack: LocalStack) -> Iterator[None]:
-    """The schedule, fast: a sweep every 50 ms while the test runs (the session stack's timer is off)."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(0.05):
-            with contextlib.suppress(Exception):  # a failing sweep is the stack's to log
-                local_stack.poll_now()
-
-    thread = threading.Thread(target=loop, name="console-test-poller", daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(10)
 
 
 def open_console(page: Any, local_stack: LocalStack, key: str) -> None:

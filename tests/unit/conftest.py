@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from local.cfn import Template
+from local.clock import Clock
 from local.moto_dynamodb import make_dynamodb_writes_atomic
 from local.simulator import Simulator
 from videogen.media import OutputArchive
@@ -26,19 +27,6 @@ from videogen.urls import check_callback_url, check_image_reference
 ROOT = Path(__file__).resolve().parents[2]
 SIM_KEY = "sk-test-0123456789abcdef"
 POLL_RETRIES = 2
-
-
-class Clock:
-    """Wall time plus an offset the test can advance (the simulator keeps real time)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @pytest.fixture
