@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-import random
-import struct
 import uuid
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,34 +15,11 @@ from typing import Any
 import pytest
 
 from local.stack import LocalStack
+from tests.images import png
 from videogen_cli.main import main
 
 Run = Callable[..., tuple[int, str, str]]
 WAIT = ["--wait", "--interval", "0.05", "--timeout", "30"]
-
-
-def png(width: int, height: int, *, noise: bool) -> bytes:
-    """A real PNG; with noise it does not compress, so its size is about width * height * 3."""
-    noise_source = random.Random(width * height)
-    rows = b"".join(
-        b"\x00" + (noise_source.randbytes(width * 3) if noise else bytes(width * 3)) for _ in range(height)
-    )
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 def cli(argv: list[str], *, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:

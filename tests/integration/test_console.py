@@ -11,9 +11,6 @@ Gateway's own errors). Without chromium these tests fail, they are never skipped
 from __future__ import annotations
 
 import base64
-import random
-import struct
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ import pytest
 import requests
 
 from local.stack import LocalStack
+from tests.images import png
 from tests.integration.conftest import ALICE_KEY, ApiClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,29 +203,11 @@ def test_a_generation_from_the_page_to_a_playing_video(
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 
 
-def noisy_png(width: int, height: int) -> bytes:
-    """A real PNG that does not compress: about width * height * 3 bytes."""
-    source = random.Random(width * height)
-    rows = b"".join(b"\x00" + source.randbytes(width * 3) for _ in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_a_large_image_is_downscaled_under_the_inline_limit(
     page: Any, local_stack: LocalStack, api: ApiClient, poller: None, tmp_path: Path
 ) -> None:
     big = tmp_path / "big.png"
-    big.write_bytes(noisy_png(640, 480))
+    big.write_bytes(png(640, 480, noise=True))
     assert big.stat().st_size > 256 * 1024
     open_console(page, local_stack, ALICE_KEY)
     page.wait_for_selector('#model option[value="video-01"]', state="attached")

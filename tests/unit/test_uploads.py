@@ -7,9 +7,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import struct
 import threading
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from local.simulator import Simulator
+from tests.images import png
 from tests.unit.conftest import SIM_KEY, Clock, make_service
 from videogen import uploads
 from videogen.errors import UnsafeUrlError
@@ -46,22 +45,6 @@ from videogen.uploads import (
 
 ROOT = Path(__file__).resolve().parents[2]
 I2V = "klingai/v2.5-turbo/pro/image-to-video"  # takes duration (5 or 10) and cfg_scale
-
-
-def png(width: int = 2, height: int = 2) -> bytes:
-    """A real (tiny) PNG: signature, IHDR, one IDAT of grey pixels, IEND."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\x00" + b"\x80\x80\x80" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64 + b"\xff\xd9"
