@@ -54,10 +54,11 @@ install-browser: ## Debian's chromium at /usr/bin/chromium (apt-get, sudo only w
 deps: ## the three virtualenvs, installed side by side
 	$(MAKE) --no-print-directory -j3 install install-sam install-sec
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy and the import contracts of the layered core (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	PYTHONPATH=layers/common $(BIN)/lint-imports
 
 openapi: install ## regenerate openapi.json from the API routes
 	PYTHONPATH=layers/common $(BIN)/python scripts/openapi.py
@@ -73,6 +74,7 @@ demo: install ## text- and image-to-video end to end on a throwaway local stack,
 
 chaos: install ## reliability scenarios on the local stack (a few minutes): a table and bench/reliability.json
 	PYTHONPATH=layers/common $(BIN)/python -m bench.chaos
+	$(BIN)/python scripts/render_figures.py
 
 test: deps install-browser ## everything CI runs: lint, template checks (cfn-lint, sam validate, sam build), security, the whole suite
 	$(MAKE) --no-print-directory lint
@@ -82,6 +84,7 @@ test: deps install-browser ## everything CI runs: lint, template checks (cfn-lin
 
 bench: install build ## the performance benchmarks of issue 4 (a few minutes): a table and bench/results.json
 	$(BIN)/python -m bench.run
+	$(BIN)/python scripts/render_figures.py
 
 build: install-sam ## sam build (for deploy)
 	$(if $(PY313_BIN),PATH="$(PY313_BIN):$$PATH") $(SAM_VENV)/bin/sam build

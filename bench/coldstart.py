@@ -1,7 +1,8 @@
 """Cold starts and the layer's size.
 
 - Cold start: for each handler, a fresh interpreter times the import of its app.py (the module
-  load and its module-level setup: settings, the service, the Powertools resolver), against a
+  load and the settings) and the build of its entry point (`entry()`: the service, the Powertools
+  resolver; the first invocation does it, before any AWS client is made), against a
   fresh interpreter timing `import boto3`, which every Python function in Lambda can be expected
   to pay. Runs alternate between the candidates so machine noise hits all alike; medians.
 - Layer size: the built common layer (.aws-sam/build/CommonLayer, from `sam build`) unzipped,
@@ -49,6 +50,7 @@ spec = importlib.util.spec_from_file_location("app", {path!r})
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 assert callable(module.lambda_handler)
+module.entry()
 """
 
 

@@ -16,8 +16,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from videogen.catalog import CATALOG
-from videogen.schedule import PollSchedule
+from videogen.domain.catalog import CATALOG
+from videogen.logic.schedule import PollSchedule
 
 FIXED_INTERVAL = 15.0
 MIN_SECONDS, MAX_SECONDS = 20.0, 540.0

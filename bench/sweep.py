@@ -24,12 +24,12 @@ import boto3
 import requests
 
 from bench.common import ROOT, SIM_KEY, configure, load_handler, median, moto_server, sim_state, simulator
-from local.apigw import LambdaContext
-from local.cfn import Template
-from videogen.catalog import CATALOG
-from videogen.models import Generation, Status, utc_now_iso
-from videogen.provider import AimlClient
-from videogen.store import GenerationStore
+from local.aws.apigw import LambdaContext
+from local.aws.cfn import Template
+from videogen.adapters.aiml_provider import AimlClient
+from videogen.adapters.dynamodb_store import GenerationStore, item_from_generation
+from videogen.domain.catalog import CATALOG
+from videogen.domain.models import Generation, Status, utc_now_iso
 
 EVENT = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
 
@@ -53,17 +53,10 @@ class DynamoCounter:
         self.scanned = self.returned = 0
 
 
-def _batch_write(client: Any, table: str, items: list[dict[str, Any]]) -> None:
-    for start in range(0, len(items), 25):
-        pending = {table: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]}
-        while pending:
-            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-
-
 def _active(store: GenerationStore, jobs: list[tuple[str, str]], now: float) -> list[dict[str, Any]]:
     """The active generations, due now (what a tick finds when they come due)."""
     return [
-        store._item(
+        item_from_generation(
             Generation(
                 id=f"gen_active_{index:05d}",
                 owner="bench-owner",
@@ -78,7 +71,8 @@ def _active(store: GenerationStore, jobs: list[tuple[str, str]], now: float) -> 
                 usage={"credits_used": 100},
                 next_poll_at=int(now - 1),
                 poll_count=1,
-            )
+            ),
+            due_shards=store.due_shards,
         )
         for index, (model, provider_id) in enumerate(jobs)
     ]
@@ -87,7 +81,7 @@ def _active(store: GenerationStore, jobs: list[tuple[str, str]], now: float) -> 
 def _history(store: GenerationStore, count: int, now: float) -> list[dict[str, Any]]:
     """Finished generations as the table holds them after a month: one serialised record,
     varied in its keys (id, owner, created_at) so each is a distinct item of the same size."""
-    template = store._item(
+    template = item_from_generation(
         Generation(
             id="gen_done_000000",
             owner="owner-0",
@@ -104,7 +98,8 @@ def _history(store: GenerationStore, count: int, now: float) -> list[dict[str, A
             usage={"credits_used": 100},
             video_key="videos/gen_done_000000.mp4",
             poll_count=4,
-        )
+        ),
+        due_shards=store.due_shards,
     )
     models = list(CATALOG)
     items = []
@@ -202,9 +197,9 @@ def bench(
                 moto.load(table, _history(store, history, time.time()))
                 log(f"  {history:,} finished generations written in {time.perf_counter() - started:.1f} s")
             handler = load_handler(ROOT / "functions/poller/app.py", f"_bench_poller_{label}", env)
-            service = handler.components().service  # the cold start's work, before timing
+            service = handler.entry().service  # the cold start's work, before timing
             counter = DynamoCounter()
-            service.store._client._get().meta.events.register("after-call.dynamodb.*", counter)
+            service.store._client.get().meta.events.register("after-call.dynamodb.*", counter)
             service.provider.poll(CATALOG[jobs[0][0]], jobs[0][1])  # reads the secret, opens the pool
             stacks[label] = {
                 "handler": handler,

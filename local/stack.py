@@ -4,20 +4,20 @@
 
 What it starts, all on 127.0.0.1:
 - a moto server (DynamoDB, S3, Secrets Manager, Lambda, Step Functions) with the tables, buckets
-  and secret of template.yaml created by local/cfn.py under local names
+  and secret of template.yaml created by local/aws/cfn.py under local names
   (`videogen-local-<logical id>`), every function of the template created in moto and run
-  in-process by the shim of local/lambdas.py (so S3 notifications and state machine tasks reach
+  in-process by the shim of local/aws/lambdas.py (so S3 notifications and state machine tasks reach
   the real handlers), and the state machines created from their definitions with moto executing
-  them (local/statemachines.py), and the template's S3 events as notification configurations of
+  them (local/aws/statemachines.py), and the template's S3 events as notification configurations of
   the local buckets (an upload to the uploads bucket runs the upload function);
-- the AIML API simulator (local/simulator.py), unless AIML_API_KEY is set: then the real provider
+- the AIML API simulator (local/simulator/), unless AIML_API_KEY is set: then the real provider
   at https://api.aimlapi.com (or AIML_BASE_URL) is used and AIML_API_KEY is stored in the local
   secret instead of the simulator's key. The key is never printed nor written to endpoints.json;
-- the REST API adapter (local/apigw.py) on PORT (default 3000), API key `local-dev-key`
+- the REST API adapter (local/aws/apigw.py) on PORT (default 3000), API key `local-dev-key`
   (LOCAL_API_KEY overrides; comma-separated for several callers);
 - a timer playing the EventBridge schedule: every LOCAL_POLL_SECONDS (default 5) the scheduled
   functions (the poller) get `events/poller_schedule.json`; a failing sweep is logged, not fatal;
-- Lambda's event source mappings (local/pollers.py): every LOCAL_EVENT_POLL_SECONDS (default 0.2)
+- Lambda's event source mappings (local/aws/pollers.py): every LOCAL_EVENT_POLL_SECONDS (default 0.2)
   the generations table's stream reaches the notifier and the webhook queue the webhook function;
   a queue subscribed to the event bus (`events_tap_queue_url`) collects the completion events.
 It writes `.local/endpoints.json` (api_url, api_key, api_key_ids, aws_endpoint_url, region, table_name,
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import itertools
 import json
 import logging
@@ -53,12 +52,12 @@ from typing import Any
 import boto3
 import requests
 
-from local.apigw import ApiGatewayAdapter, LambdaContext, Route, api_key_id
-from local.cfn import FunctionSpec, Template
-from local.lambdas import DEFAULT_LOCK_TIMEOUT, LambdaShim, create_functions, ensure_role
-from local.pollers import DEFAULT_POLL_SECONDS as DEFAULT_EVENT_POLL_SECONDS
-from local.pollers import EventSourcePoller
-from local.statemachines import create_state_machines
+from local.aws.apigw import ApiGatewayAdapter, LambdaContext, Route, api_key_id
+from local.aws.cfn import FunctionSpec, Template
+from local.aws.lambdas import DEFAULT_LOCK_TIMEOUT, LambdaShim, create_functions, ensure_role, load_module
+from local.aws.pollers import DEFAULT_POLL_SECONDS as DEFAULT_EVENT_POLL_SECONDS
+from local.aws.pollers import EventSourcePoller
+from local.aws.statemachines import create_state_machines
 
 log = logging.getLogger("local.stack")
 
@@ -199,7 +198,7 @@ class LocalStack:
         self._stop_timer = threading.Event()
         self._timer: threading.Thread | None = None
         # Lambda's event source mappings (DynamoDB stream -> notifier, SQS -> webhook delivery)
-        # and the queue every completion event of the bus also lands in (local/pollers.py).
+        # and the queue every completion event of the bus also lands in (local/aws/pollers.py).
         self.event_poll_seconds = _env_float("LOCAL_EVENT_POLL_SECONDS", DEFAULT_EVENT_POLL_SECONDS)
         self.event_sources: EventSourcePoller | None = None
         self.events_tap_queue_url: str | None = None
@@ -284,7 +283,7 @@ class LocalStack:
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer
 
-        from local.moto_dynamodb import make_dynamodb_writes_atomic
+        from local.aws.moto_dynamodb import make_dynamodb_writes_atomic
 
         make_dynamodb_writes_atomic()  # moto's conditional writes race under threads; DynamoDB's don't
 
@@ -425,7 +424,7 @@ class LocalStack:
             del sys.modules[name]
         for spec in self.functions.values():
             name = f"_videogen_local_{spec.logical_id.lower()}_{next(_counter)}"
-            module = _load_module(name, spec.module_file)
+            module = load_module(name, spec.module_file)
             self._modules.append(name)
             handler = getattr(module, spec.handler_name, None)
             if not callable(handler):
@@ -722,20 +721,6 @@ class LocalStack:
         tmp = self.endpoints_path.with_name(f".endpoints.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.endpoints, indent=2) + "\n")
         os.replace(tmp, self.endpoints_path)  # atomic: readers never see half a file
-
-
-def _load_module(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # pydantic and dataclasses look their module up here
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from videogen.http_api import openapi_document
+from videogen.entrypoints.http_api import openapi_document
 
 if __name__ == "__main__":
     target = Path(__file__).resolve().parents[1] / "openapi.json"

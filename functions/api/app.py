@@ -1,17 +1,12 @@
-"""HTTPS API handler: API Gateway REST proxy events -> the videogen service."""
-
-import os
+"""HTTPS API: API Gateway REST proxy events -> the routes of videogen.entrypoints.http_api."""
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from videogen.bootstrap import build
-from videogen.http_api import build_app
+from videogen.bootstrap import build_api, from_env
 from videogen.observability import logger, metrics, tracer
-from videogen.settings import Settings
 
-components = build(Settings.from_env(os.environ))
-app = build_app(lambda: components, allowed_origin=components.settings.allowed_origin)
+entry = from_env(build_api)
 
 
 @logger.inject_lambda_context(
@@ -20,4 +15,4 @@ app = build_app(lambda: components, allowed_origin=components.settings.allowed_o
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return app.resolve(event, context)
+    return entry().handle(event, context)

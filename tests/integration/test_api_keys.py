@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from local.apigw import render_gateway_response
+from local.aws.apigw import render_gateway_response
 from local.stack import LocalStack
 from tests.integration.conftest import ALICE_KEY, BOB_KEY
 

@@ -1,5 +1,5 @@
 """The template's functions exist in the local stack's moto, and moto's Lambda calls run the real
-handlers in-process (local/lambdas.py), under the stack's lock."""
+handlers in-process (local/aws/lambdas.py), under the stack's lock."""
 
 from __future__ import annotations
 

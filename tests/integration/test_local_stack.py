@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from local.apigw import Route, RouteTable, api_key_id, render_gateway_response
-from local.cfn import Template
+from local.aws.apigw import Route, RouteTable, api_key_id, render_gateway_response
+from local.aws.cfn import Template
 from local.stack import ENDPOINT_KEYS, LocalStack
 
 ApiClient = Any  # tests/integration/conftest.py's ApiClient, reached through fixtures

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import requests
 
+from local.aws.statemachines import wait_for_execution
 from local.simulator import Simulator
 from local.stack import LocalStack
-from local.statemachines import wait_for_execution
 from tests.integration.conftest import ALICE_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,7 +161,7 @@ def test_an_unexpected_step_error_is_recorded_on_the_generation(
 ) -> None:
     """Anything but Lambda service errors and throttling: Catch -> RecordFailure -> Fail."""
     handler = local_stack._handlers["WorkflowFunction"]
-    service = sys.modules[handler.__module__].components.service
+    service = sys.modules[handler.__module__].entry().service
 
     def broken(generation_id: str) -> Any:
         raise RuntimeError("disk on fire")

@@ -13,16 +13,17 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.cfn import Template
+from local.aws.cfn import Template
+from local.aws.moto_dynamodb import make_dynamodb_writes_atomic
 from local.clock import Clock
-from local.moto_dynamodb import make_dynamodb_writes_atomic
 from local.simulator import Simulator
-from videogen.media import OutputArchive
-from videogen.provider import AimlClient
-from videogen.schedule import PollSchedule
-from videogen.service import MAX_INLINE_IMAGE_BYTES, GenerationService
-from videogen.store import GenerationStore
-from videogen.urls import check_callback_url, check_image_reference
+from videogen.adapters.aiml_provider import AimlClient
+from videogen.adapters.dynamodb_store import GenerationStore
+from videogen.adapters.s3_archive import OutputArchive
+from videogen.adapters.url_safety import check_callback_url, check_image_reference
+from videogen.logic.schedule import PollSchedule
+from videogen.logic.service import GenerationService
+from videogen.logic.submit import MAX_INLINE_IMAGE_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_KEY = "sk-test-0123456789abcdef"
@@ -94,10 +95,10 @@ def make_service(aws: dict[str, str], provider: Any, clock: Clock, **overrides: 
         "concurrency": 8,
         "clock": clock,
         # DNS is not reachable in tests: IP literals and names are still checked, unresolvable ones pass.
-        "check_url": functools.partial(
+        "check_image_url": functools.partial(
             check_image_reference, strict_dns=False, max_data_bytes=MAX_INLINE_IMAGE_BYTES
         ),
-        "check_callback": functools.partial(check_callback_url, strict_dns=False),
+        "check_callback_url": functools.partial(check_callback_url, strict_dns=False),
     }
     options.update(overrides)
     return GenerationService(**options)

@@ -16,9 +16,9 @@ import pytest
 
 from local.simulator import Simulator
 from tests.unit.conftest import Clock, make_service
+from videogen.adapters.aiml_provider import AimlClient
 from videogen.bootstrap import Components
-from videogen.http_api import build_app, openapi_document
-from videogen.provider import AimlClient
+from videogen.entrypoints.http_api import build_app, openapi_document
 from videogen.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from videogen.catalog import (
+from videogen.adapters.url_safety import image_reference_checker
+from videogen.domain.catalog import (
     CATALOG,
     FieldSpec,
     ModelSpec,
@@ -18,8 +19,7 @@ from videogen.catalog import (
     get_model,
     validate_request,
 )
-from videogen.errors import RequestValidationError, UnknownModelError, UnsafeUrlError
-from videogen.urls import image_reference_checker
+from videogen.domain.errors import RequestValidationError, UnknownModelError, UnsafeUrlError
 
 CHEETAH_URL = "https://upload.wikimedia.org/wikipedia/commons/thumb/a/a9/Cheetah4.jpg/1200px-Cheetah4.jpg"
 IMAGE_URL = "https://images.example.com/cat.png"

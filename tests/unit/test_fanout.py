@@ -14,14 +14,14 @@ from typing import Any
 import boto3
 import pytest
 
-from local.apigw import LambdaContext
+from local.aws.apigw import LambdaContext
 from local.simulator import Simulator
 from tests.unit.conftest import Clock, make_service
-from videogen import fanout
-from videogen.models import Generation
-from videogen.provider import AimlClient
-from videogen.schedule import PollSchedule
-from videogen.store import GenerationStore
+from videogen.adapters.aiml_provider import AimlClient
+from videogen.adapters.dynamodb_store import GenerationStore
+from videogen.domain.models import Generation
+from videogen.logic import fanout
+from videogen.logic.schedule import PollSchedule
 
 ROOT = Path(__file__).resolve().parents[2]
 KLING = {"model": "kling-video/v1.6/standard/text-to-video", "prompt": "A red fox runs through snow"}
@@ -168,7 +168,7 @@ def test_the_poller_invokes_itself_once_per_other_shard_and_each_generation_is_p
 ) -> None:
     generations = seed(aws, client, clock, sim, 80)
     poller = load_poller(poller_env, monkeypatch)
-    poller.lambda_client = fake = FakeLambda()
+    poller.entry().invoker.client = fake = FakeLambda()
     context = LambdaContext("videogen-poller", timeout_seconds=120)
     schedule = json.loads((ROOT / "events/poller_schedule.json").read_text())
 
@@ -196,7 +196,7 @@ def test_a_failed_self_invoke_leaves_the_shard_to_this_invocation(
 ) -> None:
     generations = seed(aws, client, clock, sim, 80)
     poller = load_poller(poller_env, monkeypatch)
-    poller.lambda_client = FakeLambda(fail_shards=("2",))
+    poller.entry().invoker.client = FakeLambda(fail_shards=("2",))
 
     report = poller.lambda_handler({}, LambdaContext("videogen-poller", timeout_seconds=120))
 
@@ -217,7 +217,7 @@ def test_a_small_backlog_is_one_invocation(
 ) -> None:
     seed(aws, client, clock, sim, 12)
     poller = load_poller({**poller_env, "POLL_CONCURRENCY": "8"}, monkeypatch)  # capacity 320
-    poller.lambda_client = fake = FakeLambda()
+    poller.entry().invoker.client = fake = FakeLambda()
     report = poller.lambda_handler({}, LambdaContext("videogen-poller", timeout_seconds=120))
     assert report["due"] == 12 and report["delegated"] == [] and fake.invocations == []
 

@@ -1,4 +1,4 @@
-"""local/lambdas.py: moto's Lambda invocations (Invoke API, S3 notifications, Step Functions tasks)
+"""local/aws/lambdas.py: moto's Lambda invocations (Invoke API, S3 notifications, Step Functions tasks)
 run the template's handlers in-process, report errors as Lambda does, and the patch is pinned."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
 
-import local.lambdas as lambdas
-from local.cfn import Template
-from local.lambdas import SUPPORTED_MOTO_VERSION, LambdaShim, ShimError, create_functions, ensure_role
+import local.aws.lambdas as lambdas
+from local.aws.cfn import Template
+from local.aws.lambdas import SUPPORTED_MOTO_VERSION, LambdaShim, ShimError, create_functions, ensure_role
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"

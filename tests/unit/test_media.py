@@ -10,8 +10,9 @@ import boto3
 import pytest
 
 from tests.unit.test_urls import PUBLIC_V4, FakeResolver
-from videogen.media import ArchiveError, OutputArchive
-from videogen.urls import download_url_checker
+from videogen.adapters.s3_archive import OutputArchive
+from videogen.adapters.url_safety import download_url_checker
+from videogen.domain.ports import ArchiveError
 
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
 PROVIDER = "https://api.aimlapi.com"
@@ -59,7 +60,7 @@ def archive_with(aws: dict[str, str]) -> Any:
     def make(answers: dict[str, FakeAnswer]) -> tuple[OutputArchive, FakeHttp]:
         http = FakeHttp(answers)
         check = download_url_checker(PROVIDER, strict_dns=True, resolver=resolver)
-        archive = OutputArchive(boto3.client("s3"), aws["OutputsBucket"], http=http, check_url=check)  # type: ignore[arg-type]
+        archive = OutputArchive(boto3.client("s3"), aws["OutputsBucket"], http=http, check_download_url=check)  # type: ignore[arg-type]
         return archive, http
 
     return make

@@ -1,5 +1,5 @@
 """The local stack's and the tests' DynamoDB (moto) must refuse a second conditional create of
-one item, as DynamoDB does, however many threads race for it (local/moto_dynamodb.py)."""
+one item, as DynamoDB does, however many threads race for it (local/aws/moto_dynamodb.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from local.moto_dynamodb import make_dynamodb_writes_atomic
+from local.aws.moto_dynamodb import make_dynamodb_writes_atomic
 
 
 @pytest.fixture

@@ -15,13 +15,15 @@ import pytest
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from botocore.exceptions import ClientError
 
-from local.pollers import _StreamSource
+from local.aws.pollers import _StreamSource
 from local.simulator import Simulator
 from tests.unit.conftest import ROOT, Clock, make_service, wait_until
-from videogen.models import GenerationError, Source, Status
-from videogen.notify import Notifier, idempotent_once, terminal_transition
-from videogen.provider import AimlClient
-from videogen.service import GenerationService
+from videogen.adapters.aiml_provider import AimlClient
+from videogen.adapters.dynamodb_store import generation_from_item
+from videogen.domain.models import GenerationError, Source, Status
+from videogen.entrypoints.idempotency import idempotent_once
+from videogen.logic.notify import Notifier, terminal_transition
+from videogen.logic.service import GenerationService
 
 T2V = {"model": "kling-video/v1.6/standard/text-to-video", "prompt": "A red fox runs through snow"}
 
@@ -66,6 +68,7 @@ class Outbox:
             webhook_queue_url=self.webhook_queue,
             outputs_bucket=aws["OutputsBucket"],
             once=once,
+            decode=generation_from_item,
             metrics=self.metrics,
         )
         self.stream = self.reader()
@@ -208,7 +211,9 @@ def test_three_racing_sweeps_end_each_generation_once_and_publish_once(
     assert all(sweepers[0].store.get(i).status is Status.COMPLETED for i in ids)  # type: ignore[union-attr]
 
     records = _all_records(outbox)
-    transitions = [g.id for g in map(terminal_transition, records) if g is not None]
+    transitions = [
+        g.id for g in (terminal_transition(r, generation_from_item) for r in records) if g is not None
+    ]
     assert sorted(transitions) == sorted(ids)  # the conditional writes let one writer end each
     outbox.deliver()
     events = outbox.events()
@@ -287,11 +292,16 @@ def test_only_writes_that_end_a_generation_are_transitions() -> None:
         images = {k: image(v) for k, v in (("OldImage", old), ("NewImage", new)) if v}
         return {"eventName": name, "dynamodb": images}
 
-    assert terminal_transition(record("MODIFY", "generating", "completed")).status is Status.COMPLETED  # type: ignore[union-attr]
-    assert terminal_transition(record("INSERT", None, "failed")) is not None
-    assert terminal_transition(record("MODIFY", "queued", "generating")) is None
-    assert terminal_transition(record("MODIFY", "completed", "completed")) is None  # a later write
-    assert terminal_transition(record("REMOVE", "completed", None)) is None
+    assert (
+        terminal_transition(record("MODIFY", "generating", "completed"), generation_from_item).status
+        is Status.COMPLETED
+    )  # type: ignore[union-attr]
+    assert terminal_transition(record("INSERT", None, "failed"), generation_from_item) is not None
+    assert terminal_transition(record("MODIFY", "queued", "generating"), generation_from_item) is None
+    assert (
+        terminal_transition(record("MODIFY", "completed", "completed"), generation_from_item) is None
+    )  # a later write
+    assert terminal_transition(record("REMOVE", "completed", None), generation_from_item) is None
 
 
 def test_the_sample_stream_event_is_one_completion_with_its_webhook() -> None:
@@ -325,6 +335,7 @@ def test_the_sample_stream_event_is_one_completion_with_its_webhook() -> None:
         webhook_queue_url="https://sqs/webhooks",
         outputs_bucket="outputs",
         once=once,
+        decode=generation_from_item,
         metrics=Metrics(),
     )
     (record,) = sample["Records"]

@@ -14,15 +14,9 @@ import pytest
 import requests
 
 from local.simulator import Simulator
-from videogen.catalog import ModelSpec, get_model
-from videogen.provider import (
-    AimlClient,
-    ErrorClass,
-    PollResult,
-    ProviderError,
-    ProviderStatus,
-    map_provider_status,
-)
+from videogen.adapters.aiml_provider import AimlClient, map_provider_status
+from videogen.domain.catalog import ModelSpec, get_model
+from videogen.domain.ports import ErrorClass, PollResult, ProviderError, ProviderStatus
 
 KEY = "sk-aiml-9f8e7d6c5b4a-secret"
 SEED_IMAGE = "https://upload.wikimedia.org/wikipedia/commons/thumb/a/a9/Cheetah4.jpg/1200px-Cheetah4.jpg"
@@ -254,7 +248,6 @@ def test_out_of_credits_is_403(client: AimlClient, sim: Simulator) -> None:
         403,
         False,
     )
-    assert not error.transient
 
 
 def test_missing_prompt_is_validation(client: AimlClient, sim: Simulator) -> None:
@@ -284,7 +277,7 @@ def test_429_that_persists_is_rate_limited_with_retry_after(client: AimlClient, 
     sim.inject(*[{"on": "submit", "status": 429, "retry_after": 0}] * 3)
     error = submit_error(client)
     assert (error.error_class, error.status_code, error.retry_after) == (ErrorClass.RATE_LIMITED, 429, 0.0)
-    assert not error.outcome_unknown and error.transient
+    assert not error.outcome_unknown
     assert (sim.submit_attempts, sim.submit_count) == (3, 0)  # submit_retries=2
 
 

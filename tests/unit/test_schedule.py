@@ -12,9 +12,9 @@ import pytest
 
 from local.simulator import Simulator
 from tests.unit.conftest import POLL_RETRIES, Clock, make_service
-from videogen.provider import AimlClient
-from videogen.schedule import PollSchedule
-from videogen.service import Outcome
+from videogen.adapters.aiml_provider import AimlClient
+from videogen.logic.refresh import RefreshOutcome
+from videogen.logic.schedule import PollSchedule
 
 KLING = "kling-video/v1.6/standard/text-to-video"  # catalog: typical 180 s
 
@@ -130,7 +130,7 @@ def test_the_service_asks_the_schedule_for_every_poll_time_and_teaches_it(
 
     clock.advance(150)
     polled, outcome = service.refresh(generation)
-    assert outcome is Outcome.WAITING
+    assert outcome is RefreshOutcome.WAITING
     expected = schedule.next_delay(model=KLING, typical_seconds=180, elapsed=150)
     assert polled.next_poll_at - clock() == pytest.approx(expected, abs=2)
     assert expected < 60  # near the typical time: tighter than the longest wait
@@ -138,7 +138,7 @@ def test_the_service_asks_the_schedule_for_every_poll_time_and_teaches_it(
     time.sleep(1.6)  # the job is now done at the simulator
     clock.advance(20)
     _, outcome = service.refresh(polled)
-    assert outcome is Outcome.COMPLETED
+    assert outcome is RefreshOutcome.COMPLETED
     # learnt: finished between the poll at 150 s and the one at 170 s
     belief = schedule.belief(KLING, 180)
     assert belief.weight > schedule.prior_weight
@@ -156,7 +156,7 @@ def test_a_throttled_poll_backs_off_the_fleet(
     sim.inject(*[{"on": "poll", "status": 429, "retry_after": 0}] * (POLL_RETRIES + 1))
     before = clock()
     updated, outcome = service.refresh(generation)
-    assert outcome is Outcome.PROVIDER_ERROR
+    assert outcome is RefreshOutcome.PROVIDER_ERROR
     assert updated.last_poll_error == "rate_limited"
     assert schedule.pressure == 2
     assert updated.next_poll_at is not None and updated.next_poll_at >= int(before + 10)

@@ -13,11 +13,13 @@ import pytest
 
 from local.simulator import Simulator
 from tests.unit.conftest import POLL_RETRIES, Clock, make_service, wait_until
-from videogen.errors import ConflictError, NotFoundError, RequestValidationError
-from videogen.models import Driver, Status
-from videogen.provider import AimlClient
-from videogen.service import GenerationService, Outcome, read_ahead
-from videogen.store import StaleWriteError
+from videogen.adapters.aiml_provider import AimlClient
+from videogen.domain.errors import ConflictError, NotFoundError, RequestValidationError
+from videogen.domain.models import Driver, Status
+from videogen.domain.ports import StaleWriteError
+from videogen.logic.refresh import RefreshOutcome
+from videogen.logic.service import GenerationService
+from videogen.logic.sweep import read_ahead
 
 T2V = {"model": "kling-video/v1.6/standard/text-to-video", "prompt": "A red fox runs through snow"}
 SEED = {
@@ -76,7 +78,7 @@ def test_invalid_request_is_refused_before_any_record_or_provider_call(
     fields = {d["field"] for d in refused.value.details}
     assert {"prompt", "duration"} <= fields
     assert sim.submit_attempts == 0
-    assert service.list("owner-a")[0] == []
+    assert service.list_for_owner("owner-a")[0] == []
 
 
 def test_poller_drives_a_generation_to_completed_with_the_video_in_our_bucket(
@@ -147,7 +149,7 @@ def test_provider_outage_during_a_sweep_keeps_generations_active(
     report = service.sweep(lambda: 60_000)
 
     assert sim.pending_faults == []  # the client retried every attempt it is allowed
-    assert report.outcomes == {Outcome.PROVIDER_ERROR.value: 1}
+    assert report.outcomes == {RefreshOutcome.PROVIDER_ERROR.value: 1}
     during = service.store.get(generation.id)
     assert during is not None and during.status is Status.QUEUED
     assert during.last_poll_error == "server" and during.poll_failures == 1
@@ -191,7 +193,7 @@ def test_unknown_provider_status_keeps_the_generation_active(
 
     report = service.sweep(lambda: 60_000)
 
-    assert report.outcomes == {Outcome.UNKNOWN_STATUS.value: 1}
+    assert report.outcomes == {RefreshOutcome.UNKNOWN_STATUS.value: 1}
     current = service.store.get(generation.id)
     assert current is not None and not current.is_terminal and current.provider_status == "rendering-ish"
 
@@ -205,7 +207,7 @@ def test_generation_past_the_age_limit_times_out(
 
     report = service.sweep(lambda: 60_000)
 
-    assert report.outcomes == {Outcome.TIMED_OUT.value: 1}
+    assert report.outcomes == {RefreshOutcome.TIMED_OUT.value: 1}
     assert service.store.get(generation.id).status is Status.TIMED_OUT  # type: ignore[union-attr]
     assert list(service.due(clock() + 10_000)) == []  # out of the due-index
 
@@ -223,7 +225,7 @@ def test_a_record_stuck_in_submitting_is_flagged_after_the_grace_period(
     crashing = make_service(aws, Crashes(), clock)
     with pytest.raises(RuntimeError):
         crashing.submit("owner-a", T2V)
-    (stuck,), _ = crashing.list("owner-a")
+    (stuck,), _ = crashing.list_for_owner("owner-a")
     assert stuck.status is Status.SUBMITTING
 
     service = make_service(aws, client, clock)
@@ -231,7 +233,7 @@ def test_a_record_stuck_in_submitting_is_flagged_after_the_grace_period(
     clock.advance(61)
     report = service.sweep(lambda: 60_000)
 
-    assert report.outcomes == {Outcome.FLAGGED.value: 1}
+    assert report.outcomes == {RefreshOutcome.FLAGGED.value: 1}
     flagged = service.store.get(stuck.id)
     assert flagged is not None and flagged.status is Status.FAILED and flagged.submit_outcome_unknown
     assert sim.submit_attempts == 0  # never resubmitted
@@ -252,7 +254,7 @@ def test_a_stale_refresh_is_a_conflict_not_a_regression(service: GenerationServi
 
     _, outcome = service.refresh(generation)  # a sweep holding the old copy
 
-    assert outcome is Outcome.CONFLICT
+    assert outcome is RefreshOutcome.CONFLICT
     assert service.store.get(generation.id).status is Status.CANCELLED  # type: ignore[union-attr]
 
 
@@ -278,14 +280,14 @@ def test_reads_are_isolated_by_owner_and_paginated_newest_first(
 
     with pytest.raises(NotFoundError):
         service.get("owner-a", theirs.id)
-    first, token = service.list("owner-a", limit=2)
+    first, token = service.list_for_owner("owner-a", limit=2)
     assert token
-    second, token2 = service.list("owner-a", limit=2, next_token=token)
-    third, token3 = service.list("owner-a", limit=2, next_token=token2)
+    second, token2 = service.list_for_owner("owner-a", limit=2, next_token=token)
+    third, token3 = service.list_for_owner("owner-a", limit=2, next_token=token2)
     assert [g.id for g in first + second + third] == list(reversed(mine))
     assert token3 is None
     with pytest.raises(RequestValidationError):
-        service.list("owner-b", next_token=token)  # a token is bound to its owner
+        service.list_for_owner("owner-b", next_token=token)  # a token is bound to its owner
 
 
 def test_workflow_driven_generations_stay_out_of_the_poller_index(service: GenerationService) -> None:
@@ -379,7 +381,7 @@ def test_a_refresh_that_finds_the_copy_claimed_leaves_it_to_the_claimant(
     archive.release.set()
     first.join(5)
 
-    assert outcome is Outcome.WAITING and again.version == claimed.version
+    assert outcome is RefreshOutcome.WAITING and again.version == claimed.version
     done = service.store.get(generation.id)
     assert done is not None and done.status is Status.COMPLETED and done.archive_claim_until is None
     assert archive.copies == 1

@@ -442,7 +442,7 @@ def test_upload_function_reads_uploads_and_writes_only_generations(source: dict,
 
 
 def test_upload_parameters_and_outputs(source: dict) -> None:
-    from videogen.catalog import CATALOG
+    from videogen.domain.catalog import CATALOG
 
     params = source["Parameters"]
     image_models = sorted(m.id for m in CATALOG.values() if m.field("image_url") is not None)

@@ -23,25 +23,24 @@ from botocore.exceptions import ClientError
 from local.simulator import Simulator
 from tests.images import png
 from tests.unit.conftest import SIM_KEY, Clock, make_service
-from videogen import uploads
-from videogen.errors import UnsafeUrlError
-from videogen.models import Source, Status
-from videogen.provider import AimlClient
-from videogen.service import GenerationService
-from videogen.store import StaleWriteError
-from videogen.uploads import (
+from videogen.adapters.aiml_provider import AimlClient
+from videogen.adapters.s3_uploads import S3Uploads
+from videogen.bootstrap import build_uploads
+from videogen.domain.errors import UnsafeUrlError
+from videogen.domain.models import Source, Status
+from videogen.domain.ports import StaleWriteError
+from videogen.domain.uploads import (
     INVALID_METADATA,
     NOT_AN_IMAGE,
     TOO_LARGE,
     UNKNOWN_MODEL,
-    Outcome,
-    S3Uploads,
     UploadDefaults,
-    UploadProcessingError,
-    UploadProcessor,
+    UploadOutcome,
     UploadRecord,
-    parse_record,
 )
+from videogen.entrypoints.s3_events import UploadProcessingError, handle_event, parse_record
+from videogen.logic.service import GenerationService
+from videogen.logic.uploads import UploadProcessor
 
 ROOT = Path(__file__).resolve().parents[2]
 I2V = "klingai/v2.5-turbo/pro/image-to-video"  # takes duration (5 or 10) and cfg_scale
@@ -124,7 +123,7 @@ class Uploads:
         return event
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
-        return self.processor.handle(event).as_dict()
+        return handle_event(event, self.processor).as_dict()
 
     def generation(self, generation_id: str) -> Any:
         return self.service.store.get(generation_id)
@@ -585,7 +584,7 @@ def test_from_settings_builds_a_sigv4_processor(
         upload_default_model="runway/gen4_turbo",
         upload_max_bytes=2048,
     )
-    processor = uploads.from_settings(settings, make_service(aws, client, clock))
+    processor = build_uploads(settings, make_service(aws, client, clock))
 
     assert processor.defaults == UploadDefaults(
         model="runway/gen4_turbo",
@@ -604,7 +603,7 @@ def test_from_settings_builds_a_sigv4_processor(
 
 def test_outcome_names_are_stable() -> None:
     # dashboards and the README count on these
-    assert [o.value for o in Outcome] == ["accepted", "rejected", "duplicate", "skipped"]
+    assert [o.value for o in UploadOutcome] == ["accepted", "rejected", "duplicate", "skipped"]
     assert {NOT_AN_IMAGE, TOO_LARGE, INVALID_METADATA, UNKNOWN_MODEL} == {
         "upload_not_an_image",
         "upload_too_large",

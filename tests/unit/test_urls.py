@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from videogen.errors import UnsafeUrlError
-from videogen.urls import (
+from videogen.adapters.url_safety import (
     MAX_DATA_URL_BYTES,
     MAX_URL_LENGTH,
     check_image_reference,
     check_public_https_url,
     image_reference_checker,
 )
+from videogen.domain.errors import UnsafeUrlError
 
 PUBLIC_V4 = "93.184.216.34"
 PUBLIC_V6 = "2606:2800:220:1:248:1893:25c8:1946"
@@ -386,8 +386,8 @@ def test_image_reference_checker_binds_the_configuration() -> None:
 
 
 def test_every_url_field_of_every_model_is_checked() -> None:
-    from videogen.catalog import CATALOG, validate_request
-    from videogen.errors import RequestValidationError
+    from videogen.domain.catalog import CATALOG, validate_request
+    from videogen.domain.errors import RequestValidationError
 
     checked: list[str] = []
     check = image_reference_checker(strict_dns=True, resolver=FakeResolver())

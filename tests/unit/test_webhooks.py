@@ -19,16 +19,18 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from moto import mock_aws
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from local.cfn import Template
-from local.pollers import _QueueSource
+from local.aws.cfn import Template
+from local.aws.pollers import _QueueSource
 from tests.unit.conftest import ROOT, Clock, make_service
 from tests.webhook_receiver import Answer, Receiver
-from videogen.bootstrap import secret_reader
-from videogen.errors import UnsafeUrlError
-from videogen.provider import AimlClient
+from videogen.adapters.aiml_provider import AimlClient
+from videogen.adapters.url_safety import allowed_host_set, check_callback_url
+from videogen.adapters.webhook_sender import WebhookSender, sign, split_secrets
+from videogen.domain.errors import UnsafeUrlError
+from videogen.domain.ports import DeliveryOutcome
+from videogen.lazy import secret_reader
+from videogen.logic.webhook_delivery import WebhookDelivery
 from videogen.settings import Settings
-from videogen.urls import allowed_host_set, check_callback_url
-from videogen.webhooks import Outcome, WebhookDelivery, WebhookSender, sign, split_secrets
 
 SECRET = base64.b64encode(b"a-test-secret-of-32-bytes-long!!").decode()
 OLD_SECRET = base64.b64encode(b"the-previous-secret-32-bytes-ok!").decode()
@@ -158,7 +160,7 @@ class Queues:
 def queues(aws: dict[str, str], *, secrets: list[str] | None = None, **options: Any) -> Queues:
     sender = WebhookSender(
         secrets=lambda: secrets or [SECRET],
-        check_url=options.pop("check_url", LOOPBACK),
+        check_callback_url=options.pop("check_url", LOOPBACK),
         timeout_seconds=options.pop("timeout_seconds", 2.0),
     )
     defaults = {"max_attempts": 5, "backoff_seconds": 0, "backoff_max_seconds": 0}
@@ -350,7 +352,7 @@ def test_private_loopback_or_plain_http_callbacks_are_refused_on_the_deployed_se
         aws,
         client,
         clock,
-        check_callback=functools.partial(
+        check_callback_url=functools.partial(
             check_callback_url,
             strict_dns=False,
             allowed_hosts=allowed_host_set(deployed.callback_allowed_hosts),
@@ -367,10 +369,15 @@ def test_private_loopback_or_plain_http_callbacks_are_refused_on_the_deployed_se
 
 
 def test_the_sender_classifies_answers() -> None:
-    sender = WebhookSender(secrets=lambda: [SECRET], check_url=LOOPBACK)
+    sender = WebhookSender(secrets=lambda: [SECRET], check_callback_url=LOOPBACK)
     with Receiver() as r:
         r.answer(Answer(204), Answer(408), Answer(404), Answer(502))
         outcomes = [sender.send("msg_1", r.url(), "{}").outcome for _ in range(4)]
-    assert outcomes == [Outcome.DELIVERED, Outcome.RETRY, Outcome.FAILED, Outcome.RETRY]
+    assert outcomes == [
+        DeliveryOutcome.DELIVERED,
+        DeliveryOutcome.RETRY,
+        DeliveryOutcome.FAILED,
+        DeliveryOutcome.RETRY,
+    ]
     closed = sender.send("msg_1", "http://127.0.0.1:9/", "{}")  # nothing listens: connection refused
-    assert closed.outcome is Outcome.RETRY and closed.reason.startswith("connection_error")
+    assert closed.outcome is DeliveryOutcome.RETRY and closed.reason.startswith("connection_error")

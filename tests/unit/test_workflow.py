@@ -13,12 +13,13 @@ import pytest
 
 from local.simulator import Simulator
 from tests.unit.conftest import POLL_RETRIES, Clock, make_service, wait_until
-from videogen.errors import ConflictError, NotFoundError, ProviderThrottled, RequestValidationError
-from videogen.models import Driver, Source, Status
-from videogen.provider import AimlClient
-from videogen.schedule import PollSchedule
-from videogen.service import GenerationService, Outcome
-from videogen.workflow import failure_reason, generation_id_for, handle
+from videogen.adapters.aiml_provider import AimlClient
+from videogen.domain.errors import ConflictError, NotFoundError, ProviderThrottled, RequestValidationError
+from videogen.domain.models import Driver, Source, Status
+from videogen.entrypoints.workflow_tasks import failure_reason, generation_id_for, handle
+from videogen.logic.refresh import RefreshOutcome
+from videogen.logic.schedule import PollSchedule
+from videogen.logic.service import GenerationService
 
 T2V = {"model": "kling-video/v1.6/standard/text-to-video", "prompt": "A red fox runs through snow"}
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:videogen-generation:run-1"
@@ -190,16 +191,16 @@ def test_fetch_retries_after_losing_a_race(
     service: GenerationService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service.submit_once(GEN_ID, "owner-a", T2V)
-    real_refresh = service.refresh
+    real_refresh = service.refresher.refresh
     calls: list[int] = []
 
     def refresh(generation: Any) -> Any:
         calls.append(generation.version)
         if len(calls) == 1:
-            return generation, Outcome.CONFLICT
+            return generation, RefreshOutcome.CONFLICT
         return real_refresh(generation)
 
-    monkeypatch.setattr(service, "refresh", refresh)
+    monkeypatch.setattr(service.refresher, "refresh", refresh)
 
     generation, _ = service.fetch(GEN_ID)
 

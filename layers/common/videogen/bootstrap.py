@@ -1,216 +1,246 @@
-"""Composition root: builds the service and its adapters from Settings, once per cold start.
-Handlers call `build(settings)`; tests build GenerationService themselves.
+"""The composition root, and the only module that imports both the logic and the adapters: it
+builds each function's entry point from Settings.
 
-Nothing slow happens here at a cold start: boto3 is imported and each AWS client created on its
-first use (`LazyClient`), and the Secrets Manager reader on the first provider call, so a
-request that needs none of them (GET /models) never pays for them."""
+Handlers call `from_env(build_X)` at import: the settings are read then (a bad value fails the
+cold start loudly) and the entry point is built at the first invocation, once. Nothing slow
+happens at a cold start: each AWS client is made on its first use (videogen.lazy.LazyClient), the
+Secrets Manager reader on the first provider call, and the URL checks load at the first URL
+checked, so a request that needs none of them (GET /models) never pays for them.
+
+`build_service(settings, **overrides)` is the production wiring; tests, the benchmarks and the
+reliability scenarios replace single parts (a clock, a provider client, a store) through
+`overrides` and keep the rest."""
 
 from __future__ import annotations
 
-import functools
-import threading
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from videogen.media import OutputArchive
+from videogen.lazy import AWS_RETRIES, LazyClient, Once, lazy_import, secret_reader
 from videogen.observability import logger, metrics
-from videogen.schedule import PollSchedule
-from videogen.service import MAX_INLINE_IMAGE_BYTES, GenerationService
 from videogen.settings import Settings
-from videogen.store import GenerationStore
 
-# Adaptive retries absorb DynamoDB/S3 throttling.
-_RETRIES = {"mode": "adaptive", "max_attempts": 8}
-# boto3's default session is not thread-safe: clients are created one at a time.
-_CREATE_LOCK = threading.Lock()
+T = TypeVar("T")
+
+# The URL checks bring ipaddress and socket: loaded at the first URL checked.
+_url_safety = lazy_import("videogen.adapters.url_safety")
 
 
-class LazyClient:
-    """A boto3 client made on first use, once, by whichever thread gets there first; it stands
-    for the client everywhere (attributes are the real client's)."""
-
-    def __init__(self, service: str, **config: Any) -> None:
-        self._service = service
-        self._config = config
-        self._client: Any = None
-
-    def _get(self) -> Any:
-        if self._client is None:
-            with _CREATE_LOCK:
-                if self._client is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    self._client = boto3.client(self._service, config=Config(**self._config))
-        return self._client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._get(), name)
-
-    def __repr__(self) -> str:
-        return f"LazyClient({self._service!r}, created={self._client is not None})"
+def from_env(build: Callable[[Settings], T]) -> Once[T]:
+    """Settings read now, from the environment; `build(settings)` at the first call."""
+    settings = Settings.from_env(os.environ)
+    return Once(lambda: build(settings))
 
 
 @dataclass(frozen=True)
 class Components:
     settings: Settings
-    service: GenerationService
+    service: Any  # videogen.logic.service.GenerationService
     dynamodb: Any
 
-
-def _api_key_reader(settings: Settings) -> Any:
-    """The AIML API key from Secrets Manager, cached by Powertools parameters for
-    `secret_max_age_seconds`, so a rotated key is picked up without a redeploy. The reader (and
-    its client) is made on the first call."""
-
-    @functools.cache
-    def provider() -> Any:
-        from aws_lambda_powertools.utilities.parameters import SecretsProvider
-
-        client = LazyClient("secretsmanager", retries=_RETRIES)._get()
-        return SecretsProvider(boto3_client=client)
-
-    lock = threading.Lock()
-
-    def read() -> str:
-        with lock:  # the first call of a sweep's threads builds the provider once
-            secrets = provider()
-        value = secrets.get(settings.aiml_api_key_secret_id, max_age=settings.secret_max_age_seconds)
-        return str(value).strip()
-
-    return read
+    @property
+    def idempotency_table_name(self) -> str:
+        return self.settings.idempotency_table_name
 
 
-def _download_url_checker(settings: Settings) -> Callable[[str], None]:
-    """urls.download_url_checker for the provider's video links, made at the first download (the
-    URL checks bring ipaddress and socket; an API cold start never downloads)."""
-    made: list[Callable[[str], None]] = []
-
-    def check(url: str) -> None:
-        if not made:
-            from videogen.urls import download_url_checker
-
-            made.append(download_url_checker(settings.aiml_base_url, strict_dns=settings.url_dns_strict))
-        made[0](url)
-
-    return check
+def _pool_size(settings: Settings) -> int:
+    """Connection pools fit the sweep: every refresh may write to DynamoDB at once, and an
+    archive streams to S3 in two parts at a time (botocore's default pool is 10)."""
+    return max(64, 2 * settings.poll_concurrency + 8)
 
 
-def _callback_url_checker(settings: Settings) -> Callable[[str], None]:
-    """urls.check_callback_url with this stack's settings, imported at the first callback checked."""
+def dynamodb_client(settings: Settings) -> LazyClient:
+    # The store builds every DynamoDB request itself: botocore's client-side check of each
+    # parameter against the API model (node by node, per write) is skipped; DynamoDB still
+    # refuses a malformed request.
+    return LazyClient(
+        "dynamodb", retries=AWS_RETRIES, max_pool_connections=_pool_size(settings), parameter_validation=False
+    )
 
-    def check(url: str) -> None:
-        from videogen.urls import allowed_host_set, check_callback_url
 
-        check_callback_url(
-            url,
-            strict_dns=settings.url_dns_strict,
-            allowed_hosts=allowed_host_set(settings.callback_allowed_hosts),
+def s3_client(settings: Settings) -> LazyClient:
+    """SigV4, so presigned URLs are v4 (the uploads' presigned image URLs must be)."""
+    return LazyClient(
+        "s3", signature_version="s3v4", retries=AWS_RETRIES, max_pool_connections=_pool_size(settings)
+    )
+
+
+def check_image_url(settings: Settings) -> Callable[[str], None]:
+    """Image references the provider will fetch: public https, or a small data URL."""
+    from videogen.logic.submit import MAX_INLINE_IMAGE_BYTES
+
+    def check(value: str) -> None:
+        _url_safety.check_image_reference(
+            value, strict_dns=settings.url_dns_strict, max_data_bytes=MAX_INLINE_IMAGE_BYTES
         )
 
     return check
 
 
-def build(settings: Settings) -> Components:
-    from videogen.provider import AimlClient
-    from videogen.service import check_image_reference  # videogen.urls loads on first use
+def check_callback_url(settings: Settings) -> Callable[[str], None]:
+    def check(url: str) -> None:
+        _url_safety.check_callback_url(
+            url,
+            strict_dns=settings.url_dns_strict,
+            allowed_hosts=_url_safety.allowed_host_set(settings.callback_allowed_hosts),
+        )
 
-    # Connection pools fit the sweep: every refresh may write to DynamoDB at once, and an
-    # archive streams to S3 in two parts at a time (botocore's default pool is 10).
-    pool = max(64, 2 * settings.poll_concurrency + 8)
-    # The store builds every DynamoDB request itself: botocore's client-side check of each
-    # parameter against the API model (node by node, per write) is skipped; DynamoDB still
-    # refuses a malformed request.
-    dynamodb = LazyClient("dynamodb", retries=_RETRIES, max_pool_connections=pool, parameter_validation=False)
-    s3 = LazyClient("s3", signature_version="s3v4", retries=_RETRIES, max_pool_connections=pool)
-    service = GenerationService(
-        store=GenerationStore(dynamodb, settings.table_name, due_shards=settings.due_shards),
+    return check
+
+
+def check_download_url(settings: Settings) -> Callable[[str], None]:
+    """The provider's video links: public https, or the provider's own origin."""
+    checker = Once(
+        lambda: _url_safety.download_url_checker(settings.aiml_base_url, strict_dns=settings.url_dns_strict)
+    )
+    return lambda url: checker()(url)
+
+
+def build_service(settings: Settings, **overrides: Any) -> Any:
+    """The GenerationService of this stack. `overrides` replace any of its constructor's
+    arguments (store, provider, archive, clock, metrics, log, concurrency, ...)."""
+    from videogen.adapters.aiml_provider import AimlClient
+    from videogen.adapters.dynamodb_store import GenerationStore
+    from videogen.adapters.s3_archive import OutputArchive
+    from videogen.logic.schedule import PollSchedule
+    from videogen.logic.service import GenerationService
+
+    parts: dict[str, Any] = {
+        "max_age_seconds": settings.max_generation_age_seconds,
+        "presign_expiry_seconds": settings.presign_expiry_seconds,
+        "submit_grace_seconds": settings.submit_grace_seconds,
+        "concurrency": settings.poll_concurrency,
+        "metrics": metrics,
+        "log": logger,
+        **overrides,
+    }
+    if "store" not in parts:
+        client = parts.pop("dynamodb", None) or dynamodb_client(settings)
+        parts["store"] = GenerationStore(client, settings.table_name, due_shards=settings.due_shards)
+    parts.pop("dynamodb", None)
+    if "provider" not in parts:
         # A submit must answer within API Gateway's 29 s: one read of 20 s, short Retry-After
         # waits. A longer throttle during a sweep just reschedules the poll (see PollSchedule).
-        provider=AimlClient(
+        parts["provider"] = AimlClient(
             settings.aiml_base_url,
-            _api_key_reader(settings),
+            secret_reader(settings.aiml_api_key_secret_id, settings.secret_max_age_seconds, strip=True),
             submit_read_timeout=20,
             submit_retries=1,
             retry_after_max=5,
-            pool_maxsize=settings.poll_concurrency,
-        ),
-        archive=OutputArchive(
-            s3,
+            pool_maxsize=parts["concurrency"],
+        )
+    if "archive" not in parts:
+        parts["archive"] = OutputArchive(
+            parts.pop("s3", None) or s3_client(settings),
             settings.outputs_bucket,
-            check_url=_download_url_checker(settings),
-        ),
-        schedule=PollSchedule(
+            check_download_url=check_download_url(settings),
+        )
+    parts.pop("s3", None)
+    parts.setdefault(
+        "schedule",
+        PollSchedule(
             first_poll_factor=settings.first_poll_factor, interval_seconds=settings.poll_interval_seconds
         ),
-        max_age_seconds=settings.max_generation_age_seconds,
-        presign_expiry_seconds=settings.presign_expiry_seconds,
-        submit_grace_seconds=settings.submit_grace_seconds,
-        concurrency=settings.poll_concurrency,
-        check_url=functools.partial(
-            check_image_reference, strict_dns=settings.url_dns_strict, max_data_bytes=MAX_INLINE_IMAGE_BYTES
-        ),
-        check_callback=_callback_url_checker(settings),
-        metrics=metrics,
-        log=logger,
     )
+    parts.setdefault("check_image_url", check_image_url(settings))
+    parts.setdefault("check_callback_url", check_callback_url(settings))
+    return GenerationService(**parts)
+
+
+def build(settings: Settings, **overrides: Any) -> Components:
+    """The service and the DynamoDB client it shares with the API's idempotency records."""
+    dynamodb = overrides.pop("dynamodb", None) or dynamodb_client(settings)
+    service = build_service(settings, dynamodb=dynamodb, **overrides)
     return Components(settings=settings, service=service, dynamodb=dynamodb)
 
 
-def secret_reader(secret_id: str, max_age_seconds: int) -> Any:
-    """A secret's string from Secrets Manager, cached by Powertools parameters for
-    `max_age_seconds` (a rotated value is picked up without a redeploy); made on first call."""
+# -- entry points, one per function ---------------------------------------------------------
+def build_api(settings: Settings, **overrides: Any) -> Any:
+    from videogen.entrypoints.http_api import HttpApi
 
-    @functools.cache
-    def provider() -> Any:
-        from aws_lambda_powertools.utilities.parameters import SecretsProvider
-
-        return SecretsProvider(boto3_client=LazyClient("secretsmanager", retries=_RETRIES)._get())
-
-    lock = threading.Lock()
-
-    def read() -> str:
-        with lock:
-            secrets = provider()
-        return str(secrets.get(secret_id, max_age=max_age_seconds))
-
-    return read
+    return HttpApi(build(settings, **overrides), allowed_origin=settings.allowed_origin)
 
 
-def build_notifier(settings: Settings) -> tuple[Any, Any]:
-    """The notifier (DynamoDB stream -> EventBridge event + webhook message) and the idempotency
-    config its handler registers the Lambda context on."""
-    from videogen.notify import Notifier, idempotent_once
+def build_uploads(settings: Settings, service: Any = None, s3: Any = None) -> Any:
+    """The upload use case over the uploads bucket."""
+    from videogen.adapters.s3_uploads import S3Uploads
+    from videogen.domain.uploads import UploadDefaults
+    from videogen.logic.uploads import UploadProcessor
 
-    dynamodb = LazyClient("dynamodb", retries=_RETRIES)
+    return UploadProcessor(
+        service=service if service is not None else build_service(settings),
+        objects=S3Uploads(s3 if s3 is not None else s3_client(settings)),
+        defaults=UploadDefaults(
+            model=settings.upload_default_model,
+            prompt=settings.upload_default_prompt,
+            owner=settings.upload_default_owner,
+            max_bytes=settings.upload_max_bytes,
+            image_url_expiry_seconds=settings.upload_image_url_expiry_seconds,
+        ),
+    )
+
+
+def build_upload_events(settings: Settings) -> Any:
+    from videogen.entrypoints.s3_events import UploadEvents
+
+    return UploadEvents(build_uploads(settings))
+
+
+def build_workflow(settings: Settings, **overrides: Any) -> Any:
+    from videogen.entrypoints.workflow_tasks import WorkflowTasks
+
+    return WorkflowTasks(build_service(settings, **overrides), log=logger)
+
+
+def build_poller(settings: Settings, **overrides: Any) -> Any:
+    from videogen.adapters.lambda_invoker import LambdaShardInvoker
+    from videogen.entrypoints.poller import PollerTick
+
+    invoker = LambdaShardInvoker(
+        LazyClient("lambda", retries={"mode": "standard", "max_attempts": 3}), logger
+    )
+    return PollerTick(build_service(settings, **overrides), invoker, log=logger)
+
+
+def build_notifier(settings: Settings) -> Any:
+    """The table's stream -> completion events and webhook messages, once per transition."""
+    from videogen.adapters.dynamodb_store import generation_from_item
+    from videogen.entrypoints.batches import StreamNotifications
+    from videogen.entrypoints.idempotency import idempotent_once
+    from videogen.logic.notify import Notifier
+
+    dynamodb = LazyClient("dynamodb", retries=AWS_RETRIES)
     once, config = idempotent_once(table_name=settings.idempotency_table_name, dynamodb_client=dynamodb)
     notifier = Notifier(
-        events=LazyClient("events", retries=_RETRIES),
-        sqs=LazyClient("sqs", retries=_RETRIES),
+        events=LazyClient("events", retries=AWS_RETRIES),
+        sqs=LazyClient("sqs", retries=AWS_RETRIES),
         event_bus_name=settings.event_bus_name,
         webhook_queue_url=settings.webhook_queue_url,
         outputs_bucket=settings.outputs_bucket,
         once=once,
+        decode=generation_from_item,
         metrics=metrics,
         log=logger,
     )
-    return notifier, config
+    return StreamNotifications(notifier, config)
 
 
 def build_delivery(settings: Settings) -> Any:
-    """The webhook delivery of one SQS message (videogen.webhooks)."""
-    from videogen.webhooks import WebhookDelivery, WebhookSender, split_secrets
+    """One webhook queue message -> one signed attempt, then delete, retry later or dead-letter."""
+    from videogen.adapters.webhook_sender import WebhookSender, split_secrets
+    from videogen.logic.webhook_delivery import WebhookDelivery
 
     read = secret_reader(settings.webhook_secret_id, settings.secret_max_age_seconds)
     sender = WebhookSender(
         secrets=lambda: split_secrets(read()),
-        check_url=_callback_url_checker(settings),
+        check_callback_url=check_callback_url(settings),
         timeout_seconds=settings.webhook_timeout_seconds,
     )
     return WebhookDelivery(
         sender=sender,
-        sqs=LazyClient("sqs", retries=_RETRIES),
+        sqs=LazyClient("sqs", retries=AWS_RETRIES),
         queue_url=settings.webhook_queue_url,
         dead_letter_queue_url=settings.webhook_dead_letter_queue_url,
         max_attempts=settings.webhook_max_attempts,
@@ -219,3 +249,9 @@ def build_delivery(settings: Settings) -> Any:
         metrics=metrics,
         log=logger,
     )
+
+
+def build_webhook_deliveries(settings: Settings) -> Any:
+    from videogen.entrypoints.batches import WebhookDeliveries
+
+    return WebhookDeliveries(build_delivery(settings))

@@ -10,32 +10,28 @@ requests (the AIML API), not every library the SDK knows."""
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from videogen.lazy import Once
+
 TRACED_MODULES = ("botocore", "requests")
+
+
+def _make_tracer(options: dict[str, Any]) -> Any:
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(**options)
 
 
 class LazyTracer:
     """Stands for a Powertools `Tracer`, made on first use; every attribute is the real one's."""
 
     def __init__(self, **options: Any) -> None:
-        self._options = options
-        self._tracer: Any = None
-        self._lock = threading.Lock()
-
-    def _get(self) -> Any:
-        if self._tracer is None:
-            with self._lock:
-                if self._tracer is None:
-                    from aws_lambda_powertools import Tracer
-
-                    self._tracer = Tracer(**self._options)
-        return self._tracer
+        self._get = Once(lambda: _make_tracer(options))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._get(), name)
@@ -53,13 +49,11 @@ class LazyTracer:
         return self._deferred("capture_method", method, options)
 
     def _deferred(self, decorator: str, function: Callable[..., Any], options: dict[str, Any]) -> Any:
-        decorated: list[Callable[..., Any]] = []
+        decorated = Once(lambda: getattr(self._get(), decorator)(function, **options))
 
         @functools.wraps(function)
         def call(*args: Any, **kwargs: Any) -> Any:
-            if not decorated:
-                decorated.append(getattr(self._get(), decorator)(function, **options))
-            return decorated[0](*args, **kwargs)
+            return decorated()(*args, **kwargs)
 
         return call
 

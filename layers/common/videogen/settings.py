@@ -7,7 +7,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from videogen.errors import VideogenError
+from videogen.domain.errors import VideogenError
+from videogen.domain.models import OWNER_PATTERN
 
 
 class ConfigurationError(VideogenError):
@@ -57,7 +58,7 @@ class Settings(BaseModel):
     )
     upload_default_owner: str = Field(
         "s3-uploads",
-        pattern=r"^[A-Za-z0-9._:@-]{1,128}$",
+        pattern=OWNER_PATTERN,
         description="owner when x-amz-meta-owner is absent",
     )
     upload_max_bytes: int = Field(

@@ -1,0 +1,114 @@
+"""Durable output: copy a finished video from the provider's expiring link into our bucket, and
+hand out short-lived links to it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
+
+from videogen.domain.errors import UnsafeUrlError
+from videogen.domain.ports import ArchiveError, VideoLink
+from videogen.lazy import lazy_import, once
+
+if TYPE_CHECKING:
+    import requests
+
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+_requests = lazy_import("requests")
+_transfer = lazy_import("boto3.s3.transfer")
+# Multipart in 8 MiB parts, two at a time: memory stays bounded whatever the video's size.
+_transfer_config = once(
+    lambda: _transfer.TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=2, use_threads=True)
+)
+
+
+class OutputArchive:
+    """Videos in the outputs bucket under `videos/<generation id>.mp4`."""
+
+    def __init__(
+        self,
+        s3_client: Any,
+        bucket: str,
+        *,
+        http: requests.Session | None = None,
+        timeout: tuple[float, float] = (3.05, 60.0),
+        max_bytes: int = 4 * 1024**3,
+        check_download_url: Callable[[str], None] | None = None,
+        max_redirects: int = MAX_REDIRECTS,
+    ) -> None:
+        """`check_download_url` (e.g. url_safety.download_url_checker) vets the provider's link and every
+        redirect target before it is fetched; it raises UnsafeUrlError to refuse one."""
+        self._s3 = s3_client
+        self._bucket = bucket
+        self._given_http = http
+        self._made_http = once(lambda: _requests.Session())
+        self._timeout = timeout
+        self._max_bytes = max_bytes
+        self._check_download_url = check_download_url
+        self._max_redirects = max_redirects
+
+    @property
+    def _http(self) -> requests.Session:
+        """The download session, made on the first archive."""
+        if self._given_http is not None:
+            return self._given_http
+        return self._made_http()
+
+    @staticmethod
+    def key_for(generation_id: str) -> str:
+        return f"videos/{generation_id}.mp4"
+
+    def archive(self, generation_id: str, source_url: str) -> str:
+        """Stream `source_url` into the bucket; returns the object key. The body is never held
+        whole in memory: the HTTP response is read in chunks as the upload consumes it."""
+        key = self.key_for(generation_id)
+        try:
+            with self._open(source_url) as answer:
+                if answer.status_code != 200:
+                    raise ArchiveError(f"video download answered HTTP {answer.status_code}")
+                length = answer.headers.get("Content-Length")
+                if length and length.isdigit() and int(length) > self._max_bytes:
+                    raise ArchiveError(f"video is {length} bytes, over the {self._max_bytes} byte limit")
+                answer.raw.decode_content = True
+                self._s3.upload_fileobj(
+                    answer.raw,
+                    self._bucket,
+                    key,
+                    ExtraArgs={"ContentType": "video/mp4"},
+                    Config=_transfer_config(),
+                )
+        except _requests.RequestException as exc:
+            raise ArchiveError(f"video download failed: {type(exc).__name__}") from exc
+        except ArchiveError:
+            raise
+        except Exception as exc:  # boto3 upload failures come in several classes
+            raise ArchiveError(f"archive upload failed: {type(exc).__name__}") from exc
+        return key
+
+    def _open(self, url: str) -> requests.Response:
+        """GET `url`, following redirects by hand so that each target is checked before it is
+        fetched: requests' own redirect handling would reach a private address unchecked."""
+        for _ in range(self._max_redirects + 1):
+            if self._check_download_url is not None:
+                try:
+                    self._check_download_url(url)
+                except UnsafeUrlError as exc:  # the message never repeats the URL (it may be signed)
+                    raise ArchiveError(f"video URL refused: {exc.message}") from None
+            answer = self._http.get(url, stream=True, timeout=self._timeout, allow_redirects=False)
+            if answer.status_code not in _REDIRECT_STATUSES:
+                return answer
+            location = answer.headers.get("Location")
+            answer.close()
+            if not location:
+                raise ArchiveError(f"video download answered HTTP {answer.status_code} without a Location")
+            url = urljoin(url, location)
+        raise ArchiveError(f"video download redirected more than {self._max_redirects} times")
+
+    def link(self, key: str, *, expires_in: int, now: float) -> VideoLink:
+        url = self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+        )
+        return VideoLink(url=url, expires_at=now + expires_in)

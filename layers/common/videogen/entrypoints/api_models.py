@@ -1,0 +1,139 @@
+"""Request and response models of the HTTPS API. They feed request validation and the OpenAPI
+document (openapi.json), so every field carries a description."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from videogen.domain.models import Generation, GenerationError, Status
+from videogen.domain.ports import VideoLink
+
+
+class _Model(BaseModel):
+    """Schemas are built on first use (a request, the OpenAPI document), not at a cold start."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class GenerationRequest(_Model):
+    """`model` plus that model's fields, named as in the AIML API's unified video endpoint
+    (prompt, image_url, duration, aspect_ratio, ...). `GET /models` lists each model's fields;
+    the service checks them against the catalog before any paid call."""
+
+    model_config = ConfigDict(
+        defer_build=True,
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "kling-video/v1.6/standard/text-to-video",
+                    "prompt": "A red fox runs through snow",
+                    "duration": 5,
+                },
+                {
+                    "model": "video-01",
+                    "prompt": "Cheetah turns toward the camera.",
+                    "image_url": "https://upload.wikimedia.org/wikipedia/commons/thumb/a/a9/Cheetah4.jpg/1200px-Cheetah4.jpg",
+                },
+            ]
+        },
+    )
+
+    model: str = Field(description="model id from GET /models", min_length=1, max_length=200)
+    callback_url: str | None = Field(
+        None,
+        max_length=4096,
+        description="public https URL that receives the generation once it ends, as a signed webhook "
+        "(Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature)",
+    )
+
+
+class VideoOut(_Model):
+    url: str = Field(description="short-lived presigned link to the archived MP4")
+    expires_at: float = Field(description="epoch seconds after which the link stops working")
+
+
+class GenerationOut(_Model):
+    id: str = Field(description="generation id")
+    status: Status = Field(
+        description="submitting, queued, generating, completed, failed, timed_out or cancelled"
+    )
+    model: str
+    source: str = Field(description="how it was requested: api, s3 or workflow")
+    request: dict[str, Any] = Field(description="the model fields as validated")
+    created_at: str
+    updated_at: str
+    completed_at: str | None = None
+    provider_generation_id: str | None = Field(None, description="the AIML API's id for the job")
+    provider_status: str | None = Field(None, description="the provider's last raw status")
+    usage: dict[str, Any] = Field(default_factory=dict, description="what the provider reported as used")
+    error: GenerationError | None = None
+    submit_outcome_unknown: bool = Field(
+        False,
+        description="true when the provider may have taken the job but did not answer; never resubmitted",
+    )
+    video: VideoOut | None = Field(None, description="present once completed")
+    callback_url: str | None = Field(None, description="receives a signed webhook when the generation ends")
+
+    @classmethod
+    def of(cls, generation: Generation, link: VideoLink | None) -> GenerationOut:
+        return cls(
+            id=generation.id,
+            status=generation.status,
+            model=generation.model,
+            source=generation.source.value,
+            request=generation.request,
+            created_at=generation.created_at,
+            updated_at=generation.updated_at,
+            completed_at=generation.completed_at,
+            provider_generation_id=generation.provider_id,
+            provider_status=generation.provider_status,
+            usage=generation.usage,
+            error=generation.error,
+            submit_outcome_unknown=generation.submit_outcome_unknown,
+            video=VideoOut(url=link.url, expires_at=link.expires_at) if link else None,
+            callback_url=generation.callback_url,
+        )
+
+
+class GenerationPage(_Model):
+    items: list[GenerationOut]
+    next_token: str | None = Field(
+        None, description="pass as next_token for the next page; null on the last page"
+    )
+
+
+class ModelField(_Model):
+    name: str
+    type: str
+    required: bool
+    description: str = ""
+    enum: list[Any] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = None
+
+
+class ModelOut(_Model):
+    id: str
+    provider: str
+    mode: str
+    description: str
+    typical_seconds: int
+    fields: list[ModelField]
+
+
+class ModelList(_Model):
+    models: list[ModelOut]
+
+
+class ErrorDetail(_Model):
+    code: str = Field(description="machine-readable error code")
+    message: str
+    details: list[dict[str, Any]] | None = Field(None, description="per-field problems, or related ids")
+
+
+class ErrorBody(_Model):
+    error: ErrorDetail

@@ -1,0 +1,364 @@
+"""The HTTPS API on Powertools' REST resolver: each route a thin call into GenerationService, and
+the one place where errors become HTTP answers of the shape {"error": {"code", "message",
+"details"?}} (VideogenError.to_body).
+
+Routes are methods of `GenerationRoutes`, registered from the ROUTES table. One resolver (and
+one set of routes) is made per `build_app` call: a module-level Powertools Router would bind to
+whichever resolver included it last, and tests and the local stack run several apps in one
+process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Annotated, Any, Protocol
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestValidationError as OpenApiValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+
+from videogen.domain.catalog import describe_catalog
+from videogen.domain.errors import VideogenError
+from videogen.domain.models import Generation, Status
+from videogen.domain.ports import ErrorClass
+from videogen.entrypoints.api_models import (
+    ErrorBody,
+    GenerationOut,
+    GenerationPage,
+    GenerationRequest,
+    ModelList,
+)
+from videogen.lazy import Once
+from videogen.logic.service import GenerationService
+
+TITLE = "videogen"
+VERSION = "1.0.0"
+# What a browser may send and read across origins (API Gateway answers the preflights: template Cors).
+CORS_ALLOW_HEADERS = ["Content-Type", "x-api-key", "Idempotency-Key"]
+CORS_EXPOSE_HEADERS = ["Location", "Retry-After"]
+# HTTP status a caller sees when the provider refused or failed a submit (others: 502).
+SUBMIT_FAILURE_HTTP_STATUS = {
+    ErrorClass.VALIDATION: 422,
+    ErrorClass.RATE_LIMITED: 429,
+    ErrorClass.TIMEOUT: 504,
+}
+
+
+class ApiComponents(Protocol):
+    """What the routes use (videogen.bootstrap.Components)."""
+
+    @property
+    def service(self) -> GenerationService: ...
+    @property
+    def idempotency_table_name(self) -> str: ...
+    @property
+    def dynamodb(self) -> Any: ...
+
+
+class IdempotencyKeyReused(VideogenError):
+    code = "idempotency_key_reused"
+    http_status = 422
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this Idempotency-Key was used with another body",
+            details=[{"field": "Idempotency-Key", "message": "use a new key for a new request"}],
+        )
+
+
+class IdempotencyKeyInFlight(VideogenError):
+    code = "request_in_progress"
+    http_status = 409
+
+    def __init__(self) -> None:
+        super().__init__("a request with this Idempotency-Key is in progress")
+
+
+def error_response(error: VideogenError, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=error.http_status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(error.to_body()),
+        headers=headers,
+    )
+
+
+def _errors(*codes: int) -> dict[int, Any]:
+    return {
+        code: {
+            "description": HTTPStatus(code).phrase,
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+        for code in codes
+    }
+
+
+def _answer(model: type, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+class _Answer(VideogenError):
+    """An error answer with a code and status of its own (a failed submit, a bad body)."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.http_status, self.code = status, code
+
+
+class GenerationRoutes:
+    """The routes of one resolver. `components` is called on first use, so the OpenAPI document
+    can be produced without AWS."""
+
+    def __init__(self, app: APIGatewayRestResolver, components: Callable[[], ApiComponents]) -> None:
+        self.app = app
+        self.components = components
+        self._idempotent = Once(self._make_idempotent_submit)
+
+    # -- helpers --------------------------------------------------------------------------
+    def owner(self) -> str:
+        # API Gateway has checked the key (ApiKeyRequired); its id, not the key, names the caller.
+        key_id = self.app.current_event.request_context.identity.api_key_id
+        if not key_id:
+            raise VideogenError("no API key identity on the request")
+        return key_id
+
+    def present(self, generation: Generation) -> GenerationOut:
+        return GenerationOut.of(generation, self.components().service.video_link(generation))
+
+    def _make_idempotent_submit(self) -> tuple[Callable[..., dict[str, Any]], Any]:
+        from videogen.entrypoints.idempotency import idempotent_submit
+
+        parts = self.components()
+        return idempotent_submit(
+            parts.service, table_name=parts.idempotency_table_name, dynamodb_client=parts.dynamodb
+        )
+
+    def submit_idempotently(self, owner: str, key: str, body: dict[str, Any]) -> Generation:
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyValidationError,
+        )
+
+        submit, config = self._idempotent()
+        config.register_lambda_context(self.app.lambda_context)
+        try:
+            answer = submit(request={"owner": owner, "idempotency_key": key, "body": body})
+        except IdempotencyValidationError:
+            raise IdempotencyKeyReused() from None
+        except IdempotencyAlreadyInProgressError:
+            raise IdempotencyKeyInFlight() from None
+        return Generation.model_validate(answer)
+
+    # -- routes ---------------------------------------------------------------------------
+    def create_generation(
+        self,
+        request: Annotated[GenerationRequest, Body(description="model and its fields")],
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                min_length=1,
+                max_length=128,
+                description="a retry with the same key returns the first answer and never submits twice",
+            ),
+        ] = None,
+    ) -> Response[Any]:
+        body = request.model_dump()
+        if body.get("callback_url") is None:
+            body.pop("callback_url", None)  # absent and null mean the same: no webhook
+        if idempotency_key:
+            generation = self.submit_idempotently(self.owner(), idempotency_key, body)
+        else:
+            generation = self.components().service.submit(self.owner(), body)
+        if generation.error is not None and generation.status is Status.FAILED:
+            raise _submit_failure(generation)
+        return Response[Any](
+            status_code=202,
+            content_type=content_types.APPLICATION_JSON,
+            body=self.present(generation),
+            headers={"Location": f"/generations/{generation.id}"},
+        )
+
+    def get_generation(self, generation_id: Annotated[str, Path(max_length=64)]) -> GenerationOut:
+        return self.present(self.components().service.get(self.owner(), generation_id))
+
+    def list_generations(
+        self,
+        status: Annotated[Status | None, Query(description="only generations in this status")] = None,
+        limit: Annotated[int, Query(ge=1, le=100, description="page size")] = 20,
+        next_token: Annotated[
+            str | None, Query(max_length=2048, description="from the previous page")
+        ] = None,
+    ) -> GenerationPage:
+        items, token = self.components().service.list_for_owner(
+            self.owner(), status=status, limit=limit, next_token=next_token
+        )
+        return GenerationPage(items=[self.present(item) for item in items], next_token=token)
+
+    def cancel_generation(self, generation_id: Annotated[str, Path(max_length=64)]) -> GenerationOut:
+        return self.present(self.components().service.cancel(self.owner(), generation_id))
+
+    def list_models(self) -> ModelList:
+        return ModelList.model_validate({"models": describe_catalog()})
+
+    # -- errors: one shape for all --------------------------------------------------------
+    def domain_error(self, exc: VideogenError) -> Response[str]:
+        headers = {"Retry-After": "1"} if isinstance(exc, IdempotencyKeyInFlight) else None
+        return error_response(exc, headers)
+
+    def invalid_request(self, exc: OpenApiValidationError) -> Response[str]:
+        problems = exc.errors()
+        if any(p.get("type") == "json_invalid" for p in problems):
+            return error_response(_Answer(400, "invalid_json", "the body is not valid JSON"))
+        details = [
+            {
+                "field": ".".join(str(part) for part in p.get("loc", ())[1:]) or "body",
+                "message": p.get("msg", p.get("type", "")),
+            }
+            for p in problems
+        ]
+        return error_response(_Answer(422, "validation_error", "the request is not valid", details))
+
+    def undecodable_body(self, _: UnicodeDecodeError) -> Response[str]:
+        # A binary body (API Gateway passes it base64-encoded) that is not UTF-8: Powertools'
+        # body decoding raises this before validation, which would otherwise end in a 502.
+        return error_response(_Answer(400, "invalid_json", "the body is not valid JSON (not UTF-8 text)"))
+
+    def no_route(self, _: Exception) -> Response[str]:
+        event = self.app.current_event
+        return error_response(_Answer(404, "route_not_found", f"no route {event.http_method} {event.path}"))
+
+
+def _submit_failure(generation: Generation) -> _Answer:
+    """The error answer of a submit the provider refused or failed."""
+    assert generation.error is not None
+    provider_class = generation.error.provider_class
+    status = SUBMIT_FAILURE_HTTP_STATUS.get(ErrorClass(provider_class), 502) if provider_class else 502
+    if generation.submit_outcome_unknown:
+        status = 502
+    details = [{"generation_id": generation.id, "provider_class": provider_class}]
+    return _Answer(status, generation.error.code, generation.error.message, details)
+
+
+# (method, path, route, OpenAPI options)
+ROUTES: list[tuple[str, str, str, dict[str, Any]]] = [
+    (
+        "post",
+        "/generations",
+        "create_generation",
+        {
+            "summary": "Request a video",
+            "description": (
+                "Checks the request against the model catalog, records it, submits it to the provider."
+            ),
+            "responses": {
+                202: _answer(GenerationOut, "Accepted: the generation, queued at the provider"),
+                **_errors(400, 409, 422, 429, 502, 504),
+            },
+            "tags": ["generations"],
+        },
+    ),
+    (
+        "get",
+        "/generations/<generation_id>",
+        "get_generation",
+        {
+            "summary": "Read a generation",
+            "responses": {200: _answer(GenerationOut, "The generation"), **_errors(404)},
+            "tags": ["generations"],
+        },
+    ),
+    (
+        "get",
+        "/generations",
+        "list_generations",
+        {
+            "summary": "List your generations, newest first",
+            "responses": {200: _answer(GenerationPage, "A page"), **_errors(422)},
+            "tags": ["generations"],
+        },
+    ),
+    (
+        "delete",
+        "/generations/<generation_id>",
+        "cancel_generation",
+        {
+            "summary": "Cancel a generation",
+            "description": (
+                "Stops tracking it. The provider has no cancel call: a job it started is still paid."
+            ),
+            "responses": {200: _answer(GenerationOut, "Cancelled"), **_errors(404, 409)},
+            "tags": ["generations"],
+        },
+    ),
+    (
+        "get",
+        "/models",
+        "list_models",
+        {
+            "summary": "The model catalog",
+            "responses": {200: _answer(ModelList, "Every model with its fields")},
+            "tags": ["models"],
+        },
+    ),
+]
+# Exception class -> the GenerationRoutes method that answers it.
+ERROR_HANDLERS: list[tuple[type[Exception], str]] = [
+    (VideogenError, "domain_error"),
+    (OpenApiValidationError, "invalid_request"),
+    (UnicodeDecodeError, "undecodable_body"),
+]
+
+
+def build_app(
+    components: Callable[[], ApiComponents], *, allowed_origin: str | None = None
+) -> APIGatewayRestResolver:
+    """A resolver with every route. `allowed_origin` ("*" or an origin) adds CORS headers to
+    every answer, errors included."""
+    cors = None
+    if allowed_origin:
+        cors = CORSConfig(
+            allow_origin=allowed_origin,
+            allow_headers=CORS_ALLOW_HEADERS,
+            expose_headers=CORS_EXPOSE_HEADERS,
+            max_age=600,
+        )
+    app = APIGatewayRestResolver(enable_validation=True, cors=cors)
+    routes = GenerationRoutes(app, components)
+    for method, path, name, options in ROUTES:
+        getattr(app, method)(path, **options)(getattr(routes, name))
+    for exception, name in ERROR_HANDLERS:
+        app.exception_handler(exception)(getattr(routes, name))
+    app.not_found(routes.no_route)
+    return app
+
+
+class HttpApi:
+    """The API function's entry point: one resolver over the components."""
+
+    def __init__(self, components: ApiComponents, *, allowed_origin: str | None = None) -> None:
+        self.components = components
+        self.app = build_app(lambda: components, allowed_origin=allowed_origin)
+
+    def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return self.app.resolve(event, context)
+
+
+def openapi_document() -> str:
+    """The OpenAPI document of the API, as committed in openapi.json."""
+
+    def unavailable() -> ApiComponents:
+        raise RuntimeError("the OpenAPI document needs no AWS")
+
+    schema = build_app(unavailable).get_openapi_json_schema(
+        title=TITLE,
+        version=VERSION,
+        summary="Prompts and images to videos through the AIML API",
+        description="Authenticate with the `x-api-key` header (API Gateway usage plan).",
+    )
+    return json.dumps(json.loads(schema), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,88 @@
+"""GenerationService: the use cases built together over one recorder. Every entry point (API,
+poller, workflow, uploads) holds one, built by videogen.bootstrap; tests build it with fakes or
+moto-backed adapters. Each use case lives in its own module; this class only assembles them and
+names them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from videogen.domain.ports import Archive, MetricsSink, Provider, Store
+from videogen.logic.queries import Queries
+from videogen.logic.recorder import Recorder
+from videogen.logic.refresh import Refresher
+from videogen.logic.schedule import PollSchedule
+from videogen.logic.submit import Submitter
+from videogen.logic.sweep import Sweeper
+from videogen.logic.workflow_steps import WorkflowSteps
+
+
+class GenerationService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        provider: Provider,
+        archive: Archive,
+        check_image_url: Callable[[str], None],
+        check_callback_url: Callable[[str], None],
+        schedule: PollSchedule | None = None,
+        max_age_seconds: int = 1800,
+        presign_expiry_seconds: int = 3600,
+        submit_grace_seconds: int = 120,
+        archive_lease_seconds: int = 600,
+        concurrency: int = 32,
+        clock: Callable[[], float] = time.time,
+        metrics: MetricsSink | None = None,
+        log: Any = None,
+    ) -> None:
+        self.store, self.provider, self.archive, self.clock = store, provider, archive, clock
+        self.schedule = schedule or PollSchedule()
+        self.max_age_seconds = max_age_seconds
+        self.submit_grace_seconds = submit_grace_seconds
+        self.recorder = Recorder(store, clock=clock, metrics=metrics, log=log)
+        self.submitter = Submitter(
+            self.recorder,
+            provider,
+            self.schedule,
+            submit_grace_seconds=submit_grace_seconds,
+            check_image_url=check_image_url,
+            check_callback_url=check_callback_url,
+        )
+        self.refresher = Refresher(
+            self.recorder,
+            provider,
+            archive,
+            self.schedule,
+            max_age_seconds=max_age_seconds,
+            submit_grace_seconds=submit_grace_seconds,
+            archive_lease_seconds=archive_lease_seconds,
+        )
+        self.sweeper = Sweeper(self.recorder, self.refresher, concurrency=concurrency)
+        self.queries = Queries(self.recorder, archive, presign_expiry_seconds=presign_expiry_seconds)
+        self.workflow = WorkflowSteps(self.recorder, self.submitter, self.refresher)
+
+        # The use cases by name.
+        self.submit = self.submitter.submit
+        self.record_rejected = self.submitter.record_rejected
+        self.refresh = self.refresher.refresh
+        self.due = self.sweeper.due
+        self.sweep = self.sweeper.sweep
+        self.get = self.queries.get
+        self.list_for_owner = self.queries.list_for_owner
+        self.cancel = self.queries.cancel
+        self.video_link = self.queries.video_link
+        self.submit_once = self.workflow.submit_once
+        self.fetch = self.workflow.fetch
+        self.wait_seconds = self.workflow.wait_seconds
+        self.record_failure = self.workflow.record_failure
+
+    @property
+    def metrics(self) -> MetricsSink:
+        return self.recorder.metrics
+
+    @property
+    def log(self) -> Any:
+        return self.recorder.log

@@ -1,0 +1,218 @@
+"""Submit: validate a request against the catalog, record it, then call the provider."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from videogen.domain.catalog import validate_request
+from videogen.domain.errors import UnsafeUrlError
+from videogen.domain.models import (
+    Driver,
+    Generation,
+    GenerationError,
+    Source,
+    Status,
+    new_generation_id,
+    utc_now_iso,
+)
+from videogen.domain.ports import Provider, ProviderError
+from videogen.logic.recorder import Recorder
+from videogen.logic.schedule import PollSchedule
+
+# A data-URL image is stored with the request, and a DynamoDB item holds at most 400 KB.
+MAX_INLINE_IMAGE_BYTES = 256 * 1024
+
+
+class Submitter:
+    def __init__(
+        self,
+        recorder: Recorder,
+        provider: Provider,
+        schedule: PollSchedule,
+        *,
+        submit_grace_seconds: int,
+        check_image_url: Callable[[str], None],
+        check_callback_url: Callable[[str], None],
+    ) -> None:
+        self.recorder = recorder
+        self.provider = provider
+        self.schedule = schedule
+        self.submit_grace_seconds = submit_grace_seconds
+        # Image URLs the provider will fetch must be public https (no SSRF through the provider).
+        self.check_image_url = check_image_url
+        # Webhook receivers: the same public-https rule (checked again at each delivery).
+        self.check_callback_url = check_callback_url
+
+    def submit(
+        self,
+        owner: str,
+        body: Mapping[str, Any],
+        *,
+        source: Source = Source.API,
+        driver: Driver = Driver.POLLER,
+        generation_id: str | None = None,
+        provider_fields: Mapping[str, str] | None = None,
+    ) -> Generation:
+        """Validate, record, then call the provider. The record is written before the paid call,
+        so a job the provider accepted is never unrecorded. Provider failures do not raise: the
+        returned record is `failed` with the classified reason (and flagged when the provider may
+        have taken the job anyway).
+
+        `generation_id`: a caller-derived id (e.g. from an S3 object), so a redelivered event
+        finds the record already there: StaleWriteError, before any provider call.
+        `provider_fields`: values sent to the provider instead of the recorded ones, for url
+        fields the body sets to a private `s3://bucket/key` reference. The caller mints the
+        provider-side value (a presigned GET URL: it carries temporary credentials, so it is never
+        stored); neither the reference nor the minted URL goes through the public-URL check, every
+        other url field still does."""
+        minted = dict(provider_fields or {})
+        body = dict(body)
+        callback_url = self.callback_url(body.pop("callback_url", None))
+        model, fields = validate_request(body, check_url=self._url_check(body, minted))
+        for name, value in fields.items():
+            if name not in minted and isinstance(value, str) and value.startswith("s3://"):
+                raise UnsafeUrlError(
+                    f"invalid request for {model.id}: {name}: only https URLs are accepted",
+                    details=[{"field": name, "message": "only https URLs are accepted"}],
+                )
+        recorder = self.recorder
+        now = recorder.clock()
+        generation = recorder.store.create(
+            Generation(
+                id=generation_id or new_generation_id(),
+                owner=owner,
+                status=Status.SUBMITTING,
+                model=model.id,
+                request=fields,
+                source=source,
+                driver=driver,
+                created_at=utc_now_iso(now),
+                updated_at=utc_now_iso(now),
+                created_epoch=now,
+                # If this process dies mid-submit, the sweep finds the record after the grace
+                # period and flags it, rather than leaving it 'submitting' forever.
+                next_poll_at=int(now + self.submit_grace_seconds),
+                callback_url=callback_url,
+            )
+        )
+        recorder.event("info", "generation recorded", generation)
+        try:
+            result = self.provider.submit(model, {**fields, **minted})
+        except ProviderError as exc:
+            recorder.count(f"ProviderErrors_{exc.error_class.value}")
+            return self._fail(generation, exc)
+        recorder.count("GenerationsSubmitted")
+        now = recorder.clock()
+        accepted = recorder.store.save(
+            generation,
+            status=Status.QUEUED,
+            provider_id=result.provider_id,
+            provider_status=result.raw_status,
+            usage=result.usage,
+            updated_at=utc_now_iso(now),
+            next_poll_at=int(now + self.schedule.first_delay(model.typical_seconds, model=model.id)),
+        )
+        recorder.event("info", "generation submitted", accepted, provider_id=result.provider_id)
+        return accepted
+
+    def callback_url(self, value: Any) -> str | None:
+        """`callback_url` of a request: absent, or a URL the webhook may be sent to."""
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            message = "must be a string"
+        else:
+            try:
+                self.check_callback_url(value)
+                return value
+            except UnsafeUrlError as exc:
+                message = exc.message
+        raise UnsafeUrlError(
+            f"callback_url: {message}", details=[{"field": "callback_url", "message": message}]
+        )
+
+    def _url_check(self, body: Mapping[str, Any], minted: Mapping[str, str]) -> Callable[[str], None]:
+        """The URL check for one submit: `check_image_url`, except for the s3:// references
+        whose provider-side URL the caller minted (see submit)."""
+        if not minted:
+            return self.check_image_url
+        references = set()
+        for name, url in minted.items():
+            reference = body.get(name)
+            if not (isinstance(reference, str) and reference.startswith("s3://") and isinstance(url, str)):
+                raise ValueError(f"provider_fields[{name!r}] must replace an s3:// reference of the body")
+            references.add(reference)
+
+        def check(value: str) -> None:
+            if value not in references:
+                self.check_image_url(value)
+
+        return check
+
+    def record_rejected(
+        self,
+        owner: str,
+        *,
+        generation_id: str,
+        model: str,
+        request: Mapping[str, Any],
+        error: GenerationError,
+        source: Source,
+        callback_url: str | None = None,
+    ) -> Generation:
+        """Record a request refused before any provider call (e.g. an upload that is not an
+        image) as a `failed` generation, so its sender can see why. Conditional on the id being
+        new: a redelivered event raises StaleWriteError and nothing changes. A `callback_url`
+        that passes the callback check is kept (its webhook tells of the rejection); another is
+        dropped."""
+        try:
+            callback_url = self.callback_url(callback_url)
+        except UnsafeUrlError:
+            callback_url = None
+        now = self.recorder.clock()
+        generation = self.recorder.store.create(
+            Generation(
+                id=generation_id,
+                owner=owner,
+                status=Status.FAILED,
+                model=model,
+                request=dict(request),
+                source=source,
+                created_at=utc_now_iso(now),
+                updated_at=utc_now_iso(now),
+                created_epoch=now,
+                error=error,
+                callback_url=callback_url,
+            )
+        )
+        self.recorder.event("warning", "request rejected", generation, error_code=error.code)
+        return generation
+
+    def _fail(self, generation: Generation, exc: ProviderError) -> Generation:
+        if exc.outcome_unknown:
+            error = GenerationError(
+                code="submit_outcome_unknown",
+                message=(
+                    "the provider may have accepted this job but its answer was lost "
+                    f"({exc.error_class.value}); it was not resubmitted"
+                ),
+                provider_class=exc.error_class.value,
+            )
+        else:
+            error = GenerationError(
+                code=f"provider_{exc.error_class.value}",
+                message=exc.message,
+                provider_class=exc.error_class.value,
+            )
+        failed = self.recorder.store.save(
+            generation,
+            status=Status.FAILED,
+            error=error,
+            submit_outcome_unknown=exc.outcome_unknown,
+            updated_at=utc_now_iso(self.recorder.clock()),
+            next_poll_at=None,
+        )
+        self.recorder.count("GenerationsFailed")
+        self.recorder.event("warning", "submit failed", failed, error_code=error.code)
+        return failed
