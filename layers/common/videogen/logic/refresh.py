@@ -23,7 +23,7 @@ from videogen.domain.ports import (
     StaleWriteError,
 )
 from videogen.logic.recorder import Recorder
-from videogen.logic.schedule import PollSchedule
+from videogen.logic.schedule import PollSchedule, poll_at
 
 
 class RefreshOutcome(StrEnum):
@@ -134,7 +134,7 @@ class Refresher:
             last_poll_error=exc.error_class.value,
             poll_count=gen.poll_count + 1,
             updated_at=utc_now_iso(now),
-            next_poll_at=int(now + delay),
+            next_poll_at=poll_at(now, delay),
         )
         return updated, RefreshOutcome.PROVIDER_ERROR
 
@@ -172,7 +172,7 @@ class Refresher:
                     model=model.id, typical_seconds=model.typical_seconds, elapsed=age
                 )
                 updated = self.recorder.store.save(
-                    gen, status=status, next_poll_at=int(now + delay), **common
+                    gen, status=status, next_poll_at=poll_at(now, delay), **common
                 )
                 return updated, RefreshOutcome.WAITING
             case _:
@@ -182,7 +182,7 @@ class Refresher:
                 delay = self.schedule.next_delay(
                     model=model.id, typical_seconds=model.typical_seconds, elapsed=age
                 )
-                updated = self.recorder.store.save(gen, next_poll_at=int(now + delay), **common)
+                updated = self.recorder.store.save(gen, next_poll_at=poll_at(now, delay), **common)
                 return updated, RefreshOutcome.UNKNOWN_STATUS
 
     def _learn_duration(self, gen: Generation, model: ModelSpec, age: float) -> None:
@@ -205,7 +205,7 @@ class Refresher:
                     "last_poll_error": ErrorClass.MALFORMED_RESPONSE.value,
                     "poll_failures": gen.poll_failures + 1,
                 },
-                next_poll_at=int(now + self.schedule.next_delay()),
+                next_poll_at=poll_at(now, self.schedule.next_delay()),
             )
             return updated, RefreshOutcome.PROVIDER_ERROR
         # Claim the copy with a write conditional on the version read: of the sweeps and fetches
@@ -230,7 +230,7 @@ class Refresher:
                 archive_claim_until=None,
                 last_poll_error=f"archive: {exc}",
                 updated_at=utc_now_iso(now),
-                next_poll_at=int(now + self.schedule.failure_delay(gen.poll_failures + 1)),
+                next_poll_at=poll_at(now, self.schedule.failure_delay(gen.poll_failures + 1)),
                 poll_failures=gen.poll_failures + 1,
             )
             self.recorder.event("warning", "archive failed; will retry", updated)

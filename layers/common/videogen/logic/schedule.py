@@ -28,6 +28,12 @@ from dataclasses import dataclass
 _MIN_SPREAD, _MAX_SPREAD = 0.12, 1.2  # bounds of a model's log-duration spread
 
 
+def poll_at(now: float, delay: float) -> int:
+    """The next poll time as stored (whole epoch seconds): rounded up, so a poll never comes
+    before its delay has passed."""
+    return math.ceil(now + delay)
+
+
 @dataclass
 class DurationBelief:
     """Log-normal belief about one model's generation time: ln(seconds) ~ N(mu, spread^2)."""

@@ -18,7 +18,7 @@ from videogen.domain.models import (
 )
 from videogen.domain.ports import Provider, ProviderError
 from videogen.logic.recorder import Recorder
-from videogen.logic.schedule import PollSchedule
+from videogen.logic.schedule import PollSchedule, poll_at
 
 # A data-URL image is stored with the request, and a DynamoDB item holds at most 400 KB.
 MAX_INLINE_IMAGE_BYTES = 256 * 1024
@@ -77,26 +77,9 @@ class Submitter:
                     details=[{"field": name, "message": "only https URLs are accepted"}],
                 )
         recorder = self.recorder
-        now = recorder.clock()
-        generation = recorder.store.create(
-            Generation(
-                id=generation_id or new_generation_id(),
-                owner=owner,
-                status=Status.SUBMITTING,
-                model=model.id,
-                request=fields,
-                source=source,
-                driver=driver,
-                created_at=utc_now_iso(now),
-                updated_at=utc_now_iso(now),
-                created_epoch=now,
-                # If this process dies mid-submit, the sweep finds the record after the grace
-                # period and flags it, rather than leaving it 'submitting' forever.
-                next_poll_at=int(now + self.submit_grace_seconds),
-                callback_url=callback_url,
-            )
+        generation = self._record(
+            generation_id or new_generation_id(), owner, model.id, fields, source, driver, callback_url
         )
-        recorder.event("info", "generation recorded", generation)
         try:
             result = self.provider.submit(model, {**fields, **minted})
         except ProviderError as exc:
@@ -111,10 +94,43 @@ class Submitter:
             provider_status=result.raw_status,
             usage=result.usage,
             updated_at=utc_now_iso(now),
-            next_poll_at=int(now + self.schedule.first_delay(model.typical_seconds, model=model.id)),
+            next_poll_at=poll_at(now, self.schedule.first_delay(model.typical_seconds, model=model.id)),
         )
         recorder.event("info", "generation submitted", accepted, provider_id=result.provider_id)
         return accepted
+
+    def _record(
+        self,
+        generation_id: str,
+        owner: str,
+        model: str,
+        fields: dict[str, Any],
+        source: Source,
+        driver: Driver,
+        callback_url: str | None,
+    ) -> Generation:
+        """The `submitting` record, written before the paid call (StaleWriteError if it exists)."""
+        now = self.recorder.clock()
+        generation = self.recorder.store.create(
+            Generation(
+                id=generation_id,
+                owner=owner,
+                status=Status.SUBMITTING,
+                model=model,
+                request=fields,
+                source=source,
+                driver=driver,
+                created_at=utc_now_iso(now),
+                updated_at=utc_now_iso(now),
+                created_epoch=now,
+                # If this process dies mid-submit, the sweep finds the record after the grace
+                # period and flags it, rather than leaving it 'submitting' forever.
+                next_poll_at=poll_at(now, self.submit_grace_seconds),
+                callback_url=callback_url,
+            )
+        )
+        self.recorder.event("info", "generation recorded", generation)
+        return generation
 
     def callback_url(self, value: Any) -> str | None:
         """`callback_url` of a request: absent, or a URL the webhook may be sent to."""
