@@ -72,7 +72,7 @@ local: install ## local stack (moto + AIML API simulator + handlers) on 127.0.0.
 demo: install ## text- and image-to-video end to end on a throwaway local stack, down to the MP4s
 	$(BIN)/python -m local.demo
 
-chaos: install ## reliability scenarios on the local stack (a few minutes): a table and bench/reliability.json
+chaos: install ## reliability scenarios on the local stack (a few minutes): a table, bench/reliability.json and the figures in docs/
 	PYTHONPATH=layers/common $(BIN)/python -m bench.chaos
 	$(BIN)/python scripts/render_figures.py
 
@@ -82,7 +82,7 @@ test: deps install-browser ## everything CI runs: lint, template checks (cfn-lin
 	$(MAKE) --no-print-directory security
 	$(BIN)/pytest
 
-bench: install build ## the performance benchmarks of issue 4 (a few minutes): a table and bench/results.json
+bench: install build ## the performance benchmarks (a few minutes): a table, bench/results.json and the figures in docs/
 	$(BIN)/python -m bench.run
 	$(BIN)/python scripts/render_figures.py
 

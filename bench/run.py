@@ -1,4 +1,4 @@
-"""`make bench`: every benchmark of issue 4 on the local stack, a table of the figures against
+"""`make bench`: every benchmark on the local stack, a table of the figures against
 their goals, and bench/results.json (the figures at the top level, the measurements under
 "details"). Each figure is a ratio against a baseline measured in the same run.
 

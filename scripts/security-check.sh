@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The security checks of issue 5, run by `make security` (part of `make test`):
+# The security checks, run by `make security` (part of `make test`):
 #   1. checkov on template.yaml: no failed check (suppressions sit in the template with a reason)
 #   2. bandit on layers/ functions/ local/ cli/ scripts/: nothing of medium or high severity
 #   3. pip-audit on the pinned requirements (scripts/audit_deps.py): no known vulnerability

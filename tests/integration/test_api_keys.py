@@ -1,5 +1,5 @@
-"""Issue 5, "every route requires the API key; a key never sees, lists or cancels another key's
-generations": each route of the template, through the local API Gateway adapter and the real
+"""Every route requires the API key, and a key never sees, lists or cancels another key's
+generations: each route of the template, through the local API Gateway adapter and the real
 handler. The template side (ApiKeyRequired on every generated method) is in
 tests/unit/test_template.py::test_the_five_routes_need_an_api_key."""
 

@@ -1,4 +1,4 @@
-"""Issue 5's template properties, on EVERY resource of a kind (a table, bucket, function or policy
+"""The template's security properties, on EVERY resource of a kind (a table, bucket, function or policy
 added later is held to them too): PITR, private/encrypted/TLS-only buckets, on-failure destinations
 for asynchronously invoked functions, no IAM `*` action and `*` resources only where the service
 takes no resource-level permission, API access logs and throttling, log retention.

@@ -23,13 +23,19 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from videogen.domain.catalog import describe_catalog
 from videogen.domain.errors import VideogenError
 from videogen.domain.models import Generation, Status
-from videogen.domain.ports import ErrorClass
 from videogen.entrypoints.api_models import (
     ErrorBody,
     GenerationOut,
     GenerationPage,
     GenerationRequest,
     ModelList,
+)
+from videogen.entrypoints.http_errors import (
+    ErrorAnswer,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    error_response,
+    submit_failure,
 )
 from videogen.lazy import Once
 from videogen.logic.service import GenerationService
@@ -39,12 +45,6 @@ VERSION = "1.0.0"
 # What a browser may send and read across origins (API Gateway answers the preflights: template Cors).
 CORS_ALLOW_HEADERS = ["Content-Type", "x-api-key", "Idempotency-Key"]
 CORS_EXPOSE_HEADERS = ["Location", "Retry-After"]
-# HTTP status a caller sees when the provider refused or failed a submit (others: 502).
-SUBMIT_FAILURE_HTTP_STATUS = {
-    ErrorClass.VALIDATION: 422,
-    ErrorClass.RATE_LIMITED: 429,
-    ErrorClass.TIMEOUT: 504,
-}
 
 
 class ApiComponents(Protocol):
@@ -56,34 +56,6 @@ class ApiComponents(Protocol):
     def idempotency_table_name(self) -> str: ...
     @property
     def dynamodb(self) -> Any: ...
-
-
-class IdempotencyKeyReused(VideogenError):
-    code = "idempotency_key_reused"
-    http_status = 422
-
-    def __init__(self) -> None:
-        super().__init__(
-            "this Idempotency-Key was used with another body",
-            details=[{"field": "Idempotency-Key", "message": "use a new key for a new request"}],
-        )
-
-
-class IdempotencyKeyInFlight(VideogenError):
-    code = "request_in_progress"
-    http_status = 409
-
-    def __init__(self) -> None:
-        super().__init__("a request with this Idempotency-Key is in progress")
-
-
-def error_response(error: VideogenError, headers: dict[str, str] | None = None) -> Response[str]:
-    return Response(
-        status_code=error.http_status,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(error.to_body()),
-        headers=headers,
-    )
 
 
 def _errors(*codes: int) -> dict[int, Any]:
@@ -98,16 +70,6 @@ def _errors(*codes: int) -> dict[int, Any]:
 
 def _answer(model: type, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"model": model}}}
-
-
-class _Answer(VideogenError):
-    """An error answer with a code and status of its own (a failed submit, a bad body)."""
-
-    def __init__(
-        self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
-    ) -> None:
-        super().__init__(message, details=details)
-        self.http_status, self.code = status, code
 
 
 class GenerationRoutes:
@@ -176,7 +138,7 @@ class GenerationRoutes:
         else:
             generation = self.components().service.submit(self.owner(), body)
         if generation.error is not None and generation.status is Status.FAILED:
-            raise _submit_failure(generation)
+            raise submit_failure(generation)
         return Response[Any](
             status_code=202,
             content_type=content_types.APPLICATION_JSON,
@@ -214,7 +176,7 @@ class GenerationRoutes:
     def invalid_request(self, exc: OpenApiValidationError) -> Response[str]:
         problems = exc.errors()
         if any(p.get("type") == "json_invalid" for p in problems):
-            return error_response(_Answer(400, "invalid_json", "the body is not valid JSON"))
+            return error_response(ErrorAnswer(400, "invalid_json", "the body is not valid JSON"))
         details = [
             {
                 "field": ".".join(str(part) for part in p.get("loc", ())[1:]) or "body",
@@ -222,27 +184,18 @@ class GenerationRoutes:
             }
             for p in problems
         ]
-        return error_response(_Answer(422, "validation_error", "the request is not valid", details))
+        return error_response(ErrorAnswer(422, "validation_error", "the request is not valid", details))
 
     def undecodable_body(self, _: UnicodeDecodeError) -> Response[str]:
         # A binary body (API Gateway passes it base64-encoded) that is not UTF-8: Powertools'
         # body decoding raises this before validation, which would otherwise end in a 502.
-        return error_response(_Answer(400, "invalid_json", "the body is not valid JSON (not UTF-8 text)"))
+        return error_response(ErrorAnswer(400, "invalid_json", "the body is not valid JSON (not UTF-8 text)"))
 
     def no_route(self, _: Exception) -> Response[str]:
         event = self.app.current_event
-        return error_response(_Answer(404, "route_not_found", f"no route {event.http_method} {event.path}"))
-
-
-def _submit_failure(generation: Generation) -> _Answer:
-    """The error answer of a submit the provider refused or failed."""
-    assert generation.error is not None
-    provider_class = generation.error.provider_class
-    status = SUBMIT_FAILURE_HTTP_STATUS.get(ErrorClass(provider_class), 502) if provider_class else 502
-    if generation.submit_outcome_unknown:
-        status = 502
-    details = [{"generation_id": generation.id, "provider_class": provider_class}]
-    return _Answer(status, generation.error.code, generation.error.message, details)
+        return error_response(
+            ErrorAnswer(404, "route_not_found", f"no route {event.http_method} {event.path}")
+        )
 
 
 # (method, path, route, OpenAPI options)
