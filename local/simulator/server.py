@@ -5,6 +5,13 @@ It speaks both endpoint families of the provider (see aimlapi.md): the unified
 with Bearer auth, the provider's error body, jobs that advance on the wall clock, signed and
 expiring video links served by itself, prompt directives and one-shot fault injection.
 
+It is as strict as the provider's docs (the snapshot in ``shared/aimlapi-docs``; contract.py):
+every submit body is validated against its model's request schema at the path it was posted to,
+unknown fields included (the docs are silent on those: refused, the less convenient reading), and
+refused with the documented 400 "Body validation error" before any job exists. The answers follow
+the model's page (jobs.ANSWER_STYLES): the id format, ``id`` or ``generation_id``, ``completed`` or
+``succeeded``, ``meta.usage`` on the submit where shown and on every finished poll (both families).
+
 Prompt directives (anywhere in the prompt):
   ``[sim:error]``            the job ends in ``"status": "error"`` with ``{"name", "message"}``
   ``[sim:error=detail]``     ... with the ``{"detail": [{"loc", "msg", "type"}]}`` error shape
@@ -57,9 +64,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from local.simulator import contract
 from local.simulator.jobs import (
     Job,
     SimConfig,
+    answer_style,
     check_fault,
     fault_applies,
     fault_kind,
@@ -69,11 +78,10 @@ from local.simulator.jobs import (
 
 # local/assets is shared with the demo and the tests (upload-sample.png)
 SAMPLE_MP4 = Path(__file__).resolve().parent.parent / "assets" / "sample.mp4"
-UNIFIED_PATH = "/v2/video/generations"
+UNIFIED_PATH = contract.UNIFIED_PATH
 LEGACY_PATH = re.compile(r"^/v2/generate/video/(?P<provider>[a-z0-9-]+)/generation$")
-LEGACY_PROVIDERS = frozenset(
-    {"minimax", "kling", "runway", "google", "alibaba", "pixverse", "bytedance", "luma-ai"}
-)
+# The vendors whose legacy path the snapshot documents a request body for; others are a 404.
+LEGACY_PROVIDERS = frozenset(contract.LEGACY_DTOS)
 AMBIGUOUS_SUBMIT_STATUSES = frozenset({500, 502, 504})
 MAX_FAULT_SLEEP_SECONDS = 120.0
 MAX_BODY_BYTES = 20 * 1024 * 1024
@@ -103,6 +111,7 @@ class Simulator:
         **settings: Any,
     ) -> None:
         self._host, self._port = host, port
+        self.contract = contract.load()  # the docs snapshot's request schemas (read once per process)
         self._initial = SimConfig(
             api_key=api_key, durations=dict(durations or {}), default_duration=default_duration
         )
@@ -327,10 +336,12 @@ class Simulator:
         with self._lock:
             status = job.status(self._config, time.monotonic())
             ttl = self._config.link_ttl
+        style = answer_style(job.model)
         answer: dict[str, Any] = {"id": job.id, "status": status, "video": None}
         if status == "completed":
+            answer["status"] = style.terminal
             url = self._signed_url(base_url, job.id, int(time.time() + ttl))
-            shape = job.directives.get("video")
+            shape = job.directives.get("video") or ("urls" if style.video == "urls" else None)
             answer["video"] = (
                 [{"url": url}] if shape == "list" else [url] if shape == "urls" else {"url": url}
             )
@@ -340,7 +351,10 @@ class Simulator:
                 answer["error"] = {"detail": detail}
             else:
                 answer["error"] = {"name": "GenerationError", "message": "simulated generation failure"}
-        if job.family == "unified" and status in ("completed", "error"):
+        if status in ("completed", "error"):
+            # universal-video-fetch.json documents meta.usage on the poll answer; the legacy family
+            # answers with the shared Video.v2.PollVideoResponseDTO (embedded in the big documents,
+            # e.g. video-models/Google/veo2-text-to-video.json), which has it too.
             answer["meta"] = {"usage": {"credits_used": job.credits_used}}
         return answer
 
@@ -418,12 +432,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._json_body()
         if body is None:
             return
-        model, prompt = body.get("model"), body.get("prompt")
-        has_image = any(isinstance(body.get(k), str) and body[k] for k in ("image_url", "first_frame_image"))
-        if not isinstance(model, str) or not model:
-            return self._error(400, "model is required")
-        if not (isinstance(prompt, str) and prompt) and not has_image:
-            return self._error(400, "prompt is required")
+        refusal = sim.contract.check(urlsplit(self.path).path, body)
+        if refusal is not None:
+            return self._error(400, refusal)
         fault = self._take_fault("submit")
         if fault and not self._accepts_submit(fault):
             return self._apply_fault(fault)  # the provider refused: no job
@@ -432,11 +443,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(403, refusal or "Forbidden")
         if fault:
             self._apply_fault(fault)
-        if provider:
-            self._json(200, {"generation_id": job.id})
-        else:
-            usage = {"credits_used": job.credits_used}
-            self._json(200, {"id": job.id, "status": "queued", "meta": {"usage": usage}})
+        style = answer_style(job.model)
+        answer: dict[str, Any] = {style.id_field: job.id}
+        if style.submit_status:
+            answer["status"] = "queued"
+        if style.submit_usage:
+            answer["meta"] = {"usage": {"credits_used": job.credits_used}}
+        self._json(200, answer)
 
     def _poll(self, query: dict[str, list[str]]) -> None:
         sim = self.simulator

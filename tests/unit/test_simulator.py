@@ -23,6 +23,8 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 ROOT = Path(__file__).resolve().parents[2]
 UNIFIED = "/v2/video/generations"
 MINIMAX = "/v2/generate/video/minimax/generation"
+# A unified-path model whose answers carry "id" (video-models/Kling-AI/v1.6-standard-text-to-video.json)
+T2V = "kling-video/v1.6/standard/text-to-video"
 
 # The seed's two code blocks (seed/video-models-overview.md), verbatim but for URL, key and id.
 SEED_GENERATE = """
@@ -113,7 +115,8 @@ def test_seed_blocks_run_unchanged_but_for_url_and_key(
 
     time.sleep(0.35)
     done = run_seed(SEED_RETRIEVE, sim, capsys, **{"<GENERATION_ID>": queued["generation_id"]})
-    assert done["status"] == "completed" and set(done) == {"id", "status", "video"}
+    # the seed's example answer, plus the meta.usage a finished poll carries on both families
+    assert done["status"] == "completed" and set(done) == {"id", "status", "video", "meta"}
     assert re.fullmatch(rf"{sim.url}/files/\d+\.mp4\?Expires=\d+&Signature=[\w-]+", done["video"]["url"])
 
 
@@ -165,11 +168,11 @@ def test_credits_run_out_with_403(sim: Simulator) -> None:
 
 def test_prompt_directives(sim: Simulator) -> None:
     sim.configure(default_duration=0.1)
-    odd = submit(sim, {"model": "m", "prompt": "x [sim:status=dreaming]"}).json()["id"]
-    failing = submit(sim, {"model": "m", "prompt": "x [sim:error]"}).json()["id"]
-    detailed = submit(sim, {"model": "m", "prompt": "x [sim:error=detail]"}).json()["id"]
-    listed = submit(sim, {"model": "m", "prompt": "x [sim:video=list]"}).json()["id"]
-    urls = submit(sim, {"model": "m", "prompt": "x [sim:video=urls]"}).json()["id"]
+    odd = submit(sim, {"model": T2V, "prompt": "x [sim:status=dreaming]"}).json()["id"]
+    failing = submit(sim, {"model": T2V, "prompt": "x [sim:error]"}).json()["id"]
+    detailed = submit(sim, {"model": T2V, "prompt": "x [sim:error=detail]"}).json()["id"]
+    listed = submit(sim, {"model": T2V, "prompt": "x [sim:video=list]"}).json()["id"]
+    urls = submit(sim, {"model": T2V, "prompt": "x [sim:video=urls]"}).json()["id"]
     assert poll(sim, odd).json()["status"] == "dreaming"
     time.sleep(0.15)
     assert poll(sim, odd).json()["status"] == "completed"
@@ -227,14 +230,14 @@ def test_ambiguous_submit_faults_record_the_job_and_refusals_do_not(sim: Simulat
 def test_timeout_fault_accepts_the_submit_then_stalls(sim: Simulator) -> None:
     sim.inject({"on": "submit", "timeout": True, "seconds": 1})
     with pytest.raises(requests.ReadTimeout):
-        submit(sim, {"model": "m", "prompt": "p"}, path=MINIMAX, timeout=0.3)
+        submit(sim, {"model": "video-01", "prompt": "p"}, path=MINIMAX, timeout=0.3)
     assert sim.submit_count == 1
 
 
 def test_faults_match_their_target_in_order(sim: Simulator) -> None:
-    job = submit(sim, {"model": "m", "prompt": "p"}).json()["id"]
+    job = submit(sim, {"model": T2V, "prompt": "p"}).json()["id"]
     sim.inject({"on": "poll", "status": 502}, {"on": "any", "status": 500}, {"on": "download", "status": 404})
-    assert submit(sim, {"model": "m", "prompt": "p"}).status_code == 500  # the poll fault waits its turn
+    assert submit(sim, {"model": T2V, "prompt": "p"}).status_code == 500  # the poll fault waits its turn
     assert poll(sim, job).status_code == 502
     assert poll(sim, job).status_code == 200
     assert len(sim.pending_faults) == 1
@@ -247,12 +250,12 @@ def test_faults_match_their_target_in_order(sim: Simulator) -> None:
 def test_latency_global_and_per_fault(sim: Simulator) -> None:
     sim.configure(latency_ms=150)
     started = time.monotonic()
-    submit(sim, {"model": "m", "prompt": "p"})
+    submit(sim, {"model": T2V, "prompt": "p"})
     assert time.monotonic() - started >= 0.15
     sim.configure(latency_ms=0)
     sim.inject({"on": "submit", "latency_ms": 200})
     started = time.monotonic()
-    assert submit(sim, {"model": "m", "prompt": "p"}).status_code == 200
+    assert submit(sim, {"model": T2V, "prompt": "p"}).status_code == 200
     assert time.monotonic() - started >= 0.2
 
 
@@ -269,7 +272,7 @@ def test_http_control_interface(sim: Simulator) -> None:
     config = requests.post(control + "/config", json={"default_duration": 9, "credits": 5}, timeout=5).json()
     assert config["default_duration"] == 9 and config["credits"] == 5 and "api_key" not in config
     assert requests.post(control + "/config", json={"nonsense": 1}, timeout=5).status_code == 400
-    assert submit(sim, {"model": "m", "prompt": "p"}).status_code == 503
+    assert submit(sim, {"model": T2V, "prompt": "p"}).status_code == 503
 
     state = requests.get(control + "/state", timeout=5).json()
     assert state["submit_attempts"] == 1 and len(state["faults"]) == 2 and state["url"] == sim.url
@@ -286,7 +289,7 @@ def test_stop_is_prompt_and_leaves_no_threads_even_mid_fault() -> None:
     sim.inject({"on": "submit", "timeout": True, "seconds": 30})
     answers: list[int] = []
     stalled = threading.Thread(
-        target=lambda: answers.append(submit(sim, {"model": "m", "prompt": "p"}).status_code)
+        target=lambda: answers.append(submit(sim, {"model": T2V, "prompt": "p"}).status_code)
     )
     stalled.start()
     time.sleep(0.2)
@@ -311,7 +314,7 @@ def test_standalone_process() -> None:
         url = re.search(r"http://127\.0\.0\.1:\d+", process.stdout.readline())
         assert url is not None
         assert requests.get(url[0] + "/_sim/state", timeout=5).json()["submit_count"] == 0
-        assert requests.post(url[0] + UNIFIED, json={"model": "m", "prompt": "p"}, headers=AUTH, timeout=5).ok
+        assert requests.post(url[0] + UNIFIED, json={"model": T2V, "prompt": "p"}, headers=AUTH, timeout=5).ok
     finally:
         process.terminate()
         assert process.wait(5) == 0
