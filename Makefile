@@ -60,6 +60,9 @@ lint: install ## ruff, mypy and the import contracts of the layered core (import
 	$(BIN)/mypy
 	PYTHONPATH=layers/common $(BIN)/lint-imports
 
+catalog: install ## regenerate the model catalog (and template.yaml's image models) from ../shared/aimlapi-docs
+	$(BIN)/python scripts/gen_catalog.py
+
 openapi: install ## regenerate openapi.json from the API routes
 	PYTHONPATH=layers/common $(BIN)/python scripts/openapi.py
 
@@ -95,4 +98,4 @@ deploy: build ## sam deploy --guided (needs AWS credentials)
 clean: ## remove build output and local state (keeps the virtualenvs)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install install-sam install-sec install-browser security template-check deps lint openapi unit local demo chaos test bench build deploy clean
+.PHONY: catalog help install install-sam install-sec install-browser security template-check deps lint openapi unit local demo chaos test bench build deploy clean

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from videogen.domain.catalog import LEGACY_FIELD_NAMES
 from videogen.domain.ports import ErrorClass, PollResult, ProviderError, ProviderStatus, SubmitResult
 from videogen.lazy import lazy_import
 
@@ -157,8 +156,8 @@ class AimlClient:
             session.close()
 
     def submit(self, model: ModelSpec, fields: Mapping[str, Any]) -> SubmitResult:
-        """Start a generation. ``fields`` use the unified names; legacy models get theirs."""
-        body = {"model": model.id, **_to_family_fields(model, fields)}
+        """Start a generation. ``fields`` are named as the schema of the model's path names them."""
+        body = {"model": model.id, **{name: value for name, value in fields.items() if name != "model"}}
         answer = self._call("POST", self._url(model), json=body, timeout=self._submit_timeout)
         provider_id = answer.get("id") or answer.get("generation_id")
         if isinstance(provider_id, int) and not isinstance(provider_id, bool):
@@ -223,11 +222,6 @@ class AimlClient:
                 outcome_unknown=is_submit,
             )
         return answer
-
-
-def _to_family_fields(model: ModelSpec, fields: Mapping[str, Any]) -> dict[str, Any]:
-    names = LEGACY_FIELD_NAMES.get(model.provider, {}) if model.family == "legacy" else {}
-    return {names.get(name, name): value for name, value in fields.items() if name != "model"}
 
 
 def _redact(text: str, key: str) -> str:

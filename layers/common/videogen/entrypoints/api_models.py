@@ -107,21 +107,27 @@ class GenerationPage(_Model):
 
 class ModelField(_Model):
     name: str
-    type: str
+    type: str = Field(description="string, integer, number, boolean, url, array, object or any")
     required: bool
     description: str = ""
     enum: list[Any] | None = None
     minimum: float | None = None
     maximum: float | None = None
     max_length: int | None = None
+    default: Any = Field(None, description="what the provider uses when the field is not sent")
+    items: str | None = Field(None, description="for an array: the type of its items")
+    min_items: int | None = None
+    max_items: int | None = None
 
 
 class ModelOut(_Model):
     id: str
     provider: str
-    mode: str
+    vendor: str
+    mode: str = Field(description="text-to-video, image-to-video, video-to-video, lip-sync, ...")
+    inputs: list[str] = Field(description="what it takes in: text, image, images, video, audio, ...")
     description: str
-    typical_seconds: int
+    typical_seconds: int = Field(description="how long a generation usually takes, as its page states")
     fields: list[ModelField]
 
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
+from functools import cache
 from typing import Any
 
 from videogen.domain.catalog import CATALOG, FieldSpec, get_model
@@ -56,10 +57,16 @@ IMAGE_CONTENT_TYPES = {
 GENERIC_CONTENT_TYPES = frozenset({"", "binary/octet-stream", "application/octet-stream"})
 MIME_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 RESERVED_METADATA = frozenset({"model", "owner", "prompt", IMAGE_FIELD})
-# Every field name some model takes: such metadata is validated against the chosen model (a field
-# that model does not take is refused, as the API refuses it). Other metadata (tools add `mtime`,
-# `s3cmd-attrs`, ...) is ignored and logged.
-_FIELD_NAMES = frozenset(spec.name for model in CATALOG.values() for spec in model.fields)
+
+
+@cache
+def _field_names() -> frozenset[str]:
+    """Every field name some model takes: such metadata is validated against the chosen model (a
+    field that model does not take is refused, as the API refuses it). Other metadata (tools add
+    `mtime`, `s3cmd-attrs`, ...) is ignored and logged."""
+    return frozenset(spec.name for model in CATALOG.values() for spec in model.fields)
+
+
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -211,7 +218,7 @@ class UploadProcessor:
         body: dict[str, Any] = {"prompt": prompt}
         if callback_url:
             body["callback_url"] = callback_url  # checked by the service like the API's
-        ignored = sorted(name for name in values if name not in _FIELD_NAMES)
+        ignored = sorted(name for name in values if name not in _field_names())
         for name in sorted(set(values) - set(ignored)):
             spec = model.field(name) if model is not None else None
             if spec is None:
@@ -312,12 +319,13 @@ def _coerce(spec: FieldSpec, text: str) -> Any:
         if value.lower() in _FALSE:
             return False
         raise ValueError(f"must be true or false (got {text!r})")
-    if spec.kind == "object":
+    if spec.kind in ("object", "array"):
+        wanted, shape = (dict, "a JSON object") if spec.kind == "object" else (list, "a JSON list")
         try:
             parsed = json.loads(value)
         except ValueError:
-            raise ValueError("must be a JSON object") from None
-        if not isinstance(parsed, dict):
-            raise ValueError("must be a JSON object")
+            raise ValueError(f"must be {shape}") from None
+        if not isinstance(parsed, wanted):
+            raise ValueError(f"must be {shape}")
         return parsed
     return text
