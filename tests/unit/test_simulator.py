@@ -345,3 +345,126 @@ def test_a_random_fault_needs_a_rate_and_an_effect(sim: Simulator) -> None:
         sim.configure(random_faults=[{"status": 500}])
     with pytest.raises(ValueError, match="no effect"):
         sim.configure(random_faults=[{"rate": 0.5}])
+
+
+# Strictness: every submit is checked against the docs snapshot (local/simulator/contract.py).
+VALIDATION_SHAPE = {"message", "path", "requestId", "statusCode", "timestamp"}
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"model": T2V, "prompt": "p", "aspect_ratio": "2:1"}, "aspect_ratio: '2:1' is not one of"),  # enum
+        (
+            {"model": T2V, "prompt": "p", "cfg_scale": 1.5},
+            "cfg_scale: 1.5 is greater than the maximum",
+        ),  # range
+        ({"model": T2V, "prompt": "p", "duration": "5"}, "duration: '5' is not one of"),  # type (and enum)
+        ({"model": T2V, "prompt": 7}, "prompt: 7 is not of type 'string'"),  # type
+        ({"model": T2V}, "body: 'prompt' is a required property"),  # missing required
+        ({"model": T2V, "prompt": "p", "fps": 24}, "Additional properties are not allowed ('fps'"),  # unknown
+        (
+            {"model": "video-01", "prompt": "p", "image_url": "not a uri"},
+            "image_url: 'not a uri' is not a 'uri'",
+        ),
+        (  # written only in the field's description: 1080p does not come in 8 seconds
+            {"model": "pixverse/v5/text-to-video", "prompt": "p", "resolution": "1080p", "duration": 8},
+            "duration: 8 should not be valid",
+        ),
+        ({"model": "no/such-model", "prompt": "p"}, "model: Invalid enum value. Expected"),
+    ],
+)
+def test_a_schema_invalid_body_is_the_documented_400_and_no_job(
+    sim: Simulator, body: dict[str, Any], detail: str
+) -> None:
+    answer = submit(sim, body)
+    assert answer.status_code == 400
+    error = answer.json()
+    assert set(error) == VALIDATION_SHAPE and error["statusCode"] == 400 and error["path"] == UNIFIED
+    assert error["message"].startswith("Body validation error!\n") and detail in error["message"]
+    assert sim.submit_count == 0 and sim.jobs == {} and sim.submit_attempts == 1
+
+
+def test_a_model_on_a_path_that_does_not_document_it_is_a_400(sim: Simulator) -> None:
+    # luma/ray-2 is documented on the unified path only; the legacy MiniMax path knows other models
+    refused = submit(sim, {"model": "luma/ray-2", "prompt": "p"}, path=MINIMAX)
+    assert refused.status_code == 400 and "received 'luma/ray-2'" in refused.json()["message"]
+    assert "'video-01'" in refused.json()["message"]
+    # a vendor without a documented legacy path is no endpoint at all
+    assert (
+        submit(sim, {"model": T2V, "prompt": "p"}, path="/v2/generate/video/openai/generation").status_code
+        == 404
+    )
+    assert sim.submit_count == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "id_field", "id_pattern", "terminal", "video_is_list"),
+    [
+        ({"model": "video-01", "prompt": "p"}, "generation_id", r"\d{15}", "completed", False),
+        ({"model": "minimax/hailuo-02", "prompt": "p"}, "generation_id", r"\d{15}", "completed", False),
+        ({"model": "pixverse/v5/text-to-video", "prompt": "p"}, "id", r"[\w-]{21}", "succeeded", False),
+        ({"model": T2V, "prompt": "p"}, "id", r"[\w-]{21}", "completed", False),
+        (
+            {"model": "bytedance/seedance-1-0-lite-t2v", "prompt": "p"},
+            "id",
+            r"cgt-\d{14}-[a-z0-9]{5}",
+            "completed",
+            False,
+        ),
+        ({"model": "luma/ray-2", "prompt": "p"}, "id", r"[0-9a-f-]{36}:luma/ray-2", "completed", False),
+        (
+            {"model": "runway/gen4_turbo", "image_url": "https://x.test/a.png"},
+            "id",
+            r"[0-9a-f-]{36}",
+            "completed",
+            True,
+        ),
+        (
+            {"model": "openai/sora-2-t2v", "prompt": "p"},
+            "id",
+            r"video_[0-9a-f]{48}:openai/sora-2-t2v",
+            "completed",
+            False,
+        ),
+    ],
+)
+def test_answers_follow_the_models_page(
+    sim: Simulator,
+    body: dict[str, Any],
+    id_field: str,
+    id_pattern: str,
+    terminal: str,
+    video_is_list: bool,
+) -> None:
+    sim.configure(default_duration=0)
+    answer = submit(sim, body)
+    assert answer.status_code == 200, answer.text
+    queued = answer.json()
+    other = "id" if id_field == "generation_id" else "generation_id"
+    assert re.fullmatch(id_pattern, queued[id_field]) and other not in queued
+    done = poll(sim, queued[id_field]).json()
+    assert done["id"] == queued[id_field] and done["status"] == terminal
+    assert isinstance(done["video"], list) is video_is_list
+    assert done["meta"] == {"usage": {"credits_used": 100}}
+
+
+def test_video_01_on_both_paths_with_each_paths_field_names(sim: Simulator) -> None:
+    image = "https://x.test/first.png"
+    legacy = {"model": "video-01", "prompt": "p", "first_frame_image": image, "prompt_optimizer": False}
+    unified = {"model": "video-01", "prompt": "p", "image_url": image, "enhance_prompt": False}
+    assert submit(sim, legacy, path=MINIMAX).status_code == 200
+    assert submit(sim, unified).status_code == 200
+    # each path knows only its own names
+    assert submit(sim, unified, path=MINIMAX).status_code == 400
+    assert submit(sim, legacy).status_code == 400
+    live2d = {"model": "video-01-live2d", "prompt": "p", "image_url": image}
+    assert submit(sim, live2d).status_code == 200
+    assert (
+        submit(sim, {"model": "video-01-live2d", "prompt": "p"}).status_code == 400
+    )  # its image is required
+    families = sorted(job.family for job in sim.jobs.values())
+    assert families == ["legacy", "unified", "unified"] and sim.submit_count == 3
+    for job_id, job in sim.jobs.items():
+        path = MINIMAX if job.family == "legacy" else UNIFIED
+        assert poll(sim, job_id, path).status_code == 200
