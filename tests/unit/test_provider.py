@@ -254,7 +254,8 @@ def test_missing_prompt_is_validation(client: AimlClient, sim: Simulator) -> Non
     with pytest.raises(ProviderError) as caught:
         client.submit(KLING, {})
     assert (caught.value.error_class, caught.value.status_code) == (ErrorClass.VALIDATION, 400)
-    assert caught.value.message == "prompt is required"  # the provider's own message
+    # the documented 400 (errors-and-messages/errors-with-status-code-4xx.md), its detail kept
+    assert caught.value.message == "Body validation error!\nbody: 'prompt' is a required property"
     assert sim.submit_attempts == 1
 
 
