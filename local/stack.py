@@ -21,7 +21,8 @@ What it starts, all on 127.0.0.1:
   the generations table's stream reaches the notifier and the webhook queue the webhook function;
   a queue subscribed to the event bus (`events_tap_queue_url`) collects the completion events.
 It writes `.local/endpoints.json` (api_url, api_key, api_key_ids, aws_endpoint_url, region, table_name,
-outputs_bucket, uploads_bucket, state_machine_arn, simulator_url, simulator_control, ...) for
+outputs_bucket, uploads_bucket, state_machine_arn, simulator_url, simulator_api_key (the
+simulator's fake key, to point the seed's scripts at it), simulator_control, ...) for
 other processes.
 
 The handlers are the repo's own files, loaded with importlib under unique module names (both are
@@ -691,6 +692,9 @@ class LocalStack:
             "secret_id": env.get("AIML_API_KEY_SECRET_ID"),
             "provider_base_url": self.provider_base_url,
             "simulator_url": sim_url,
+            # the simulator's own fake key (never a real one): with simulator_url in place of
+            # https://api.aimlapi.com, the seed's scripts run against the simulator unchanged
+            "simulator_api_key": None if sim_url is None else SIMULATOR_KEY,
             "simulator_control": None
             if sim_url is None
             else {
