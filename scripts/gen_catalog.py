@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT.parent / "shared" / "aimlapi-docs"
 OUT = ROOT / "layers" / "common" / "videogen" / "domain" / "catalog.json"
 TEMPLATE = ROOT / "template.yaml"
+MODELS_DOC = ROOT / "docs" / "models.md"
 # template.yaml's UploadDefaultModel allows the models that take an image_url, listed here.
 _IMAGE_MODELS = re.compile(r"(\n( *)# begin: image models\n)(?:.*\n)*?(\2# end: image models\n)")
 UNIFIED_PATH = "/v2/video/generations"
@@ -287,6 +288,39 @@ def render_template(catalog: dict[str, Any], template: str) -> str:
     return rendered
 
 
+def render_models_doc(catalog: dict[str, Any]) -> str:
+    """docs/models.md: the models per vendor and one row per model."""
+    models = catalog["models"]
+    vendors: dict[str, int] = {}
+    for model in models:
+        vendors[model["vendor"]] = vendors.get(model["vendor"], 0) + 1
+    lines = [
+        "# Models",
+        "",
+        "<!-- written by `make catalog` (scripts/gen_catalog.py) from the docs snapshot: do not edit -->",
+        "",
+        f"{len(models)} models from {catalog['source']}. `GET /models` lists each with its fields;",
+        "a request is checked against its model's schema before anything is recorded or paid.",
+        "Refresh: put a newer copy of the provider's `docs/api-references/video-models/` in",
+        "`../shared/aimlapi-docs/video-models/`, run `make catalog`, review the diff, run `make test`.",
+        "",
+        "| vendor | models |",
+        "|---|---|",
+        *[f"| {vendor} | {count} |" for vendor, count in sorted(vendors.items())],
+        "",
+        "| model | vendor | mode | takes | typical time | path |",
+        "|---|---|---|---|---|---|",
+    ]
+    for model in models:
+        seconds = f"{model['typical_seconds']} s" if model["typical_seconds"] else "not stated"
+        path = "unified" if model["family"] == "unified" else f"legacy ({model['provider']})"
+        takes = ", ".join(model["inputs"])
+        lines.append(
+            f"| `{model['id']}` | {model['vendor']} | {model['mode']} | {takes} | {seconds} | {path} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -298,17 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     catalog = build(args.docs)
     text = render(catalog)
     template = render_template(catalog, TEMPLATE.read_text())
+    outputs = ((args.out, text), (TEMPLATE, template), (MODELS_DOC, render_models_doc(catalog)))
     if args.check:
-        stale = [
-            p
-            for p, want in ((args.out, text), (TEMPLATE, template))
-            if not p.exists() or p.read_text() != want
-        ]
+        stale = [p for p, want in outputs if not p.exists() or p.read_text() != want]
         for path in stale:
             print(f"{path} is stale: run `make catalog`", file=sys.stderr)
         return 1 if stale else 0
-    args.out.write_text(text)
-    TEMPLATE.write_text(template)
+    for path, want in outputs:
+        path.write_text(want)
     print(f"{args.out.relative_to(ROOT)}: {len(json.loads(text)['models'])} models")
     return 0
 
