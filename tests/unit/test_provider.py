@@ -25,12 +25,15 @@ KLING = get_model("kling-video/v1.6/standard/text-to-video")  # unified
 LUMA = get_model("luma/ray-2")  # unified, ids like "<uuid>:luma/ray-2"
 RUNWAY_LEGACY = ModelSpec(
     id="gen3a_turbo",
+    vendor="runway",
     provider="runway",
     family="legacy",
     mode="image-to-video",
+    inputs=("image",),
     fields=(),
     typical_seconds=60,
-    description="the legacy Runway endpoint, for field renaming",
+    typical_seconds_stated=False,
+    page="video-models/runway/gen3a_turbo.json",  # the legacy Runway endpoint, for field renaming
 )
 
 
