@@ -94,17 +94,28 @@ def request_schemas(docs: Path) -> list[tuple[str, str, dict[str, Any]]]:
     return found
 
 
-def choose(candidates: list[tuple[str, str, dict[str, Any]]]) -> tuple[str, str, dict[str, Any]]:
+def choose(candidates: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The pages of the path a model is submitted to, the one that documents it alone first."""
     unified = [c for c in candidates if c[1] == UNIFIED_PATH]
     pool = unified or [c for c in candidates if LEGACY_PATH.match(c[1])]
     if not pool:
         raise ValueError(f"no submit path for {candidates[0][2]['properties']['model']}")
+    path = pool[0][1]
 
     def rank(candidate: tuple[str, str, dict[str, Any]]) -> tuple[int, str]:
         ids = candidate[2]["properties"]["model"].get("enum") or []
         return (0 if len(ids) == 1 else 1, candidate[0])
 
-    return min(pool, key=rank)
+    return sorted((c for c in pool if c[1] == path), key=rank)
+
+
+def _fields(schema: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(properties, required) of a request schema, as the catalog keeps them."""
+    properties = {k: v for k, v in schema.get("properties", {}).items() if k != "model"}
+    required = [name for name in schema.get("required", []) if name != "model"]
+    # A property marked `"required": true` (an OpenAPI slip on one page) is taken at its word.
+    required += [n for n, v in properties.items() if v.get("required") is True and n not in required]
+    return {name: clean(value) for name, value in properties.items()}, required
 
 
 def clean(schema: Any) -> Any:
@@ -238,11 +249,20 @@ def build(docs: Path) -> dict[str, Any]:
     by_spec, by_name = human_pages(docs, sorted(by_model))
     models = []
     for model_id in sorted(by_model):
-        page, path, schema = choose(by_model[model_id])
-        properties = {k: v for k, v in schema.get("properties", {}).items() if k != "model"}
-        required = [name for name in schema.get("required", []) if name != "model"]
-        # A property marked `"required": true` (an OpenAPI slip on one page) is taken at its word.
-        required += [n for n, v in properties.items() if v.get("required") is True and n not in required]
+        pages = choose(by_model[model_id])
+        page, path, schema = pages[0]
+        properties, required = _fields(schema)
+        # Where several pages document the model at this path and disagree, none of them can be
+        # called the current one: a body one of them accepts is accepted.
+        alternatives = []
+        for other_page, _, other in pages[1:]:
+            other_properties, other_required = _fields(other)
+            variant = {"page": other_page, "properties": other_properties, "required": other_required}
+            known = [{"properties": properties, "required": required}] + [
+                {"properties": a["properties"], "required": a["required"]} for a in alternatives
+            ]
+            if {"properties": other_properties, "required": other_required} not in known:
+                alternatives.append(variant)
         legacy = LEGACY_PATH.match(path)
         folder = page.split("/")[1].lower()
         human = by_spec.get(page) or by_name.get(model_id)
@@ -259,8 +279,9 @@ def build(docs: Path) -> dict[str, Any]:
                 "typical_seconds": seconds,
                 "typical_seconds_page": source,
                 "human_page": human,
-                "properties": {name: clean(value) for name, value in properties.items()},
+                "properties": properties,
                 "required": required,
+                "alternatives": alternatives,
             }
         )
     return {

@@ -78,9 +78,10 @@ def _fits(schema: Mapping[str, Any], value: Any) -> bool:
 
 def minimal_body(model: ModelSpec) -> dict[str, Any]:
     """The model and its required fields only."""
-    return {"model": model.id, **{f.name: value_for(f.name, f.schema) for f in model.fields if f.required}}
+    return {"model": model.id, **{f.name: value_for(f.name, f.schema) for f in model.variants[0] if f.required}}
 
 
 def full_body(model: ModelSpec) -> dict[str, Any]:
-    """The model and every field it takes, each at a valid value (its default where it has one)."""
-    return {"model": model.id, **{f.name: value_for(f.name, f.schema) for f in model.fields}}
+    """The model and every field its first page documents, each at a valid value (its default where it
+    has one)."""
+    return {"model": model.id, **{f.name: value_for(f.name, f.schema) for f in model.variants[0]}}

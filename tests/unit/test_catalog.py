@@ -93,11 +93,11 @@ def test_at_least_140_of_the_143_documented_models() -> None:
 def test_every_model_keeps_the_fields_its_page_documents(model: ModelSpec) -> None:
     schema = _schema(model.id)
     documented = set(schema["properties"]) - {"model"}
-    assert {spec.name for spec in model.fields} == documented
-    assert {spec.name for spec in model.fields if spec.required} >= set(schema.get("required", [])) - {
-        "model"
-    }
-    for spec in model.fields:
+    first_page = model.variants[0]
+    assert {spec.name for spec in first_page} == documented
+    required = set(schema.get("required", [])) - {"model"}
+    assert {spec.name for spec in first_page if spec.required} >= required
+    for spec in first_page:
         source = schema["properties"][spec.name]
         for key in ("enum", "minimum", "maximum", "maxLength", "minItems", "maxItems"):
             assert spec.schema.get(key) == source.get(key), (spec.name, key)
@@ -147,6 +147,16 @@ def test_no_limit_the_schema_does_not_state() -> None:
     validate_request({"model": kling.id, "prompt": "x" * 10_000}, check_url=CHECK_URL)
     veo = get_model("google/veo3")
     validate_request({"model": veo.id, "prompt": "p", "seed": 2**40}, check_url=CHECK_URL)
+
+
+def test_a_model_two_pages_document_differently_takes_what_either_takes() -> None:
+    model = get_model("klingai/video-v2-6-pro-image-to-video")
+    assert len(model.variants) == 2
+    body = minimal_body(model)
+    validate_request({**body, "provider": "kling"}, check_url=CHECK_URL)  # one page's field
+    validate_request({**body, "tail_image_url": IMAGE_URL}, check_url=CHECK_URL)  # the other's
+    exc = _invalid({**body, "provider": "kling", "tail_image_url": IMAGE_URL})  # no page takes both
+    assert _fields(exc) == ["tail_image_url"]
 
 
 def test_documented_fields_are_accepted() -> None:

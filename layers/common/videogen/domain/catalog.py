@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -32,7 +33,8 @@ FieldKind = Literal["string", "integer", "number", "boolean", "url", "array", "o
 # completions have been seen (videogen.logic.schedule learns them).
 DEFAULT_TYPICAL_SECONDS = 120
 _DATA = Path(__file__).with_name("catalog.json")
-_JSON_TYPES = {"string", "integer", "number", "boolean", "array", "object", "null"}
+# An absolute URI (RFC 3986: a scheme, a colon, then something): what `format: uri` asks for.
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S")
 
 # Unified field name -> the name the legacy per-vendor endpoint uses, per vendor of that family.
 LEGACY_FIELD_NAMES: Mapping[str, Mapping[str, str]] = MappingProxyType(
@@ -102,6 +104,13 @@ class ModelSpec:
     typical_seconds: int
     typical_seconds_stated: bool
     page: str  # the schema's page in the provider's docs
+    # Where several pages document the model at its path and differ, each page's fields (the
+    # first page's first): a body one of them accepts is valid. `fields` lists them all.
+    pages_fields: tuple[tuple[FieldSpec, ...], ...] = ()
+
+    @property
+    def variants(self) -> tuple[tuple[FieldSpec, ...], ...]:
+        return self.pages_fields or (self.fields,)
 
     @property
     def description(self) -> str:
@@ -126,12 +135,25 @@ def _kind(name: str, schema: Mapping[str, Any]) -> FieldKind:
     return "any"
 
 
-def _model(data: Mapping[str, Any]) -> ModelSpec:
+def _fields(data: Mapping[str, Any]) -> tuple[FieldSpec, ...]:
     required = set(data["required"])
-    fields = tuple(
+    return tuple(
         FieldSpec(name, _kind(name, schema), MappingProxyType(schema), required=name in required)
         for name, schema in data["properties"].items()
     )
+
+
+def _model(data: Mapping[str, Any]) -> ModelSpec:
+    fields = _fields(data)
+    alternatives = tuple(_fields(variant) for variant in data.get("alternatives", []))
+    names = {spec.name for spec in fields}
+    # A field only another page documents is listed too (optional: not every page takes it).
+    extra = {
+        spec.name: FieldSpec(spec.name, spec.kind, spec.schema)
+        for variant in alternatives
+        for spec in variant
+        if spec.name not in names
+    }
     return ModelSpec(
         id=data["id"],
         vendor=data["vendor"],
@@ -139,10 +161,11 @@ def _model(data: Mapping[str, Any]) -> ModelSpec:
         family=data["family"],
         mode=data["mode"],
         inputs=tuple(data["inputs"]),
-        fields=fields,
+        fields=fields + tuple(extra.values()),
         typical_seconds=data["typical_seconds"] or DEFAULT_TYPICAL_SECONDS,
         typical_seconds_stated=data["typical_seconds"] is not None,
         page=data["page"],
+        pages_fields=(fields, *alternatives) if alternatives else (),
     )
 
 
@@ -326,7 +349,9 @@ def _check_string(
         problems.add(field, f"must be at least {schema['minLength']} characters")
     if "maxLength" in schema and len(value) > schema["maxLength"]:
         problems.add(field, f"must be at most {schema['maxLength']} characters (got {len(value)})")
-    if url and "enum" not in schema:
+    if schema.get("format") == "uri" and not _URI.match(value):
+        problems.add(field, "must be a URL")
+    elif url and "enum" not in schema:
         try:
             problems.check_url(value)
         except UnsafeUrlError as exc:
@@ -402,6 +427,31 @@ def _enum_message(options: list[Any], value: Any) -> str:
     return f"must be one of {allowed}{hint}"
 
 
+def _check_fields(
+    model: ModelSpec, fields: tuple[FieldSpec, ...], body: Mapping[str, Any], check_url: Callable[[str], None]
+) -> tuple[_Problems, dict[str, Any]]:
+    """The problems of `body` against one page's fields, and the cleaned fields."""
+    problems = _Problems(check_url)
+    cleaned: dict[str, Any] = {}
+    names = {spec.name for spec in fields}
+    for spec in fields:
+        if spec.name not in body:
+            if spec.required:
+                problems.add(spec.name, "is required")
+            continue
+        url = spec.kind == "url" or (spec.kind == "array" and spec.items == "url")
+        cleaned[spec.name] = check_value(spec.schema, body[spec.name], spec.name, problems, url=url)
+    for key in body:
+        if key == "model" or key in names:
+            continue
+        message = f"is not accepted by model {model.id}"
+        alias = _LEGACY_ALIASES.get(key) if isinstance(key, str) else None
+        if alias and alias in names:
+            message += f" (use {alias})"
+        problems.add(str(key), message)
+    return problems, cleaned
+
+
 def validate_request(
     body: Mapping[str, Any], *, check_url: Callable[[str], None]
 ) -> tuple[ModelSpec, dict[str, Any]]:
@@ -421,23 +471,8 @@ def validate_request(
         message = "model is required" if model_id is None else "model must be a string"
         raise RequestValidationError(message, details=[{"field": "model", "message": message}])
     model = get_model(model_id)
-    problems = _Problems(check_url)
-    cleaned: dict[str, Any] = {}
-    for spec in model.fields:
-        if spec.name not in body:
-            if spec.required:
-                problems.add(spec.name, "is required")
-            continue
-        url = spec.kind == "url" or (spec.kind == "array" and spec.items == "url")
-        cleaned[spec.name] = check_value(spec.schema, body[spec.name], spec.name, problems, url=url)
-    for key in body:
-        if key == "model" or (isinstance(key, str) and model.field(key) is not None):
-            continue
-        message = f"is not accepted by model {model.id}"
-        alias = _LEGACY_ALIASES.get(key) if isinstance(key, str) else None
-        if alias and model.field(alias) is not None:
-            message += f" (use {alias})"
-        problems.add(str(key), message)
+    tried = [_check_fields(model, fields, body, check_url) for fields in model.variants]
+    problems, cleaned = next((t for t in tried if not t[0].found), min(tried, key=lambda t: len(t[0].found)))
     if not problems.found:
         for field, message in check_rules(model, cleaned):
             problems.add(field, message)
