@@ -1,9 +1,9 @@
-"""`make chaos`: the reliability scenarios of issue 5 at full size on a throwaway local stack.
+"""`make chaos`: the reliability scenarios at full size on a throwaway local stack.
 
     python -m bench.chaos [--only KEY ...] [--quick] [--out bench/reliability.json]
 
 Starts a LocalStack (moto, the AIML API simulator, the real handlers; nothing leaves
-127.0.0.1), runs each scenario of bench/reliability.py, prints a table and writes the results
+127.0.0.1), runs each scenario of bench/reliability/, prints a table and writes the results
 to bench/reliability.json. Exits 1 when a guarantee did not hold.
 """
 

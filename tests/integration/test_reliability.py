@@ -1,6 +1,6 @@
-"""The reliability scenarios of issue 5 (bench/reliability.py), smaller than `make chaos` runs
-them, on the session's local stack: duplicates, overlaps, provider chaos, crashes at every step,
-AWS faults, a fuzzed API and a short load. Each asserts what must hold, measured from ground
+"""The reliability scenarios (bench/reliability/), smaller than `make chaos` runs them, on the
+session's local stack: duplicates, overlaps, provider chaos, crashes at every step, AWS faults,
+a fuzzed API and a short load. Each asserts what must hold, measured from ground
 truth (the simulator's jobs, the table, botocore hooks on the clients)."""
 
 from __future__ import annotations

@@ -29,9 +29,9 @@ _MIN_SPREAD, _MAX_SPREAD = 0.12, 1.2  # bounds of a model's log-duration spread
 
 
 def poll_at(now: float, delay: float) -> int:
-    """The next poll time as stored (whole epoch seconds): rounded up, so a poll never comes
-    before its delay has passed."""
-    return math.ceil(now + delay)
+    """The next poll time as stored (whole epoch seconds): a wait rounds up, so a poll never
+    comes before its delay has passed; no wait is due now."""
+    return math.ceil(now + delay) if delay > 0 else math.floor(now + delay)
 
 
 @dataclass
