@@ -144,6 +144,8 @@ function fieldInput(field) {
   input.id = id;
   input.type = "text";
   if (field.type === "url") input.placeholder = "https://… (or choose a file below)";
+  if (field.type === "array") input.placeholder = '["https://…", …] (JSON)';
+  if (field.type === "object" || field.type === "any") input.placeholder = "JSON";
   if (field.max_length) input.maxLength = field.max_length;
   return input;
 }
@@ -166,7 +168,8 @@ function renderFields() {
     input.dataset.field = field.name;
     label.append(input);
     if (field.name.endsWith("prompt") || field.type === "url") label.classList.add("wide");
-    if (field.type === "url") {
+    if (field.type === "url" && /image|frame/.test(field.name)) {
+      // a local image becomes a data URL; video and audio fields take https URLs only
       const file = document.createElement("input");
       file.type = "file";
       file.accept = IMAGE_TYPES.join(",");
@@ -196,7 +199,13 @@ function readFieldValues(model) {
     if (input.tagName === "SELECT") body[field.name] = JSON.parse(raw);
     else if (field.type === "integer") body[field.name] = parseInt(raw, 10);
     else if (field.type === "number") body[field.name] = parseFloat(raw);
-    else body[field.name] = raw;
+    else if (["array", "object", "any"].includes(field.type)) {
+      try {
+        body[field.name] = JSON.parse(raw); // lists and objects are written as JSON
+      } catch {
+        throw new Error(`${field.name} must be JSON (a list like ["https://…"] or an object)`);
+      }
+    } else body[field.name] = raw;
   }
   return body;
 }

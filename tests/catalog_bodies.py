@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from videogen.domain.catalog import ModelSpec
+from videogen.domain.catalog_rules import RULES
 
 # Public https URLs of each kind (never fetched by the tests: the provider is the simulator).
 URLS = {
@@ -78,10 +79,17 @@ def _fits(schema: Mapping[str, Any], value: Any) -> bool:
 
 def minimal_body(model: ModelSpec) -> dict[str, Any]:
     """The model and its required fields only."""
-    return {"model": model.id, **{f.name: value_for(f.name, f.schema) for f in model.variants[0] if f.required}}
+    return {
+        "model": model.id,
+        **{f.name: value_for(f.name, f.schema) for f in model.variants[0] if f.required},
+    }
 
 
 def full_body(model: ModelSpec) -> dict[str, Any]:
     """The model and every field its first page documents, each at a valid value (its default where it
     has one)."""
-    return {"model": model.id, **{f.name: value_for(f.name, f.schema) for f in model.variants[0]}}
+    body = {"model": model.id, **{f.name: value_for(f.name, f.schema) for f in model.variants[0]}}
+    for rule in RULES:  # a field a documented rule forbids with the others' values is left out
+        if rule.broken_by(model, body):
+            body.pop(rule.field_name)
+    return body

@@ -292,8 +292,13 @@ def _convert(node: Any, *, in_all_of: bool = False) -> Any:
             else []
         )
         for name, prop in properties.items():
-            own = prop.pop("required", None) if isinstance(prop, dict) else None
-            if isinstance(own, bool) and own and name not in required:
+            # A property's own `required: true` (not an object's list of required names).
+            own = (
+                prop.pop("required")
+                if isinstance(prop, dict) and isinstance(prop.get("required"), bool)
+                else None
+            )
+            if own and name not in required:
                 required.append(name)
             properties[name] = _convert(prop)
         if required:

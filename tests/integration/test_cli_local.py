@@ -16,6 +16,7 @@ import pytest
 
 from local.stack import LocalStack
 from tests.images import png
+from videogen.domain.catalog import get_model
 from videogen_cli.main import main
 
 Run = Callable[..., tuple[int, str, str]]
@@ -78,7 +79,9 @@ def test_generate_wait_downloads_the_mp4(run: Run, poller: None, tmp_path: Path,
     assert out.strip() == str(target)
     data = target.read_bytes()
     assert data[4:8] == b"ftyp" and len(data) > 100
-    assert "typically ~3:00" in err  # the estimate, from GET /models' typical_seconds
+    # the estimate, from GET /models' typical_seconds (the time the model's page states)
+    minutes, seconds = divmod(get_model("kling-video/v1.6/standard/text-to-video").typical_seconds, 60)
+    assert f"typically ~{minutes}:{seconds:02d}" in err
     assert "completed" in err and "saved" in err
     generation_id = err.split("submitted ", 1)[1].split()[0]
     record = api_get(api, generation_id)

@@ -82,7 +82,7 @@ def test_the_provider_got_a_presigned_url_and_the_record_an_s3_reference(
     assert generation is not None
     assert generation["request"]["image_url"] == f"s3://{local_stack.uploads_bucket}/{key}"
     (job_id,) = set(simulator.jobs) - before
-    url = simulator.jobs[job_id].body["first_frame_image"]  # video-01: the legacy field name
+    url = simulator.jobs[job_id].body["image_url"]
     assert "X-Amz-Signature=" in url and "X-Amz-" not in json.dumps(generation)
     assert requests.get(url, timeout=10).content == SAMPLE_PNG  # the link serves the upload
 

@@ -55,7 +55,7 @@ def _schema(model_id: str) -> dict[str, Any]:
     """The request schema of `model_id` as the provider's page documents it (the unified path)."""
     page = DOCS / CATALOG[model_id].page
     paths = json.loads(page.read_text())["paths"]
-    for path, operations in paths.items():
+    for operations in paths.values():
         schema = (operations.get("post") or {}).get("requestBody", {}).get("content", {})
         schema = schema.get("application/json", {}).get("schema", {})
         if model_id in (schema.get("properties", {}).get("model", {}).get("enum") or []):

@@ -13,10 +13,12 @@ import pytest
 from local.simulator import Simulator
 from tests.unit.conftest import POLL_RETRIES, Clock, make_service
 from videogen.adapters.aiml_provider import AimlClient
+from videogen.domain.catalog import get_model
 from videogen.logic.refresh import RefreshOutcome
 from videogen.logic.schedule import PollSchedule
 
-KLING = "kling-video/v1.6/standard/text-to-video"  # catalog: typical 180 s
+KLING = "kling-video/v1.6/standard/text-to-video"
+TYPICAL = get_model(KLING).typical_seconds  # the time its page states
 
 
 def test_first_poll_waits_for_a_share_of_the_catalogs_typical_duration() -> None:
@@ -126,12 +128,12 @@ def test_the_service_asks_the_schedule_for_every_poll_time_and_teaches_it(
 
     generation = service.submit("owner-a", {"model": KLING, "prompt": "A fox"})
     assert generation.next_poll_at is not None
-    assert generation.next_poll_at - generation.created_epoch == pytest.approx(90, abs=1)  # 0.5 x 180
+    assert generation.next_poll_at - generation.created_epoch == pytest.approx(0.5 * TYPICAL, abs=1)
 
     clock.advance(150)
     polled, outcome = service.refresh(generation)
     assert outcome is RefreshOutcome.WAITING
-    expected = schedule.next_delay(model=KLING, typical_seconds=180, elapsed=150)
+    expected = schedule.next_delay(model=KLING, typical_seconds=TYPICAL, elapsed=150)
     assert polled.next_poll_at - clock() == pytest.approx(expected, abs=2)
     assert expected < 60  # near the typical time: tighter than the longest wait
 
@@ -140,9 +142,9 @@ def test_the_service_asks_the_schedule_for_every_poll_time_and_teaches_it(
     _, outcome = service.refresh(polled)
     assert outcome is RefreshOutcome.COMPLETED
     # learnt: finished between the poll at 150 s and the one at 170 s
-    belief = schedule.belief(KLING, 180)
+    belief = schedule.belief(KLING, TYPICAL)
     assert belief.weight > schedule.prior_weight
-    assert belief.median < 180
+    assert belief.median < TYPICAL
 
 
 def test_a_throttled_poll_backs_off_the_fleet(

@@ -165,9 +165,9 @@ def test_an_uploaded_image_becomes_a_generation_and_the_provider_gets_a_presigne
         "prompt": "Cheetah turns toward the camera.",
         "image_url": f"s3://{up.bucket}/uploads/cheetah.png",
     }
-    # the provider got a presigned https GET URL (video-01 is legacy: first_frame_image)
+    # the provider got a presigned https GET URL in the model's own image field
     (job,) = sim.jobs.values()
-    url = job.body["first_frame_image"]
+    url = job.body["image_url"]
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     assert parts.scheme == "https" and up.bucket in parts.netloc + parts.path
@@ -495,7 +495,7 @@ def test_submit_with_a_given_id_refuses_a_second_time(service: GenerationService
     assert first.id == "gen_fixed" and first.request["image_url"] == "s3://b/a.png"
     assert sim.submit_count == 1
     (job,) = sim.jobs.values()
-    assert job.body["first_frame_image"] == minted["image_url"]
+    assert job.body["image_url"] == minted["image_url"]
 
 
 # -- the real handler, fed the sample events --------------------------------------------------

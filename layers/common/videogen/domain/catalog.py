@@ -131,7 +131,7 @@ def _kind(name: str, schema: Mapping[str, Any]) -> FieldKind:
     if kind == "string" and (schema.get("format") == "uri" or name.endswith("_url")):
         return "url"
     if kind in ("string", "integer", "number", "boolean", "array", "object"):
-        return kind  # type: ignore[return-value]
+        return kind
     return "any"
 
 
@@ -280,6 +280,7 @@ class _Problems:
         self.check_url = check_url
         self.found: list[dict[str, str]] = []
         self.unsafe_only = True
+        self.unknown = 0  # fields the model's page does not list
 
     def add(self, field: str, message: str, *, unsafe_url: bool = False) -> None:
         self.found.append({"field": field, "message": message})
@@ -427,6 +428,24 @@ def _enum_message(options: list[Any], value: Any) -> str:
     return f"must be one of {allowed}{hint}"
 
 
+def _once_per_url(check_url: Callable[[str], None]) -> Callable[[str], None]:
+    """`check_url`, asked once per URL of a request (a model with several pages checks each
+    page's fields; a URL check may resolve DNS)."""
+    verdicts: dict[str, UnsafeUrlError | None] = {}
+
+    def check(url: str) -> None:
+        if url not in verdicts:
+            try:
+                check_url(url)
+                verdicts[url] = None
+            except UnsafeUrlError as exc:
+                verdicts[url] = exc
+        if verdicts[url] is not None:
+            raise verdicts[url]  # type: ignore[misc]
+
+    return check
+
+
 def _check_fields(
     model: ModelSpec, fields: tuple[FieldSpec, ...], body: Mapping[str, Any], check_url: Callable[[str], None]
 ) -> tuple[_Problems, dict[str, Any]]:
@@ -449,6 +468,7 @@ def _check_fields(
         if alias and alias in names:
             message += f" (use {alias})"
         problems.add(str(key), message)
+        problems.unknown += 1
     return problems, cleaned
 
 
@@ -471,8 +491,12 @@ def validate_request(
         message = "model is required" if model_id is None else "model must be a string"
         raise RequestValidationError(message, details=[{"field": "model", "message": message}])
     model = get_model(model_id)
-    tried = [_check_fields(model, fields, body, check_url) for fields in model.variants]
-    problems, cleaned = next((t for t in tried if not t[0].found), min(tried, key=lambda t: len(t[0].found)))
+    check_once = _once_per_url(check_url)
+    tried = [_check_fields(model, fields, body, check_once) for fields in model.variants]
+    # The page that fits: one with no problem, else the one that knows most of the body's fields.
+    problems, cleaned = next(
+        (t for t in tried if not t[0].found), min(tried, key=lambda t: (t[0].unknown, len(t[0].found)))
+    )
     if not problems.found:
         for field, message in check_rules(model, cleaned):
             problems.add(field, message)
