@@ -141,6 +141,43 @@ def clean(schema: Any) -> Any:
     return out
 
 
+# Image requirements the pages state in a field's description, read into numbers. The MiniMax
+# pages: "format must be JPG, JPEG, or PNG; aspect ratio should be greater than 2:5 and less
+# than 5:2; the shorter side must exceed 300 pixels; file size must not exceed 20MB".
+_SPEC_FORMATS = re.compile(r"format must be ([A-Z]+(?:,? (?:or )?[A-Z]+)*)")
+_SPEC_RATIO = re.compile(r"aspect ratio should be greater than (\d+):(\d+) and less than (\d+):(\d+)")
+_SPEC_SHORT_SIDE = re.compile(r"shorter side must exceed (\d+) pixels")
+_SPEC_MAX_MB = re.compile(r"file size must not exceed (\d+) ?MB")
+# The Sora pages: "The image dimensions must match ... - 16:9 — 1280x720 ...".
+_SPEC_MATCH = re.compile(r"image dimensions must match")
+_SPEC_SIZE = re.compile(r"(?m)^(\d+p) with aspect ratios:|(\d+):(\d+) \u2014 (\d+)x(\d+)")
+
+
+def image_spec(description: str) -> dict[str, Any] | None:
+    """The requirements an image field's description states, or None."""
+    spec: dict[str, Any] = {}
+    if formats := _SPEC_FORMATS.search(description):
+        names = re.findall(r"[A-Z]+", formats.group(1))
+        spec["formats"] = sorted({"jpeg" if name in ("JPG", "JPEG") else name.lower() for name in names})
+    if ratio := _SPEC_RATIO.search(description):
+        low_w, low_h, high_w, high_h = map(int, ratio.groups())
+        spec["ratio_above"], spec["ratio_below"] = low_w / low_h, high_w / high_h
+    if side := _SPEC_SHORT_SIDE.search(description):
+        spec["short_side_above"] = int(side.group(1))
+    if size := _SPEC_MAX_MB.search(description):
+        spec["max_bytes"] = int(size.group(1)) * 1024 * 1024
+    if _SPEC_MATCH.search(description):
+        sizes: dict[str, list[list[int]]] = {}
+        resolution = None
+        for match in _SPEC_SIZE.finditer(description):
+            if match.group(1):
+                resolution = match.group(1)
+            elif resolution:
+                sizes.setdefault(resolution, []).append([int(match.group(4)), int(match.group(5))])
+        spec["sizes_by_resolution"] = sizes
+    return spec or None
+
+
 def _typed_default(value: Any, kind: Any) -> Any:
     if kind == "integer" and isinstance(value, str) and re.fullmatch(r"-?\d+", value):
         return int(value)
@@ -265,6 +302,11 @@ def build(docs: Path) -> dict[str, Any]:
                 alternatives.append(variant)
         legacy = LEGACY_PATH.match(path)
         folder = page.split("/")[1].lower()
+        images = {}
+        for name, prop in schema.get("properties", {}).items():
+            found = image_spec(prop.get("description", "")) if isinstance(prop, dict) else None
+            if found:
+                images[name] = {**found, "page": page}
         human = by_spec.get(page) or by_name.get(model_id)
         seconds, source = typical_seconds(docs, human)
         models.append(
@@ -282,6 +324,7 @@ def build(docs: Path) -> dict[str, Any]:
                 "properties": properties,
                 "required": required,
                 "alternatives": alternatives,
+                "images": images,
             }
         )
     return {

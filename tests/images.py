@@ -7,8 +7,9 @@ import struct
 import zlib
 
 
-def png(width: int = 2, height: int = 2, *, noise: bool = False) -> bytes:
-    """Signature, IHDR, one IDAT, IEND. Grey pixels by default; with noise (seeded, so repeatable)
+def png(width: int = 480, height: int = 360, *, noise: bool = False) -> bytes:
+    """Signature, IHDR, one IDAT, IEND; 480x360 by default (a size every image model takes). Grey
+    pixels by default; with noise (seeded, so repeatable)
     the image does not compress and its size is about width * height * 3 bytes."""
     source = random.Random(width * height)
     rows = b"".join(

@@ -216,7 +216,7 @@ def test_wait_resumes_and_downloads(run: Run, poller: None, tmp_path: Path) -> N
 
 
 def test_a_small_local_image_goes_inline(run: Run, api: Any, tmp_path: Path) -> None:
-    (tmp_path / "frame.png").write_bytes(png(8, 8, noise=False))
+    (tmp_path / "frame.png").write_bytes(png())
     code, out, err = run("generate", "The frame comes alive", "--image", "frame.png", cwd=tmp_path)
     assert code == 0, err
     record = api_get(api, out.strip())
@@ -280,7 +280,7 @@ def upload_flags(local_stack: LocalStack, key: str) -> list[str]:
 def test_upload_puts_the_image_with_its_request_as_metadata(
     run: Run, local_stack: LocalStack, upload_flags: list[str], tmp_path: Path, api: Any, key: str
 ) -> None:
-    (tmp_path / "sunset.png").write_bytes(png(8, 8, noise=False))
+    (tmp_path / "sunset.png").write_bytes(png())
     prompt = "Le soleil se couche derrière la colline"  # non-ASCII: RFC 2047 in the metadata
     code, out, err = run(
         "upload", "sunset.png", "--prompt", prompt, "-p", "enhance_prompt=false", *upload_flags, cwd=tmp_path
@@ -303,7 +303,7 @@ def test_upload_puts_the_image_with_its_request_as_metadata(
 def test_a_large_local_image_is_uploaded_and_followed_to_the_video(
     run: Run, poller: None, upload_flags: list[str], tmp_path: Path
 ) -> None:
-    (tmp_path / "big.png").write_bytes(png(320, 300, noise=True))
+    (tmp_path / "big.png").write_bytes(png(340, 320, noise=True))
     assert (tmp_path / "big.png").stat().st_size > 256 * 1024
     argv = ["generate", "The big picture moves", "--image", "big.png", "--wait", "--timeout", "30"]
     code, _, err = run(*argv, "-o", "big.mp4", *upload_flags, cwd=tmp_path)
@@ -321,7 +321,7 @@ def test_upload_wait_finds_the_owner_in_endpoints_json(
     assert written["api_key_ids"] == {k: local_stack.key_id(k) for k in local_stack.api_keys}
     (tmp_path / ".local").mkdir()
     (tmp_path / ".local" / "endpoints.json").write_text(json.dumps(written))
-    (tmp_path / "cat.png").write_bytes(png(8, 8, noise=False))
+    (tmp_path / "cat.png").write_bytes(png())
 
     argv = ["upload", "cat.png", "--prompt", "The cat yawns", *WAIT, "--find-timeout", "20", "-o", "cat.mp4"]
     code, _, err = cli(argv, env={}, cwd=tmp_path)

@@ -280,6 +280,27 @@ def test_an_inline_image_too_large_for_the_record_is_refused(call: Any, sim: Sim
     assert sim.submit_attempts == 0
 
 
+def test_an_inline_image_its_model_page_rules_out_is_refused_naming_the_rule(
+    call: Any, sim: Simulator
+) -> None:
+    import base64
+
+    from tests.images import png
+
+    image = "data:image/png;base64," + base64.b64encode(png(200, 200)).decode()
+    status, answer, _ = call(
+        "POST", "/generations", body={"model": "video-01", "prompt": "x", "image_url": image}
+    )
+
+    assert status == 422 and answer["error"]["details"] == [
+        {"field": "image_url", "message": "must have a shorter side over 300 pixels (it is 200x200)"}
+    ]
+    assert sim.submit_attempts == 0
+    good = "data:image/png;base64," + base64.b64encode(png(480, 360)).decode()
+    status, _, _ = call("POST", "/generations", body={"model": "video-01", "prompt": "x", "image_url": good})
+    assert status == 202
+
+
 @pytest.mark.parametrize("origin", ["*", "https://console.example.com"])
 def test_every_answer_carries_the_cors_headers_a_browser_needs(
     aws: dict[str, str], client: AimlClient, clock: Clock, origin: str

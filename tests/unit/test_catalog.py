@@ -393,3 +393,22 @@ def test_other_errors_from_check_url_propagate() -> None:
 
     with pytest.raises(RuntimeError):
         validate_request({"model": "video-01", "prompt": "p", "image_url": IMAGE_URL}, check_url=broken)
+
+
+def test_image_rules_the_pages_state_in_words_are_kept_with_their_page() -> None:
+    minimax = get_model("video-01").images["image_url"]
+    assert (minimax.formats, minimax.ratio_above, minimax.ratio_below) == (("jpeg", "png"), 0.4, 2.5)
+    assert (minimax.short_side_above, minimax.max_bytes) == (300, 20 * 1024 * 1024)
+    assert minimax.problems("png", 480, 360, 1000) == []
+    assert minimax.problems("webp", 480, 360, 1000) == ["must be a JPEG or PNG image (it is WEBP)"]
+    assert minimax.problems("png", 1000, 400, 1000) == [
+        "must have a width / height between 0.4 and 2.5 (it is 1000x400)"
+    ]
+    sora = get_model("openai/sora-2-pro-i2v").images["image_url"]
+    assert sora.problems("png", 1792, 1024, 1000, "1080p") == []
+    assert sora.problems("png", 1280, 720, 1000, "1080p") == [
+        "must be exactly 1792x1024, 1024x1792 (it is 1280x720)"
+    ]
+    for model in MODELS:
+        for spec in model.images.values():
+            assert (DOCS / spec.page).exists()

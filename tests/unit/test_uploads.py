@@ -30,6 +30,7 @@ from videogen.domain.errors import UnsafeUrlError
 from videogen.domain.models import Source, Status
 from videogen.domain.ports import StaleWriteError
 from videogen.domain.uploads import (
+    IMAGE_NOT_ACCEPTED,
     INVALID_METADATA,
     NOT_AN_IMAGE,
     TOO_LARGE,
@@ -46,7 +47,13 @@ ROOT = Path(__file__).resolve().parents[2]
 I2V = "klingai/v2.5-turbo/pro/image-to-video"  # takes duration (5 or 10) and cfg_scale
 
 
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64 + b"\xff\xd9"
+# A JPEG's start: JFIF, then a frame header (SOF0) of 480x360, which is all a size check reads.
+JPEG = (
+    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    + b"\xff\xc0\x00\x11\x08\x01\x68\x01\xe0\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"
+    + b"\x00" * 64
+    + b"\xff\xd9"
+)
 WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 40
 
 
@@ -216,7 +223,8 @@ def test_metadata_sets_model_owner_and_typed_fields(up: Uploads, sim: Simulator)
 
 
 def test_webp_and_generic_content_types_are_judged_by_their_bytes(up: Uploads) -> None:
-    event = up.put("uploads/frame.webp", WEBP, content_type="binary/octet-stream")
+    # (a model whose page states no format: MiniMax's take JPEG and PNG only)
+    event = up.put("uploads/frame.webp", WEBP, content_type="binary/octet-stream", metadata={"model": I2V})
 
     assert only(up.handle(event))["outcome"] == "accepted"
 
@@ -332,6 +340,30 @@ def test_bytes_that_are_not_an_image_fail(up: Uploads, sim: Simulator) -> None:
 
     assert "bytes" in generation.error.message and sim.submit_count == 0
     assert generation.request["image_url"] == f"s3://{up.bucket}/uploads/notes.png"
+
+
+@pytest.mark.parametrize(
+    ("model", "width", "height", "rule"),
+    [
+        ("video-01", 300, 300, "shorter side over 300"),  # MiniMax's pages: the shorter side > 300 px
+        ("video-01", 1200, 400, "width / height between 0.4 and 2.5"),  # ratio 3:1
+        ("openai/sora-2-i2v", 1000, 700, "exactly 1280x720, 720x1280"),  # Sora: the video's own size
+    ],
+)
+def test_an_image_its_model_page_rules_out_fails_before_anything_is_paid(
+    up: Uploads, sim: Simulator, model: str, width: int, height: int, rule: str
+) -> None:
+    event = up.put("uploads/frame.png", png(width, height), metadata={"model": model})
+
+    generation = rejected(up, event, IMAGE_NOT_ACCEPTED)
+
+    assert rule in generation.error.message and f"{width}x{height}" in generation.error.message
+    assert sim.submit_count == 0
+
+
+def test_an_image_that_fits_its_model_page_is_submitted(up: Uploads, sim: Simulator) -> None:
+    answer = up.handle(up.put("uploads/frame.png", png(1280, 720), metadata={"model": "openai/sora-2-i2v"}))
+    assert answer["results"][0]["outcome"] == "accepted" and sim.submit_count == 1
 
 
 def test_a_declared_non_image_content_type_fails(up: Uploads, sim: Simulator) -> None:

@@ -20,7 +20,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
@@ -91,6 +91,50 @@ class FieldSpec:
 
 
 @dataclass(frozen=True)
+class ImageSpec:
+    """What an image field's page requires of the image itself (format, shape, size), read from
+    the page's words by the catalog's generator; checked wherever the bytes can be seen (uploads,
+    data URLs)."""
+
+    formats: tuple[str, ...] | None = None  # jpeg, png, webp
+    ratio_above: float | None = None  # width / height must be over this
+    ratio_below: float | None = None  # ... and under this
+    short_side_above: int | None = None  # pixels
+    max_bytes: int | None = None
+    sizes_by_resolution: Mapping[str, tuple[tuple[int, int], ...]] | None = None
+    page: str = ""
+
+    def problems(self, kind: str, width: int, height: int, size: int, resolution: Any = None) -> list[str]:
+        """Why an image of this kind, width, height and byte size does not fit (none: it does)."""
+        found = []
+        if self.formats is not None and kind not in self.formats:
+            found.append(
+                f"must be a {' or '.join(f.upper() for f in self.formats)} image (it is {kind.upper()})"
+            )
+        ratio = width / height if height else 0.0
+        bounded = self.ratio_above is not None and self.ratio_below is not None
+        if bounded and not self.ratio_above < ratio < self.ratio_below:  # type: ignore[operator]
+            found.append(
+                f"must have a width / height between {self.ratio_above:g} and {self.ratio_below:g}"
+                f" (it is {width}x{height})"
+            )
+        if self.short_side_above is not None and min(width, height) <= self.short_side_above:
+            found.append(
+                f"must have a shorter side over {self.short_side_above} pixels (it is {width}x{height})"
+            )
+        if self.max_bytes is not None and size > self.max_bytes:
+            found.append(f"must be at most {self.max_bytes} bytes (it is {size})")
+        if self.sizes_by_resolution:
+            allowed = self.sizes_by_resolution.get(str(resolution)) or tuple(
+                size for sizes in self.sizes_by_resolution.values() for size in sizes
+            )
+            if (width, height) not in allowed:
+                shown = ", ".join(f"{w}x{h}" for w, h in allowed)
+                found.append(f"must be exactly {shown} (it is {width}x{height})")
+        return found
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A model the service can submit to, with every field it accepts except `model`."""
 
@@ -107,6 +151,8 @@ class ModelSpec:
     # Where several pages document the model at its path and differ, each page's fields (the
     # first page's first): a body one of them accepts is valid. `fields` lists them all.
     pages_fields: tuple[tuple[FieldSpec, ...], ...] = ()
+    # Image fields whose page states what the image itself must be.
+    images: Mapping[str, ImageSpec] = field(default_factory=dict)
 
     @property
     def variants(self) -> tuple[tuple[FieldSpec, ...], ...]:
@@ -166,6 +212,20 @@ def _model(data: Mapping[str, Any]) -> ModelSpec:
         typical_seconds_stated=data["typical_seconds"] is not None,
         page=data["page"],
         pages_fields=(fields, *alternatives) if alternatives else (),
+        images=MappingProxyType({name: _image_spec(spec) for name, spec in data.get("images", {}).items()}),
+    )
+
+
+def _image_spec(data: Mapping[str, Any]) -> ImageSpec:
+    sizes = data.get("sizes_by_resolution")
+    return ImageSpec(
+        formats=tuple(data["formats"]) if "formats" in data else None,
+        ratio_above=data.get("ratio_above"),
+        ratio_below=data.get("ratio_below"),
+        short_side_above=data.get("short_side_above"),
+        max_bytes=data.get("max_bytes"),
+        sizes_by_resolution={r: tuple((w, h) for w, h in s) for r, s in sizes.items()} if sizes else None,
+        page=data["page"],
     )
 
 

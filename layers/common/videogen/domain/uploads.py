@@ -13,6 +13,7 @@ NOT_AN_IMAGE = "upload_not_an_image"
 TOO_LARGE = "upload_too_large"
 INVALID_METADATA = "upload_invalid_metadata"
 UNKNOWN_MODEL = "upload_unknown_model"
+IMAGE_NOT_ACCEPTED = "upload_image_not_accepted"  # the model's page rules out its format, shape or size
 
 IMAGE_FIELD = "image_url"  # the first-frame field every image-taking model of the catalog uses
 

@@ -17,6 +17,7 @@ from videogen.domain.models import (
     utc_now_iso,
 )
 from videogen.domain.ports import Provider, ProviderError
+from videogen.logic.images import check_data_url_images
 from videogen.logic.recorder import Recorder
 from videogen.logic.schedule import PollSchedule, poll_at
 
@@ -70,6 +71,7 @@ class Submitter:
         body = dict(body)
         callback_url = self.callback_url(body.pop("callback_url", None))
         model, fields = validate_request(body, check_url=self._url_check(body, minted))
+        check_data_url_images(model, fields)
         for name, value in fields.items():
             if name not in minted and isinstance(value, str) and value.startswith("s3://"):
                 raise UnsafeUrlError(

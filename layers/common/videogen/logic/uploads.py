@@ -24,12 +24,13 @@ from email.header import decode_header, make_header
 from functools import cache
 from typing import Any
 
-from videogen.domain.catalog import CATALOG, FieldSpec, get_model
+from videogen.domain.catalog import CATALOG, FieldSpec, ModelSpec, get_model
 from videogen.domain.errors import RequestValidationError, UnknownModelError
 from videogen.domain.models import OWNER_PATTERN, Generation, GenerationError, Source
 from videogen.domain.ports import MetricsSink, StaleWriteError
 from videogen.domain.uploads import (
     IMAGE_FIELD,
+    IMAGE_NOT_ACCEPTED,
     INVALID_METADATA,
     NOT_AN_IMAGE,
     TOO_LARGE,
@@ -42,9 +43,12 @@ from videogen.domain.uploads import (
     UploadRecord,
     UploadResult,
 )
+from videogen.logic.images import image_kind, image_problems
 from videogen.logic.service import GenerationService
 
-SNIFF_BYTES = 16
+# The first bytes read of an upload: enough for any image header (a JPEG's dimensions may come
+# after its EXIF block).
+HEAD_BYTES = 64 * 1024
 _OWNER = re.compile(OWNER_PATTERN)
 # Content types an uploader may declare: an image type we accept, or "unknown" (the bytes decide).
 IMAGE_CONTENT_TYPES = {
@@ -70,17 +74,6 @@ def _field_names() -> frozenset[str]:
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
-
-
-def image_kind(head: bytes) -> str | None:
-    """`jpeg`, `png` or `webp` from the first bytes (magic numbers), else None."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    return None
 
 
 class _Rejected(Exception):
@@ -130,11 +123,15 @@ class UploadProcessor:
             return self._skip(record, generation_id, str(exc))
         request = self._request(head.metadata)
         try:
-            kind = self._check_image(record, head)
+            kind, start = self._check_image(record, head)
             if request.problems:
                 summary = "; ".join(f"{p['field']}: {p['message']}" for p in request.problems)
                 raise _Rejected(INVALID_METADATA, f"bad metadata: {summary}", request.problems)
-            self._check_model(request)
+            model = self._check_model(request)
+            if problems := image_problems(model, IMAGE_FIELD, start, head.size, request.body):
+                details = [{"field": IMAGE_FIELD, "message": problem} for problem in problems]
+                message = f"the image does not suit {model.id}: {'; '.join(problems)}"
+                raise _Rejected(IMAGE_NOT_ACCEPTED, message, details)
             url = self.objects.presign(
                 record, content_type=MIME_TYPES[kind], expires_in=self.defaults.image_url_expiry_seconds
             )
@@ -164,7 +161,8 @@ class UploadProcessor:
         except RequestValidationError as exc:  # includes UnsafeUrlError (a metadata URL field)
             raise _Rejected(INVALID_METADATA, exc.message, exc.details) from None
 
-    def _check_image(self, record: UploadRecord, head: ObjectHead) -> str:
+    def _check_image(self, record: UploadRecord, head: ObjectHead) -> tuple[str, bytes]:
+        """The image's kind and first bytes; _Rejected when it is not an image we take."""
         if head.size > self.defaults.max_bytes:
             raise _Rejected(
                 TOO_LARGE,
@@ -178,12 +176,13 @@ class UploadProcessor:
                 NOT_AN_IMAGE,
                 f"content type {declared!r} is not a JPEG, PNG or WebP image",
             )
-        kind = image_kind(self.objects.read_start(record, SNIFF_BYTES))
+        start = self.objects.read_start(record, HEAD_BYTES)
+        kind = image_kind(start)
         if kind is None:
             raise _Rejected(NOT_AN_IMAGE, "the bytes are not a JPEG, PNG or WebP image")
-        return kind
+        return kind, start
 
-    def _check_model(self, request: _Request) -> None:
+    def _check_model(self, request: _Request) -> ModelSpec:
         try:
             model = get_model(request.model)
         except UnknownModelError as exc:
@@ -191,6 +190,7 @@ class UploadProcessor:
         if model.field(IMAGE_FIELD) is None:
             message = f"model {model.id} takes no image ({model.mode}); name an image-to-video model"
             raise _Rejected(INVALID_METADATA, message, [{"field": "model", "message": message}])
+        return model
 
     # -- metadata -------------------------------------------------------------------------
     def _request(self, metadata: Mapping[str, str]) -> _Request:
