@@ -113,26 +113,29 @@ class Submitter:
     ) -> Generation:
         """The `submitting` record, written before the paid call (StaleWriteError if it exists)."""
         now = self.recorder.clock()
-        generation = self.recorder.store.create(
-            Generation(
-                id=generation_id,
-                owner=owner,
-                status=Status.SUBMITTING,
-                model=model,
-                request=fields,
-                source=source,
-                driver=driver,
-                created_at=utc_now_iso(now),
-                updated_at=utc_now_iso(now),
-                created_epoch=now,
-                # If this process dies mid-submit, the sweep finds the record after the grace
-                # period and flags it, rather than leaving it 'submitting' forever.
-                next_poll_at=poll_at(now, self.submit_grace_seconds),
-                callback_url=callback_url,
-            )
+        generation = self._create(
+            now,
+            id=generation_id,
+            owner=owner,
+            status=Status.SUBMITTING,
+            model=model,
+            request=fields,
+            source=source,
+            driver=driver,
+            # If this process dies mid-submit, the sweep finds the record after the grace
+            # period and flags it, rather than leaving it 'submitting' forever.
+            next_poll_at=poll_at(now, self.submit_grace_seconds),
+            callback_url=callback_url,
         )
         self.recorder.event("info", "generation recorded", generation)
         return generation
+
+    def _create(self, now: float, **fields: Any) -> Generation:
+        """A new record, created at `now` (conditional on its id being new)."""
+        stamp = utc_now_iso(now)
+        return self.recorder.store.create(
+            Generation(created_at=stamp, updated_at=stamp, created_epoch=now, **fields)
+        )
 
     def callback_url(self, value: Any) -> str | None:
         """`callback_url` of a request: absent, or a URL the webhook may be sent to."""
@@ -188,21 +191,16 @@ class Submitter:
             callback_url = self.callback_url(callback_url)
         except UnsafeUrlError:
             callback_url = None
-        now = self.recorder.clock()
-        generation = self.recorder.store.create(
-            Generation(
-                id=generation_id,
-                owner=owner,
-                status=Status.FAILED,
-                model=model,
-                request=dict(request),
-                source=source,
-                created_at=utc_now_iso(now),
-                updated_at=utc_now_iso(now),
-                created_epoch=now,
-                error=error,
-                callback_url=callback_url,
-            )
+        generation = self._create(
+            self.recorder.clock(),
+            id=generation_id,
+            owner=owner,
+            status=Status.FAILED,
+            model=model,
+            request=dict(request),
+            source=source,
+            error=error,
+            callback_url=callback_url,
         )
         self.recorder.event("warning", "request rejected", generation, error_code=error.code)
         return generation
