@@ -13,9 +13,10 @@ import pytest
 
 from tests.catalog_bodies import full_body, minimal_body, value_for
 from videogen.adapters.url_safety import image_reference_checker
-from videogen.domain.catalog import CATALOG, ModelSpec, describe_catalog, get_model, validate_request
+from videogen.domain.catalog import CATALOG, ModelSpec, describe_catalog, get_model
 from videogen.domain.catalog_rules import RULES
 from videogen.domain.errors import RequestValidationError, UnknownModelError, UnsafeUrlError
+from videogen.domain.validation import validate_request
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT.parent / "shared" / "aimlapi-docs"

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from local.simulator.contract import load
 from tests.catalog_bodies import URLS
-from videogen.domain.catalog import CATALOG, ModelSpec, validate_request
+from videogen.domain.catalog import CATALOG, ModelSpec
 from videogen.domain.errors import RequestValidationError
+from videogen.domain.validation import validate_request
 
 EXAMPLES = 2500
 MODELS = sorted(CATALOG)

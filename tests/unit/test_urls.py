@@ -386,8 +386,9 @@ def test_image_reference_checker_binds_the_configuration() -> None:
 
 
 def test_every_url_field_of_every_model_is_checked() -> None:
-    from videogen.domain.catalog import CATALOG, validate_request
+    from videogen.domain.catalog import CATALOG
     from videogen.domain.errors import RequestValidationError
+    from videogen.domain.validation import validate_request
 
     checked: list[str] = []
     check = image_reference_checker(strict_dns=True, resolver=FakeResolver())

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from videogen.domain.catalog import validate_request
 from videogen.domain.errors import UnsafeUrlError
 from videogen.domain.models import (
     Driver,
@@ -17,6 +16,7 @@ from videogen.domain.models import (
     utc_now_iso,
 )
 from videogen.domain.ports import Provider, ProviderError
+from videogen.domain.validation import validate_request
 from videogen.logic.images import check_data_url_images
 from videogen.logic.recorder import Recorder
 from videogen.logic.schedule import PollSchedule, poll_at
