@@ -577,8 +577,3 @@ def _proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     else:
         payload = str(body).encode("utf-8")
     return status, headers, payload
-
-
-def routes_from_specs(specs: Iterable[Any]) -> list[Route]:
-    """Routes of local.aws.cfn FunctionSpecs (their `Type: Api` events)."""
-    return [Route(r.method, r.path, r.function, r.api_key_required) for spec in specs for r in spec.routes]
