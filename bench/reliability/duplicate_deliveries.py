@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from bench.reliability.harness import (
@@ -25,11 +26,9 @@ from videogen.domain.models import Status
 from videogen.logic.service import GenerationService
 
 COPIES = 3
-# A 1x1 PNG: what the upload handler accepts as an image.
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ff"
-    "ff3f0005fe02fea7d6a4830000000049454e44ae426082"
-)
+# The demo's sample image: a size every image model takes (MiniMax's refuse a shorter side of 300 px
+# or less).
+PNG = (Path(__file__).resolve().parents[2] / "local" / "assets" / "upload-sample.png").read_bytes()
 
 
 def _s3_event_thrice(h: Harness, service: GenerationService) -> tuple[str, Counter[str]]:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from local.simulator import Simulator
+from tests.images import png as real_png
 from tests.unit.conftest import POLL_RETRIES, Clock, make_service, wait_until
 from videogen.adapters.aiml_provider import AimlClient
 from videogen.domain.errors import ConflictError, NotFoundError, ProviderThrottled, RequestValidationError
@@ -354,7 +355,7 @@ def test_failure_reasons(error: str, cause: str | None, expected: tuple[str, str
 
 
 def test_inline_images_are_summarised_in_the_state(service: GenerationService) -> None:
-    png = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(3000)).decode()
+    png = "data:image/png;base64," + base64.b64encode(real_png()).decode()  # 480x360, ~2 KB
     body = {"model": "video-01", "prompt": "Cheetah turns toward the camera.", "image_url": png}
     handle(step("submit", input={"owner": "owner-a", **body}), service)
 
