@@ -128,14 +128,32 @@ def _async_functions(source: dict) -> dict[str, set[str]]:
             if event["Type"] in ASYNC_EVENT_TYPES:
                 found.setdefault(name, set()).add(event["Type"])
     for name, fn in functions.items():
-        for policy in fn["Properties"].get("Policies") or []:
-            if isinstance(policy, dict) and "LambdaInvokePolicy" in policy:
-                target = json.dumps(policy["LambdaInvokePolicy"]["FunctionName"])
-                for other, other_fn in functions.items():
-                    fixed_name = json.dumps(other_fn["Properties"].get("FunctionName"))
-                    if target in (json.dumps({"Ref": other}), fixed_name):
-                        found.setdefault(other, set()).add(f"invoked by {name}")
+        for target in _invoke_targets(fn["Properties"].get("Policies") or []):
+            for other, other_fn in functions.items():
+                fixed = (other_fn["Properties"].get("FunctionName") or {}).get("Fn::Sub")
+                if target in (json.dumps({"Ref": other}), json.dumps({"Fn::GetAtt": [other, "Arn"]})) or (
+                    fixed and target.endswith(json.dumps(f":function:{fixed}")[1:])
+                ):
+                    found.setdefault(other, set()).add(f"invoked by {name}")
     return found
+
+
+def _invoke_targets(policies: list[Any]) -> list[str]:
+    """What a function's policies let it invoke (JSON text of each FunctionName or resource):
+    SAM's LambdaInvokePolicy and explicit lambda:InvokeFunction statements."""
+    targets = []
+    for policy in policies:
+        if not isinstance(policy, dict):
+            continue
+        if "LambdaInvokePolicy" in policy:
+            targets.append(json.dumps(policy["LambdaInvokePolicy"]["FunctionName"]))
+        for statement in policy.get("Statement", []):
+            if "lambda:InvokeFunction" in _as_list(statement["Action"]):
+                targets += [
+                    json.dumps(r.get("Fn::Sub", r)) if isinstance(r, dict) else json.dumps(r)
+                    for r in _as_list(statement["Resource"])
+                ]
+    return targets
 
 
 def test_every_asynchronously_invoked_function_keeps_its_failures(source: dict) -> None:

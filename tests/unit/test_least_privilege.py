@@ -1,0 +1,252 @@
+"""Least privilege: every permission of a function's (or the state machine's) role is one that its
+code, or the AWS service acting for it, uses, on exactly the resource it is used on.
+
+`USES` is the table: role -> (action, resource) -> the code that needs it. The test reads the
+template as CloudFormation deploys it (SAM transformed, so SAM's policy templates and its own
+event-source and destination policies are expanded) and fails on a grant that has no row, and on a
+row the template no longer grants (the table stays the truth about the template). Resources are
+written as the template names them: a logical id for that resource's ARN, `Id/path` for a path
+under it, `*` only for the actions AWS evaluates on no resource."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from cfnlint.decode import decode_str
+from cfnlint.template import Template
+
+from tests.unit.test_template import ROOT, TEMPLATE_TEXT, of_type, plain
+from tests.unit.test_template_security import RESOURCE_STAR_ACTIONS
+
+POLLER_ARN = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-poller"
+EVENT_BUS_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/EventBus"
+VIDEOS = "OutputsBucket/videos/*"  # OutputArchive.key_for: every archived video is videos/<id>.mp4
+OWNER_INDEX = "GenerationsTable/index/by-owner"
+DUE_INDEX = "GenerationsTable/index/due"
+
+# Powertools' DynamoDBPersistenceLayer: get_item (an earlier record), put_item (conditional: the
+# in-progress record), update_item (the result), delete_item (a failed call's record is dropped).
+IDEMPOTENCY = {
+    ("dynamodb:GetItem", "IdempotencyTable"): "DynamoDBPersistenceLayer._get_record",
+    ("dynamodb:PutItem", "IdempotencyTable"): "DynamoDBPersistenceLayer._put_record",
+    ("dynamodb:UpdateItem", "IdempotencyTable"): "DynamoDBPersistenceLayer._update_record",
+    ("dynamodb:DeleteItem", "IdempotencyTable"): "DynamoDBPersistenceLayer._delete_record",
+}
+# Submitting to the provider reads its key (bootstrap.secret_reader, Powertools SecretsProvider).
+PROVIDER_KEY = {("secretsmanager:GetSecretValue", "AimlApiKeySecret"): "AimlClient's key (secret_reader)"}
+
+USES: dict[str, dict[tuple[str, str], str]] = {
+    "ApiFunctionRole": {
+        ("dynamodb:GetItem", "GenerationsTable"): "GenerationStore.get: GET and DELETE /generations/{id}",
+        ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.create and save: submit, cancel",
+        ("dynamodb:Query", OWNER_INDEX): "GenerationStore.list_by_owner: GET /generations",
+        ("s3:GetObject", VIDEOS): "OutputArchive.link: the presigned GET is checked against the signer",
+        **IDEMPOTENCY,  # idempotent_submit: the Idempotency-Key of POST /generations
+        **PROVIDER_KEY,
+    },
+    "PollerFunctionRole": {
+        ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.save: every sweep outcome",
+        ("dynamodb:Query", DUE_INDEX): "GenerationStore.due: the sweep's reader, one shard at a time",
+        # upload_fileobj: PutObject, or CreateMultipartUpload/UploadPart/CompleteMultipartUpload,
+        # which IAM authorizes as s3:PutObject; AbortMultipartUpload when a part fails
+        ("s3:PutObject", VIDEOS): "OutputArchive.archive (upload_fileobj)",
+        ("s3:AbortMultipartUpload", VIDEOS): "OutputArchive.archive (upload_fileobj, on a failed part)",
+        ("lambda:InvokeFunction", POLLER_ARN): "LambdaShardInvoker.invoke_shards: the fan-out to itself",
+        ("sqs:SendMessage", "PollerFailureQueue"): "Lambda: EventInvokeConfig OnFailure (SAM's policy)",
+        **PROVIDER_KEY,
+    },
+    "WorkflowFunctionRole": {
+        ("dynamodb:GetItem", "GenerationsTable"): "GenerationStore.get: WorkflowSteps.submit_once, fetch",
+        ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.create, save",
+        ("s3:PutObject", VIDEOS): "OutputArchive.archive (upload_fileobj): a Fetch archives as the poller",
+        ("s3:AbortMultipartUpload", VIDEOS): "OutputArchive.archive (upload_fileobj, on a failed part)",
+        ("s3:GetObject", VIDEOS): "OutputArchive.link: a completed generation's state carries its link",
+        **PROVIDER_KEY,
+    },
+    "UploadFunctionRole": {
+        ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.create and save: an upload's submit",
+        ("s3:GetObject", "UploadsBucket/*"): "S3Uploads.head (HeadObject), read_start, presign",
+        ("s3:GetObjectVersion", "UploadsBucket/*"): "S3Uploads: head, read_start, presign by VersionId",
+        # not called: without it S3 answers a missing key 403, and S3Uploads tells a gone object
+        # (ObjectGoneError) from a refused one by the 404
+        ("s3:ListBucket", "UploadsBucket"): "S3Uploads._GONE: a missing key answers 404, not 403",
+        ("sqs:SendMessage", "UploadDeadLetterQueue"): "Lambda: EventInvokeConfig OnFailure (SAM's policy)",
+        **PROVIDER_KEY,
+    },
+    "NotifierFunctionRole": {
+        ("events:PutEvents", EVENT_BUS_ARN): "Notifier: one completion event per terminal transition",
+        ("sqs:SendMessage", "WebhookQueue"): "Notifier: the webhook message of a callback_url",
+        ("sqs:SendMessage", "NotifierFailureQueue"): "Lambda: the stream mapping's OnFailure (SAM's policy)",
+        **IDEMPOTENCY,  # idempotent_once: a redelivered stream record notifies nothing twice
+    },
+    "WebhookFunctionRole": {
+        ("sqs:ReceiveMessage", "WebhookQueue"): "Lambda: the SQS event source mapping polls the queue",
+        ("sqs:GetQueueAttributes", "WebhookQueue"): "Lambda: the SQS event source mapping",
+        ("sqs:DeleteMessage", "WebhookQueue"): "Lambda: deletes what ReportBatchItemFailures does not name",
+        ("sqs:ChangeMessageVisibility", "WebhookQueue"): "WebhookDelivery: a failed attempt's backoff",
+        ("sqs:SendMessage", "WebhookDeadLetterQueue"): "WebhookDelivery: dead-letters with the reason",
+        ("secretsmanager:GetSecretValue", "WebhookSecret"): "build_delivery: the signing secret(s)",
+    },
+    "GenerationStateMachineRole": {
+        ("lambda:InvokeFunction", "WorkflowFunction"): "generation.asl.json: lambda:invoke of each step",
+        **{
+            (action, "*"): "Logging: vended log delivery (no resource-level permission)"
+            for action in [
+                "logs:CreateLogDelivery",
+                "logs:GetLogDelivery",
+                "logs:UpdateLogDelivery",
+                "logs:DeleteLogDelivery",
+                "logs:ListLogDeliveries",
+                "logs:PutResourcePolicy",
+                "logs:DescribeResourcePolicies",
+                "logs:DescribeLogGroups",
+            ]
+        },
+    },
+}
+
+BASIC = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"  # the function's own logs
+XRAY = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"  # Tracing: Active / Enabled
+# AWS-managed policies each role carries (SAM attaches them; their `*` are AWS's own, see
+# docs/reliability-and-security.md). Nothing else: no role gets a broader managed policy.
+MANAGED: dict[str, set[str]] = {
+    "ApiFunctionRole": {BASIC, XRAY},
+    "PollerFunctionRole": {BASIC, XRAY},
+    "WorkflowFunctionRole": {BASIC, XRAY},
+    "UploadFunctionRole": {BASIC, XRAY},
+    # the DynamoDB stream event source: Lambda reads the stream for the function
+    "NotifierFunctionRole": {
+        BASIC,
+        XRAY,
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole",
+    },
+    # the SQS event source: SAM adds it to every SQS event, beside the queue-scoped statement
+    "WebhookFunctionRole": {
+        BASIC,
+        XRAY,
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+    },
+    "GenerationStateMachineRole": {XRAY},
+}
+
+
+@pytest.fixture(scope="module")
+def source() -> dict[str, Any]:
+    template, matches = decode_str(TEMPLATE_TEXT)
+    assert not matches, matches
+    return dict(plain(template))
+
+
+@pytest.fixture(scope="module")
+def deployed() -> dict[str, Any]:
+    template, _ = decode_str(TEMPLATE_TEXT)
+    cfn = Template(str(ROOT / "template.yaml"), template, ["us-east-1"])
+    assert cfn.transform() == []
+    return dict(plain(cfn.template))
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def resource_name(node: Any) -> str:
+    """A statement's resource as the template names it: `X` for X's ARN, `X/path` under it."""
+    if isinstance(node, str):
+        return node
+    if "Ref" in node:
+        return str(node["Ref"])
+    if "Fn::GetAtt" in node:
+        target = node["Fn::GetAtt"]
+        name, attribute = target.split(".", 1) if isinstance(target, str) else target
+        return str(name) if attribute == "Arn" else f"{name}.{attribute}"
+    if "Fn::Sub" in node:
+        sub = node["Fn::Sub"]
+        text, variables = (sub, {}) if isinstance(sub, str) else sub
+        for key, value in variables.items():
+            text = text.replace("${" + key + "}", resource_name(value))
+        return re.sub(r"\$\{(\w+)\.Arn\}", r"\1", text)
+    raise AssertionError(f"a resource the test cannot name: {node}")
+
+
+def role_statements(deployed: dict, role: str) -> list[dict[str, Any]]:
+    """The role's inline policies and every AWS::IAM::Policy attached to it."""
+    resources = deployed["Resources"]
+    docs = [p["PolicyDocument"] for p in resources[role]["Properties"].get("Policies", [])]
+    for res in of_type(deployed, "AWS::IAM::Policy").values():
+        if {"Ref": role} in res["Properties"]["Roles"]:
+            docs.append(res["Properties"]["PolicyDocument"])
+    return [s for doc in docs for s in doc["Statement"]]
+
+
+def grants(deployed: dict, role: str) -> set[tuple[str, str]]:
+    found = set()
+    for statement in role_statements(deployed, role):
+        assert statement["Effect"] == "Allow", (role, statement)
+        assert "Condition" not in statement, (role, statement)  # the table holds no conditions
+        for action in _as_list(statement["Action"]):
+            for resource in _as_list(statement["Resource"]):
+                found.add((action, resource_name(resource)))
+    return found
+
+
+def _principals(source: dict) -> set[str]:
+    """The roles SAM makes: one per function and state machine."""
+    kinds = ("AWS::Serverless::Function", "AWS::Serverless::StateMachine")
+    return {f"{name}Role" for kind in kinds for name in of_type(source, kind)}
+
+
+def test_every_function_and_state_machine_has_a_row(source: dict, deployed: dict) -> None:
+    assert _principals(source) == set(USES) == set(MANAGED)
+    assert set(USES) <= set(of_type(deployed, "AWS::IAM::Role"))
+
+
+@pytest.mark.parametrize("role", sorted(USES))
+def test_a_role_grants_exactly_what_its_code_uses(deployed: dict, role: str) -> None:
+    granted = grants(deployed, role)
+    assert granted - set(USES[role]) == set(), f"{role} grants what no code of it calls"
+    assert set(USES[role]) - granted == set(), f"{role} lacks a row's grant (or the row is stale)"
+
+
+@pytest.mark.parametrize("role", sorted(MANAGED))
+def test_a_role_carries_only_its_managed_policies(deployed: dict, role: str) -> None:
+    arns = deployed["Resources"][role]["Properties"].get("ManagedPolicyArns", [])
+    assert set(arns) == MANAGED[role]
+
+
+def test_wildcards_only_where_aws_requires_them(source: dict, deployed: dict) -> None:
+    """`*` alone only for the actions AWS evaluates on no resource; inside an ARN only as the
+    object key pattern of an S3 bucket (objects under a prefix), never as a name prefix (which
+    would also match every other function or table named alike)."""
+    for role in _principals(source):
+        for action, resource in grants(deployed, role):
+            if resource == "*":
+                assert action in RESOURCE_STAR_ACTIONS, (role, action)
+            elif "*" in resource:
+                bucket, _, key = resource.partition("/")
+                assert action.startswith("s3:") and bucket.endswith("Bucket"), (role, action, resource)
+                assert key.endswith("/*") or key == "*", (role, resource)
+                assert "*" not in key[:-1], (role, resource)
+
+
+def test_the_poller_may_invoke_only_itself(source: dict, deployed: dict) -> None:
+    poller = source["Resources"]["PollerFunction"]["Properties"]
+    name = poller["FunctionName"]["Fn::Sub"]
+    invocable = {r for a, r in grants(deployed, "PollerFunctionRole") if a == "lambda:InvokeFunction"}
+    assert invocable == {
+        f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{name}"
+    }
+    # built from the fixed name, not from the function itself: a Ref would be a circular dependency
+    statements = source["Resources"]["PollerFunction"]["Properties"]["Policies"]
+    assert "PollerFunction" not in str(statements)
+
+
+def test_the_table_follows_the_code() -> None:
+    """The names the rows are scoped to are the ones the adapters use."""
+    from videogen.adapters import dynamodb_store
+    from videogen.adapters.s3_archive import OutputArchive
+
+    assert OWNER_INDEX.endswith("/" + dynamodb_store.OWNER_INDEX)
+    assert DUE_INDEX.endswith("/" + dynamodb_store.DUE_INDEX)
+    assert f"OutputsBucket/{OutputArchive.key_for('g1')}".startswith(VIDEOS[:-1])
