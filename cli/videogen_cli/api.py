@@ -5,11 +5,20 @@ Retries, and why they are safe:
 - `POST /generations` always carries an `Idempotency-Key`; the same key is sent again on a network
   failure (the first attempt may have reached the API: the key makes the API return its first
   answer instead of submitting twice), on `409 request_in_progress` (after `Retry-After`), and on
-  a 429/5xx that is not the API's own error shape (API Gateway's throttle or timeout: the handler
-  may or may not have run, the key covers both). An answer in the API's own shape (a provider
-  failure, a validation error, `submit_outcome_unknown`) is final: the same key would only replay it;
+  API Gateway's own 429/5xx: `gateway_throttled`, `gateway_timeout`, `gateway_error` (the
+  template's GatewayResponses give them these codes), or any 429/5xx carrying `x-amzn-ErrorType` or
+  not in the API's error shape (a proxy's). The handler may or may not have run; the key covers
+  both. `quota_exceeded` is not retried: the quota does not come back within seconds. An answer of
+  the API's handlers (a provider failure, a validation error, `submit_outcome_unknown`) is final:
+  the same key would only replay it;
 - `DELETE` is retried on network failures; a 409 after such a retry means the first attempt got
   through, which is checked with a GET.
+Every retry waits (Retry-After, capped, else an exponential backoff) and there are at most
+`attempts` tries.
+
+Redirects are never followed: requests would send `x-api-key` to wherever a 3xx points (it only
+drops `Authorization` across hosts). A 3xx is reported as `redirect_not_followed`, naming the
+target, so the user can decide to use that URL.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import requests
 
@@ -29,6 +38,12 @@ CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 35.0  # API Gateway ends every request at 29 s
 RETRY_AFTER_CAP = 10.0
 TERMINAL = frozenset({"completed", "failed", "timed_out", "cancelled"})
+# API Gateway's own failures, as the template's GatewayResponses name them: the handler may or may
+# not have run, so a POST is sent again with the same Idempotency-Key.
+GATEWAY_RETRY_CODES = frozenset({"gateway_throttled", "gateway_timeout", "gateway_error"})
+# Retrying cannot help until the usage plan's quota resets (a day or a month).
+NO_RETRY_CODES = frozenset({"quota_exceeded"})
+NO_RETRY_ERROR_TYPES = frozenset({"LimitExceededException"})
 USER_AGENT = f"videogen-cli/{__version__}"
 
 
@@ -46,9 +61,18 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
+def _gateway_error_type(response: requests.Response) -> str | None:
+    """`x-amzn-ErrorType` without its optional `:namespace` suffix."""
+    raw = response.headers.get("x-amzn-ErrorType")
+    if not raw:
+        return None
+    return raw.split(":", 1)[0].strip() or None
+
+
 def error_from_response(response: requests.Response) -> ApiError:
     """The API's `{"error": {...}}`, or API Gateway's own `{"message": ...}`, as an ApiError."""
     retry_after = _retry_after(response)
+    error_type = _gateway_error_type(response)
     try:
         body = response.json()
     except ValueError:
@@ -62,17 +86,48 @@ def error_from_response(response: requests.Response) -> ApiError:
             str(error.get("message") or response.reason or ""),
             details if isinstance(details, list) else None,
             retry_after=retry_after,
+            gateway_error_type=error_type,
         )
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         message = body["message"]
     else:
         message = (response.text or "").strip()[:300] or (response.reason or "no answer")
-    return ApiError(response.status_code, f"http_{response.status_code}", message, retry_after=retry_after)
+    return ApiError(
+        response.status_code,
+        f"http_{response.status_code}",
+        message,
+        retry_after=retry_after,
+        gateway_error_type=error_type,
+    )
+
+
+def redirect_error(response: requests.Response) -> ApiError:
+    """A 3xx the CLI does not follow, and why (the key would go along)."""
+    location = response.headers.get("Location")
+    target = urljoin(response.url, location) if location else "an unnamed location"
+    error = ApiError(
+        response.status_code,
+        "redirect_not_followed",
+        f"the API answered a redirect to {target}; it is not followed, so the API key is not sent there",
+    )
+    error.hints.append("  if that is the API, give it as --api-url (or VIDEOGEN_API_URL)")
+    return error
 
 
 def _is_own_error(error: ApiError) -> bool:
     """An answer of the API's handlers (as opposed to API Gateway's, or a proxy's)."""
-    return not error.code.startswith("http_")
+    return not (
+        error.code.startswith("http_")
+        or error.code in GATEWAY_RETRY_CODES
+        or error.gateway_error_type is not None
+    )
+
+
+def _worth_retrying(error: ApiError) -> bool:
+    """A 429/5xx that a later attempt may get past."""
+    if error.code in NO_RETRY_CODES or error.gateway_error_type in NO_RETRY_ERROR_TYPES:
+        return False
+    return error.status == 429 or error.status >= 500
 
 
 class ApiClient:
@@ -102,7 +157,8 @@ class ApiClient:
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = self.base_url + path
         try:
-            return self.http.request(method, url, timeout=self.timeout, **kwargs)
+            # never allow_redirects: the session's x-api-key would go wherever a 3xx points
+            return self.http.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
         except requests.Timeout:
             raise NetworkError(f"the API did not answer in time ({method} {url})") from None
         except requests.ConnectionError:
@@ -129,6 +185,8 @@ class ApiClient:
             except NetworkError as exc:
                 failure = exc
             else:
+                if response.is_redirect or 300 <= response.status_code < 400:
+                    raise redirect_error(response)
                 if response.ok:
                     try:
                         return response.json(), attempt + 1
@@ -144,7 +202,7 @@ class ApiClient:
 
     @staticmethod
     def _retry_read(failure: ApiError | NetworkError) -> bool:
-        return isinstance(failure, NetworkError) or failure.status == 429 or failure.status >= 500
+        return isinstance(failure, NetworkError) or _worth_retrying(failure)
 
     @staticmethod
     def _retry_submit(failure: ApiError | NetworkError) -> bool:
@@ -152,7 +210,7 @@ class ApiClient:
             return True
         if failure.code == "request_in_progress":
             return True
-        return not _is_own_error(failure) and (failure.status == 429 or failure.status >= 500)
+        return not _is_own_error(failure) and _worth_retrying(failure)
 
     # -- routes -------------------------------------------------------------------------------
     def models(self) -> list[dict[str, Any]]:

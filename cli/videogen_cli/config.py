@@ -3,14 +3,22 @@
 Each setting is taken from the first of:
 1. its flag (`--api-url`, `--api-key`, `--uploads-bucket`, ...);
 2. its environment variable (`VIDEOGEN_API_URL`, `VIDEOGEN_API_KEY`, ...);
-3. `.local/endpoints.json`, the file `make local` writes, found in the current folder or the
-   nearest parent that has one. It is only used when it describes the same API: an API URL given
-   by flag or environment that differs from the file's `api_url` ignores the file entirely, so a
-   deployed stack is never mixed with the local stack's key, bucket or moto endpoint.
+3. an endpoints file: the one named by `--endpoints-file` / `VIDEOGEN_ENDPOINTS_FILE`, else
+   `.local/endpoints.json` (the file `make local` writes) in the current folder or the nearest
+   parent that has one. It is only used when it describes the same API: an API URL given by flag
+   or environment that differs from the file's `api_url` ignores the file entirely, so a deployed
+   stack is never mixed with the local stack's key, bucket or moto endpoint.
+
+A file found in a parent folder was not chosen by the user (anyone who can write to a shared
+parent, `/tmp` say, could plant one), so it is refused unless its `api_url` and
+`aws_endpoint_url` are on this machine (loopback): otherwise it could send the API key, or
+AWS-signed upload requests, elsewhere. The same goes for plain http: the key would cross the
+network in clear, so an `http://` API URL is refused unless its host is loopback.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,6 +92,22 @@ def mask(secret: str | None) -> str | None:
     return secret[:3] + "…" if len(secret) > 8 else "…"
 
 
+def is_loopback_url(url: str) -> bool:
+    """True when the URL's host is this machine: `localhost`, 127.0.0.0/8 or ::1."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host.rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def find_endpoints_file(start: Path) -> Path | None:
     """`.local/endpoints.json` in `start` or the nearest parent that has one."""
     start = start.resolve()
@@ -117,12 +141,43 @@ def _owner_from_file(data: Mapping[str, Any], api_key: str | None) -> str | None
     return owner if isinstance(owner, str) and owner else None
 
 
+def _endpoints_file(
+    flags: Mapping[str, str | None], env: Mapping[str, str], cwd: Path
+) -> tuple[Path | None, bool]:
+    """The endpoints file and whether the user chose it (named it, or it is in the current folder)."""
+    named = flags.get("endpoints_file") or env.get("VIDEOGEN_ENDPOINTS_FILE")
+    if named:
+        path = Path(named).expanduser()
+        path = path if path.is_absolute() else cwd / path
+        if not path.is_file():
+            raise UsageError(f"no endpoints file at {path}")
+        return path, True
+    found = find_endpoints_file(cwd)
+    if found is None:
+        return None, False
+    return found, found.parent.parent == cwd.resolve()
+
+
+def _refuse_remote_endpoints(path: Path, data: Mapping[str, Any]) -> None:
+    """A parent folder's endpoints file may only point at this machine."""
+    for key in ("api_url", "aws_endpoint_url"):
+        url = data.get(key)
+        if isinstance(url, str) and url and not is_loopback_url(url):
+            raise UsageError(
+                f"not using {path}: it is in a parent folder and its {key} is not on this machine ({url})",
+                hints=[
+                    "  a file found above the current folder may only point at localhost;",
+                    f"  to use it anyway, name it: --endpoints-file {path} (or VIDEOGEN_ENDPOINTS_FILE)",
+                ],
+            )
+
+
 def resolve(
     flags: Mapping[str, str | None],
     env: Mapping[str, str],
     cwd: Path,
 ) -> Config:
-    """Settings from flags (None = not given), then `env`, then the endpoints file above `cwd`."""
+    """Settings from flags (None = not given), then `env`, then the endpoints file (see above)."""
     values: dict[str, str | None] = {}
     origin: dict[str, str] = {}
     for name, (var, _) in SOURCES.items():
@@ -131,7 +186,7 @@ def resolve(
         elif env.get(var):
             values[name], origin[name] = env[var], f"env {var}"
 
-    path = find_endpoints_file(cwd)
+    path, chosen = _endpoints_file(flags, env, cwd)
     data: dict[str, Any] = {}
     if path is not None:
         data = read_endpoints_file(path)
@@ -139,6 +194,8 @@ def resolve(
         given_url = values.get("api_url")
         if given_url and not (isinstance(file_url, str) and _same_api(given_url, file_url)):
             data, path = {}, None  # another API: nothing of the local stack applies
+        elif not chosen:
+            _refuse_remote_endpoints(path, data)
     for name, (_, key) in SOURCES.items():
         if name in values or key is None or path is None:
             continue
@@ -156,6 +213,11 @@ def resolve(
         parts = urlsplit(api_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise UsageError(f"the API URL must be http(s)://host/...: {api_url!r}")
+        if parts.scheme == "http" and not is_loopback_url(api_url):
+            raise UsageError(
+                f"refusing plain http to {parts.hostname}: the API key would cross the network unencrypted",
+                hints=["  use the https:// URL (http is only for this machine: localhost, 127.0.0.1, ::1)"],
+            )
         api_url = api_url.rstrip("/")
     prefix = values.get("upload_prefix") or DEFAULT_UPLOAD_PREFIX
     return Config(

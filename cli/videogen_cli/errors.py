@@ -43,12 +43,15 @@ class ApiError(CliError):
         details: list[dict[str, Any]] | None = None,
         *,
         retry_after: float | None = None,
+        gateway_error_type: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.details = list(details or [])
         self.retry_after = retry_after
+        # API Gateway's x-amzn-ErrorType: set on the gateway's own answers, never on the handlers'
+        self.gateway_error_type = gateway_error_type
 
     def lines(self) -> list[str]:
         out = [f"error: {self.code}: {self.message} (HTTP {self.status})"]

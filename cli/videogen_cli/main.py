@@ -76,6 +76,7 @@ class Context:
                     "aws_endpoint_url",
                     "region",
                     "owner",
+                    "endpoints_file",
                 )
             }
             self._config = resolve(flags, self.env, self.cwd)
@@ -109,6 +110,13 @@ def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         "--api-url", metavar="URL", default=default, help="API base URL (env VIDEOGEN_API_URL)"
     )
     group.add_argument("--api-key", metavar="KEY", default=default, help="API key (env VIDEOGEN_API_KEY)")
+    group.add_argument(
+        "--endpoints-file",
+        metavar="PATH",
+        default=default,
+        help="settings file to use (env VIDEOGEN_ENDPOINTS_FILE; default .local/endpoints.json here, "
+        "or in a parent when it points at localhost)",
+    )
     group.add_argument(
         "--json",
         action="store_true",
@@ -201,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn prompts and images into videos through the videogen API.",
         epilog=(
             "Endpoint and key come from --api-url/--api-key, else VIDEOGEN_API_URL/VIDEOGEN_API_KEY, "
-            "else .local/endpoints.json (written by `make local`) in this folder or a parent. "
+            "else --endpoints-file, else .local/endpoints.json (written by `make local`) in this folder "
+            "or a parent (a parent's only when it points at localhost). http:// only to localhost. "
             "Exit codes: 0 ok, 2 usage, 3 API or network error, 4 generation failed/timed out/cancelled, "
             "130 interrupted."
         ),

@@ -8,6 +8,8 @@ Behaves like a REST API with `ApiKeyRequired` and a usage plan, as far as a clie
 - a handler that raises or returns something that is not a proxy response -> 502 `Internal server
   error` (DEFAULT_5XX)
 - a body over 10 MB -> REQUEST_TOO_LARGE (413)
+- a handler that takes longer than the integration timeout (29 s) -> INTEGRATION_TIMEOUT (504),
+  once it has finished: what it wrote stays written, as when API Gateway stops waiting for a Lambda
 The API's `GatewayResponses` (status code, `application/json` template with `$context.error.*` and
 `$context.requestId`, static headers) are applied like API Gateway applies them, falling back on
 DEFAULT_4XX / DEFAULT_5XX. Not emulated: the usage plan's throttle and quota.
@@ -198,6 +200,7 @@ class ApiGatewayAdapter:
         gateway_responses: Mapping[str, Any] | None = None,
         cors: Mapping[str, Any] | None = None,
         console_dir: str | Path | None = None,
+        integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
     ) -> None:
         self.table = RouteTable(routes)
         self.invoke = invoke
@@ -207,6 +210,7 @@ class ApiGatewayAdapter:
         self.gateway_responses = dict(gateway_responses or {})
         self.cors = dict(cors) if cors is not None else None
         self.console_dir = Path(console_dir) if console_dir is not None else None
+        self.integration_timeout = integration_timeout
         self._address = (host, port)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -391,6 +395,9 @@ GATEWAY_ERRORS: dict[str, tuple[int, str, str]] = {
     "INVALID_API_KEY": (403, "Forbidden", "ForbiddenException"),
     "REQUEST_TOO_LARGE": (413, "Request Too Long", "RequestTooLongException"),
     "DEFAULT_5XX": (502, "Internal server error", "InternalServerErrorException"),
+    "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out", "InternalServerErrorException"),
+    "THROTTLED": (429, "Too Many Requests", "TooManyRequestsException"),
+    "QUOTA_EXCEEDED": (429, "Limit Exceeded", "LimitExceededException"),
 }
 _CONTEXT_VAR = re.compile(r"\$(?:\{context\.([A-Za-z.]+)\}|context\.([A-Za-z][A-Za-z.]*[A-Za-z]))")
 
@@ -507,8 +514,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             log.exception("handler %s raised on %s %s", route.function, method, path)
             return self._gateway_error("DEFAULT_5XX", request_id, route.resource)
         elapsed = time.monotonic() - started
-        if elapsed > INTEGRATION_TIMEOUT_SECONDS:
-            log.warning("%s took %.1f s: API Gateway would have answered 504", route.function, elapsed)
+        if elapsed > gw.integration_timeout:
+            log.warning("%s took %.1f s: API Gateway answers 504", route.function, elapsed)
+            return self._gateway_error("INTEGRATION_TIMEOUT", request_id, route.resource)
         try:
             return _proxy_response(result)
         except (TypeError, ValueError, KeyError) as exc:

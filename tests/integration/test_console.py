@@ -11,6 +11,7 @@ Gateway's own errors). Without chromium these tests fail, they are never skipped
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -117,8 +118,21 @@ def page(browser: Any, local_stack: LocalStack) -> Iterator[Any]:
     tab.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
     tab.on("console", lambda m: problems.append(f"{m.text} {m.location}") if m.type == "error" else None)
     tab.problems = problems
+    # Content-Security-Policy violations, whatever level Chromium logs them at, and as the
+    # document's own securitypolicyviolation events (read with csp_violations(tab))
+    tab.csp_messages = csp_messages = []
+    tab.on("console", lambda m: csp_messages.append(m.text) if "Content Security Policy" in m.text else None)
+    tab.add_init_script(
+        """window.cspViolations = [];
+        document.addEventListener("securitypolicyviolation",
+          e => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));"""
+    )
     yield tab
     context.close()
+
+
+def csp_violations(page: Any) -> list[str]:
+    return [*page.csp_messages, *page.evaluate("window.cspViolations || []")]
 
 
 def open_console(page: Any, local_stack: LocalStack, key: str) -> None:
@@ -198,7 +212,7 @@ def test_a_generation_from_the_page_to_a_playing_video(
     # the list of recent generations has it, with a player
     page.wait_for_selector(f'#recent-list li[data-id="{generation_id}"] video')
     wait_for_playable_video(page, f'#recent-list video[data-id="{generation_id}"]')
-    assert page.problems == []
+    assert page.problems == [] and csp_violations(page) == []  # the API and the local S3 link allowed
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 
@@ -223,7 +237,7 @@ def test_a_large_image_is_downscaled_under_the_inline_limit(
     header, _, data = record["request"]["image_url"].partition(",")
     assert header == "data:image/jpeg;base64"
     assert len(base64.b64decode(data)) <= 256 * 1024
-    assert page.problems == []
+    assert page.problems == [] and csp_violations(page) == []  # the data: preview allowed
 
 
 def test_api_errors_are_shown_with_their_message(page: Any, local_stack: LocalStack) -> None:
@@ -243,3 +257,67 @@ def test_api_errors_are_shown_with_their_message(page: Any, local_stack: LocalSt
     page.wait_for_selector("#error:not([hidden])")
     text = page.text_content("#error")
     assert "HTTP 422" in text and "cfg_scale" in text, text
+
+
+# ---------------------------------------------------------------------------------------------
+# the page's Content-Security-Policy (a meta element: it also applies opened from disk)
+
+CSP = {
+    "default-src": {"'self'"},
+    "script-src": {"'self'"},
+    "style-src": {"'self'"},
+    "img-src": {"'self'", "data:"},
+    "media-src": {"'self'", "https:", "http://127.0.0.1:*", "http://localhost:*"},
+    "connect-src": {"'self'", "https:", "http://127.0.0.1:*", "http://localhost:*"},
+    "object-src": {"'none'"},
+    "base-uri": {"'none'"},
+    "form-action": {"'none'"},
+}
+
+
+def page_policy(page: Any) -> dict[str, set[str]]:
+    content = page.get_attribute('meta[http-equiv="Content-Security-Policy"]', "content")
+    assert content, "no Content-Security-Policy meta element"
+    directives = [d.split() for d in content.split(";") if d.strip()]
+    return {name: set(values) for name, *values in directives}
+
+
+def test_the_console_has_no_inline_code_or_styles() -> None:
+    html = (ROOT / "console" / "index.html").read_text()
+    script = (ROOT / "console" / "console.js").read_text()
+    assert "<style" not in html and " style=" not in html and "<script>" not in html
+    assert not re.search(r"\son[a-z]+=", html), "inline event handler"
+    assert not re.search(
+        r"\b(eval|innerHTML|outerHTML|insertAdjacentHTML)\b|new Function|setAttribute\(.style", script
+    )
+
+
+@pytest.mark.parametrize("served", ["by the local stack", "from disk"])
+def test_the_page_runs_under_its_content_security_policy(
+    page: Any, local_stack: LocalStack, tmp_path: Path, served: str
+) -> None:
+    if served == "by the local stack":
+        open_console(page, local_stack, ALICE_KEY)
+    else:  # no header at all: the meta element alone, the origin "null"
+        page.goto((ROOT / "console" / "index.html").as_uri())
+        page.fill("#api-url", local_stack.api_url)
+        page.fill("#api-key", ALICE_KEY)
+        page.click("#connect")
+    assert page_policy(page) == CSP
+    page.wait_for_selector(f'#model option[value="{T2V}"]', state="attached")  # connect-src
+    page.select_option("#model", "video-01")
+    small = tmp_path / "small.png"
+    small.write_bytes(png(32, 32))
+    page.set_input_files("#file-image_url", str(small))
+    page.wait_for_selector('img[data-preview="image_url"]')  # img-src data:
+    assert page.eval_on_selector("body", "b => getComputedStyle(b).margin") == "0px"  # console.css applied
+    assert page.problems == [] and csp_violations(page) == []
+
+    # the policy is enforced, and a violation would be seen: injected inline code does not run
+    page.evaluate(
+        """() => { const s = document.createElement("script");
+                   s.textContent = "window.inlineRan = true"; document.body.append(s); }"""
+    )
+    page.wait_for_function("window.cspViolations.length > 0")
+    assert page.evaluate("window.inlineRan") is None
+    assert any("script-src" in v for v in csp_violations(page))

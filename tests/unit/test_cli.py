@@ -318,6 +318,80 @@ def test_bad_endpoints_file_and_bad_url_are_usage_errors(tmp_path: Path) -> None
         resolve({"api_url": "ftp://x"}, {}, tmp_path / "..")
 
 
+def _endpoints(folder: Path, **values: str) -> Path:
+    (folder / ".local").mkdir(parents=True, exist_ok=True)
+    path = folder / ".local" / "endpoints.json"
+    path.write_text(json.dumps(values))
+    return path
+
+
+def test_a_parent_folders_endpoints_file_may_only_point_at_this_machine(tmp_path: Path) -> None:
+    planted = _endpoints(tmp_path, api_url="https://elsewhere.example.test/v1", api_key="planted")
+    deep = tmp_path / "work"
+    deep.mkdir()
+    with pytest.raises(UsageError, match=r"not using .*api_url is not on this machine") as refused:
+        resolve({}, {"VIDEOGEN_API_KEY": "mine"}, deep)
+    assert any("--endpoints-file" in hint for hint in refused.value.hints)
+    # the moto endpoint gets AWS-signed requests: it must be local too
+    _endpoints(tmp_path, api_url="http://127.0.0.1:3000/v1", aws_endpoint_url="https://s3.example.test")
+    with pytest.raises(UsageError, match="aws_endpoint_url is not on this machine"):
+        resolve({}, {}, deep)
+    # another API given: the file is ignored, as before, not refused
+    config = resolve({"api_url": "https://api.example.test/v1"}, {"VIDEOGEN_API_KEY": "mine"}, deep)
+    assert (config.api_url, config.api_key, config.endpoints_file) == (
+        "https://api.example.test/v1",
+        "mine",
+        None,
+    )
+
+    # the same file in the current folder, or named by flag or environment, is the user's choice
+    _endpoints(tmp_path, api_url="https://elsewhere.example.test/v1", api_key="planted")
+    assert resolve({}, {}, tmp_path).api_url == "https://elsewhere.example.test/v1"
+    named = resolve({"endpoints_file": str(planted)}, {}, deep)
+    assert (named.api_key, named.endpoints_file) == ("planted", planted)
+    assert resolve({}, {"VIDEOGEN_ENDPOINTS_FILE": "../.local/endpoints.json"}, deep).api_key == "planted"
+    with pytest.raises(UsageError, match="no endpoints file"):
+        resolve({"endpoints_file": "missing.json"}, {}, deep)
+
+
+def test_the_endpoints_file_flag_reaches_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "stack"
+    elsewhere.mkdir()
+    path = _endpoints(elsewhere, api_url="http://localhost:3000/v1", api_key="local-dev-key")
+    code = cli_main.main(["config", "--json", "--endpoints-file", str(path)], env={}, cwd=tmp_path)
+    view = json.loads(capsys.readouterr().out)
+    assert code == 0 and view["endpoints_file"] == str(path) and view["api_url"] == "http://localhost:3000/v1"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:3000/v1",
+        "http://localhost:3000/v1",
+        "http://127.0.0.2/v1",
+        "http://[::1]:3000/v1",
+        "https://api.example.test/v1",
+    ],
+)
+def test_http_is_accepted_for_loopback_and_https_anywhere(tmp_path: Path, url: str) -> None:
+    assert resolve({"api_url": url}, {}, tmp_path).api_url == url
+
+
+@pytest.mark.parametrize(
+    "url", ["http://api.example.test/v1", "http://10.0.0.5:3000/v1", "http://localhost.example.test/v1"]
+)
+def test_plain_http_to_another_host_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    with pytest.raises(UsageError, match="refusing plain http"):
+        resolve({"api_url": url}, {}, tmp_path)
+    code = cli_main.main(["models", "--api-url", url, "--api-key", "k"], env={}, cwd=tmp_path)
+    err = capsys.readouterr().err
+    assert code == 2 and "unencrypted" in err and "https://" in err
+
+
 def test_nothing_configured_exits_2_and_says_how(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = cli_main.main(["models"], env={}, cwd=tmp_path)
     err = capsys.readouterr().err
@@ -653,6 +727,141 @@ def test_cancel_after_a_lost_answer_checks_the_status(fake_api: FakeApi) -> None
     fake_api.route("DELETE", "/generations/gen_2", (409, {}, conflict))
     with pytest.raises(ApiError, match="already cancelled"):
         client.cancel("gen_2")
+
+
+def _template_gateway_answer(response_type: str) -> tuple[int, dict[str, str], Any]:
+    """What API Gateway answers for `response_type`, as template.yaml's GatewayResponses shape it."""
+    from local.aws.apigw import render_gateway_response
+    from local.aws.cfn import Template
+
+    responses = Template(ROOT / "template.yaml").api("VideogenApi").gateway_responses
+    status, headers, body = render_gateway_response(response_type, responses, {"requestId": "r-1"})
+    return status, dict(headers), json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("response_type", "status", "code"),
+    [
+        ("INTEGRATION_TIMEOUT", 504, "gateway_timeout"),
+        ("THROTTLED", 429, "gateway_throttled"),
+        ("DEFAULT_5XX", 502, "gateway_error"),
+    ],
+)
+def test_a_post_is_retried_after_api_gateways_own_errors_with_the_same_key(
+    fake_api: FakeApi, response_type: str, status: int, code: str
+) -> None:
+    answer = _template_gateway_answer(response_type)
+    assert (answer[0], answer[2]["error"]["code"]) == (status, code)  # the exact body the CLI meets
+    sleeps: list[float] = []
+    client = ApiClient(fake_api.url, "k", sleep=sleeps.append, backoff=0.5)
+    fake_api.route("POST", "/generations", answer, (202, {}, generation()))
+    assert client.create({"model": "m"}, idempotency_key="key-1")["id"] == "gen_1"
+    posts = fake_api.calls("POST", "/generations")
+    assert [p["headers"]["idempotency-key"] for p in posts] == ["key-1", "key-1"]
+    assert sleeps == [0.5]
+
+    # bounded: after `attempts` gateway errors the last one is reported; the code alone (no
+    # x-amzn-ErrorType, as behind a proxy that drops it) is enough to retry
+    fake_api.requests.clear()
+    sleeps.clear()
+    fake_api.route("POST", "/generations", (status, {}, answer[2]))
+    with pytest.raises(ApiError) as caught:
+        client.create({"model": "m"}, idempotency_key="key-2")
+    assert caught.value.code == code and len(fake_api.calls("POST", "/generations")) == 3
+    assert sleeps == [0.5, 1.0]
+
+
+def test_the_apis_own_errors_and_the_quota_are_final_for_a_post(fake_api: FakeApi) -> None:
+    client = ApiClient(fake_api.url, "k", sleep=lambda s: None)
+    own = {"error": {"code": "internal_error", "message": "boom"}}  # the handler's own 500
+    quota = _template_gateway_answer("QUOTA_EXCEEDED")
+    assert quota[0] == 429 and quota[2]["error"]["code"] == "quota_exceeded"
+    for answer, code in (((500, {}, own), "internal_error"), (quota, "quota_exceeded")):
+        fake_api.requests.clear()
+        fake_api.route("POST", "/generations", answer, (202, {}, generation()))
+        with pytest.raises(ApiError) as caught:
+            client.create({"model": "m"}, idempotency_key="k")
+        assert caught.value.code == code and len(fake_api.calls("POST", "/generations")) == 1
+
+
+def test_x_amzn_errortype_marks_an_answer_as_api_gateways(fake_api: FakeApi) -> None:
+    """A stack whose GatewayResponses still say `internal_error`: the header tells them apart."""
+    client = ApiClient(fake_api.url, "k", sleep=lambda s: None)
+    reshaped = {"error": {"code": "internal_error", "message": "Endpoint request timed out"}}
+    header = {"x-amzn-ErrorType": "InternalServerErrorException:http://internal.amazon.com/coral/"}
+    fake_api.route("POST", "/generations", (504, header, reshaped), (202, {}, generation()))
+    assert client.create({"model": "m"}, idempotency_key="k")["id"] == "gen_1"
+    assert len(fake_api.calls("POST", "/generations")) == 2
+
+
+def test_the_local_gateway_answers_504_after_a_slow_handler_and_the_cli_retries(tmp_path: Path) -> None:
+    """The local adapter's INTEGRATION_TIMEOUT, rendered from the template, end to end: the first
+    attempt is recorded by the handler but answered 504; the retry with the same key gets the
+    recorded answer, as the API's idempotency does."""
+    import time
+
+    from local.aws.apigw import ApiGatewayAdapter, Route
+    from local.aws.cfn import Template
+
+    recorded: dict[str, dict[str, Any]] = {}
+    keys_seen: list[str] = []
+
+    def invoke(function: str, event: dict[str, Any]) -> dict[str, Any]:
+        key = {k.lower(): v for k, v in event["headers"].items()}["idempotency-key"]
+        keys_seen.append(key)
+        if key not in recorded:
+            recorded[key] = generation()
+            time.sleep(0.3)  # longer than the integration timeout below
+        return {
+            "statusCode": 202,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps(recorded[key]),
+        }
+
+    responses = Template(ROOT / "template.yaml").api("VideogenApi").gateway_responses
+    adapter = ApiGatewayAdapter(
+        [Route("POST", "/generations", "ApiFunction")],
+        invoke,
+        api_keys=["k"],
+        gateway_responses=responses,
+        integration_timeout=0.1,
+    )
+    with adapter:
+        # the first answer alone, as a client without retries sees it
+        once = ApiClient(adapter.url, "k", attempts=1)
+        with pytest.raises(ApiError) as caught:
+            once.create({"model": "m"}, idempotency_key="first")
+        assert (caught.value.status, caught.value.code) == (504, "gateway_timeout")
+        assert caught.value.gateway_error_type == "InternalServerErrorException"
+
+        client = ApiClient(adapter.url, "k", sleep=lambda s: None)
+        assert client.create({"model": "m"}, idempotency_key="second")["id"] == "gen_1"
+    assert keys_seen == ["first", "second", "second"]
+    assert len(recorded) == 2  # one record per key, however many attempts
+
+
+def test_redirects_are_not_followed_with_the_key(
+    fake_api: FakeApi, run: Callable[..., tuple[int, str, str]]
+) -> None:
+    elsewhere = FakeApi()
+    elsewhere.thread.start()
+    try:
+        target = elsewhere.url + "/models"
+        fake_api.route("GET", "/models", (302, {"Location": target}, {}))
+        fake_api.route("POST", "/generations", (307, {"Location": elsewhere.url + "/generations"}, {}))
+        client = ApiClient(fake_api.url, "k-test", sleep=lambda s: None)
+        with pytest.raises(ApiError) as caught:
+            client.create({"model": "m"}, idempotency_key="k")
+        assert caught.value.code == "redirect_not_followed"
+        code, _, err = run("models")
+        assert code == 3
+        assert "redirect_not_followed" in err and target in err and "not sent there" in err
+        assert "--api-url" in err
+        assert len(fake_api.calls("GET", "/models")) == 1  # not retried either
+        assert elsewhere.requests == []  # the key never left for the other host
+    finally:
+        elsewhere.server.shutdown()
+        elsewhere.server.server_close()
 
 
 # ---------------------------------------------------------------------------------------------

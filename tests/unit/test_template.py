@@ -602,6 +602,34 @@ def test_cors_preflights_need_no_key_and_errors_are_readable_cross_origin(
         assert response["ResponseParameters"]["Headers"]["Access-Control-Allow-Origin"] == origin, name
 
 
+def test_api_gateways_own_errors_have_codes_no_handler_answers(source: dict) -> None:
+    """A client retries a POST after API Gateway's throttle, timeout or failure (with the same
+    Idempotency-Key) but not after an answer of the handlers: the code must tell them apart."""
+    responses = source["Resources"]["VideogenApi"]["Properties"]["GatewayResponses"]
+
+    def code(response_type: str) -> str:
+        template = responses[response_type]["ResponseTemplates"]["application/json"]
+        body = json.loads(template.replace("$context.error.messageString", '"m"'))
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, response_type
+        return str(body["error"]["code"])
+
+    gateway_codes = {
+        "INTEGRATION_TIMEOUT": "gateway_timeout",
+        "THROTTLED": "gateway_throttled",
+        "DEFAULT_5XX": "gateway_error",
+    }
+    assert {name: code(name) for name in gateway_codes} == gateway_codes
+    assert code("QUOTA_EXCEEDED") == "quota_exceeded"
+    handler_sources = [
+        path.read_text()
+        for folder in ("layers/common", "functions")
+        for path in (ROOT / folder).rglob("*.py")
+    ]
+    assert handler_sources
+    for value in gateway_codes.values():
+        assert not any(f'"{value}"' in text for text in handler_sources), value
+
+
 def test_terminal_transitions_reach_the_notifier_through_the_table_stream(
     source: dict, deployed: dict
 ) -> None:
