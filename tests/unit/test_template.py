@@ -355,6 +355,9 @@ def test_uploads_bucket_is_private_encrypted_tls_only_and_expiring(source: dict)
     assert sse["SSEAlgorithm"] in {"AES256", "aws:kms", "aws:kms:dsse"}
     (rule,) = props["LifecycleConfiguration"]["Rules"]
     assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] == {"Ref": "UploadRetentionDays"}
+    # versioned, so the provider's URL names the checked version; old versions expire too
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] >= 1
     assert source["Parameters"]["UploadRetentionDays"]["Default"] == 7
     (policy,) = [
         p
@@ -433,11 +436,15 @@ def test_upload_function_reads_uploads_and_writes_only_generations(source: dict,
         for s in read["PolicyDocument"]["Statement"]
         for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     }
-    assert actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
+    assert actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:PutObject"}
     assert {json.dumps(s["Resource"]) for s in read["PolicyDocument"]["Statement"]} == {
         json.dumps({"Fn::Sub": "${UploadsBucket.Arn}/*"}),
         json.dumps({"Fn::GetAtt": ["UploadsBucket", "Arn"]}),
+        json.dumps({"Fn::Sub": "${UploadsBucket.Arn}/checked/*"}),
     }
+    # writes only the pinned copies, never an uploader's key
+    (put,) = [s for s in read["PolicyDocument"]["Statement"] if s["Action"] == "s3:PutObject"]
+    assert put["Resource"] == {"Fn::Sub": "${UploadsBucket.Arn}/checked/*"}
     assert "UploadFunctionRole" in deployed["Resources"]
 
 
