@@ -49,6 +49,8 @@ FUNCTION_ENV: dict[str, dict[str, Any]] = {
         "UPLOAD_DEFAULT_OWNER": {"Ref": "UploadDefaultOwner"},
         "UPLOAD_MAX_BYTES": {"Ref": "UploadMaxBytes"},
         "UPLOAD_IMAGE_URL_EXPIRY_SECONDS": {"Ref": "UploadImageUrlExpirySeconds"},
+        "UPLOAD_PREFIX": {"Ref": "UploadPrefix"},
+        "UPLOAD_OWNER_FROM_PREFIX": {"Ref": "UploadOwnerFromPrefix"},
     },
     "NotifierFunction": {
         "EVENT_BUS_NAME": {"Ref": "EventBus"},
@@ -458,6 +460,7 @@ def test_upload_parameters_and_outputs(source: dict) -> None:
     assert params["UploadMaxBytes"]["Default"] == 10 * 1024 * 1024
     assert params["UploadImageUrlExpirySeconds"]["Default"] == 3600
     assert params["UploadDefaultOwner"]["Default"] == "s3-uploads"
+    assert params["UploadOwnerFromPrefix"]["Default"] == "false"
     assert params["UploadDefaultPrompt"]["Default"]
     outputs = {name: o["Value"] for name, o in source["Outputs"].items()}
     assert outputs["UploadsBucketName"] == {"Ref": "UploadsBucket"}

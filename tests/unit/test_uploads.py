@@ -542,6 +542,46 @@ def test_an_event_with_nothing_to_pin_the_object_to_is_skipped(up: Uploads, sim:
     assert sim.submit_count == 0
 
 
+# -- who owns an upload -------------------------------------------------------------------------
+
+
+def test_by_default_the_owner_is_the_metadata_whatever_the_key(up: Uploads, sim: Simulator) -> None:
+    event = up.put("uploads/alice/cheetah.png", metadata={"owner": "bob"})
+
+    result = only(up.handle(event))
+
+    assert result["outcome"] == "accepted" and up.generation(result["generation_id"]).owner == "bob"
+
+
+def test_owner_from_prefix_takes_the_key_segment_and_ignores_the_metadata(
+    aws: dict[str, str], service: GenerationService, sim: Simulator
+) -> None:
+    strict = Uploads(aws, service, owner_from_prefix=True)
+    event = strict.put("uploads/alice/cheetah.png", metadata={"owner": "mallory"})
+
+    result = only(strict.handle(event))
+
+    assert result["outcome"] == "accepted" and strict.generation(result["generation_id"]).owner == "alice"
+
+
+@pytest.mark.parametrize(
+    "key", ["uploads/cheetah.png", "uploads//cheetah.png", "uploads/al ice!/cheetah.png"]
+)
+def test_owner_from_prefix_refuses_a_key_without_an_owner_segment(
+    aws: dict[str, str], service: GenerationService, sim: Simulator, key: str
+) -> None:
+    strict = Uploads(aws, service, owner_from_prefix=True)
+    event = strict.put(key, metadata={"owner": "mallory"})
+
+    result = only(strict.handle(event))
+
+    assert result["outcome"] == "rejected" and result["reason"] == INVALID_METADATA
+    generation = strict.generation(result["generation_id"])
+    assert generation.owner == "s3-uploads"  # never the owner the metadata claims
+    assert "owner" in generation.error.message
+    assert sim.submit_count == 0
+
+
 def test_events_that_are_not_object_created_are_skipped(up: Uploads) -> None:
     event = up.put("uploads/cheetah.png")
     event["Records"][0]["eventName"] = "ObjectRemoved:Delete"
@@ -695,6 +735,8 @@ def test_from_settings_builds_a_sigv4_processor(
         aiml_api_key_secret_id="s",
         upload_default_model="runway/gen4_turbo",
         upload_max_bytes=2048,
+        upload_prefix="in/",
+        upload_owner_from_prefix=True,
     )
     processor = build_uploads(settings, make_service(aws, client, clock))
 
@@ -704,6 +746,8 @@ def test_from_settings_builds_a_sigv4_processor(
         owner="s3-uploads",
         max_bytes=2048,
         image_url_expiry_seconds=3600,
+        prefix="in/",
+        owner_from_prefix=True,
     )
     url = processor.objects.presign(
         UploadRecord(aws["UploadsBucket"], "uploads/a.png", "ObjectCreated:Put", version_id="v1"),
