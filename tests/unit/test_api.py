@@ -137,6 +137,39 @@ def test_delete_cancels_then_409(call: Any) -> None:
     assert status == 409 and body["error"]["code"] == "conflict"
 
 
+def test_delete_while_the_submit_is_in_flight_is_a_409_saying_to_retry(call: Any, sim: Simulator) -> None:
+    service = call.service
+    provider = service.submitter.provider
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    class CancelDuringSubmit:
+        """The provider, with a DELETE of the `submitting` record sent (from another thread, as
+        from another container) inside the paid call."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(provider, name)
+
+        def submit(self, model: Any, fields: Any) -> Any:
+            (pending,) = call("GET", "/generations")[1]["items"]
+            delete = threading.Thread(
+                target=lambda: answers.append(call("DELETE", f"/generations/{pending['id']}")[:2])
+            )
+            delete.start()
+            delete.join()
+            return provider.submit(model, fields)
+
+    service.submitter.provider = CancelDuringSubmit()
+
+    status, created, _ = call("POST", "/generations", body=T2V)
+
+    ((delete_status, delete_body),) = answers
+    assert delete_status == 409 and delete_body["error"]["code"] == "conflict"
+    assert "being submitted" in delete_body["error"]["message"]
+    assert "try again in a few seconds" in delete_body["error"]["message"]
+    assert status == 202 and created["status"] == "queued"
+    assert created["provider_generation_id"] in sim.jobs
+
+
 def test_models_lists_the_catalog_with_fields(call: Any) -> None:
     status, body, _ = call("GET", "/models")
 

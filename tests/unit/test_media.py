@@ -3,11 +3,17 @@ each redirect target, passes the SSRF check first (no redirect into a private ad
 
 from __future__ import annotations
 
+import gzip
 import io
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
 import pytest
+import requests
+from botocore.exceptions import ClientError
 
 from tests.unit.test_urls import PUBLIC_V4, FakeResolver
 from videogen.adapters.s3_archive import OutputArchive
@@ -19,9 +25,17 @@ PROVIDER = "https://api.aimlapi.com"
 
 
 class FakeAnswer:
-    def __init__(self, status: int, *, location: str | None = None, body: bytes = b"") -> None:
+    def __init__(
+        self,
+        status: int,
+        *,
+        location: str | None = None,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.status_code = status
-        self.headers = {"Location": location} if location else {}
+        self.headers = {"Location": location} if location else {"Content-Type": "video/mp4"}
+        self.headers.update(headers or {})
         self.raw = io.BytesIO(body)
         self.closed = False
 
@@ -167,3 +181,105 @@ def test_bootstrap_wires_the_checker_into_the_archive() -> None:
     assert isinstance(archive, OutputArchive)
     with pytest.raises(ArchiveError, match="video URL refused"):
         archive.archive("gen_7", "https://169.254.169.254/latest/meta-data/")
+
+
+# -- what a download may be: its real size and its type ----------------------------------------
+
+CAP = 4096  # the archive's byte cap in these tests; the real one is 4 GiB
+
+
+def _capped(aws: dict[str, str], answers: dict[str, FakeAnswer]) -> OutputArchive:
+    return OutputArchive(boto3.client("s3"), aws["OutputsBucket"], http=FakeHttp(answers), max_bytes=CAP)  # type: ignore[arg-type]
+
+
+def _absent(aws: dict[str, str], key: str) -> bool:
+    try:
+        boto3.client("s3").head_object(Bucket=aws["OutputsBucket"], Key=key)
+    except ClientError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Length": "100"},  # a body longer than its Content-Length claims
+        {},  # no Content-Length at all (a chunked answer)
+    ],
+    ids=["understated-length", "no-length"],
+)
+def test_a_body_over_the_cap_is_refused_whatever_its_content_length_says(
+    aws: dict[str, str], headers: dict[str, str]
+) -> None:
+    url = "https://cdn.example.com/v.mp4"
+    archive = _capped(aws, {url: FakeAnswer(200, body=MP4 + b"\x00" * (2 * CAP), headers=headers)})
+
+    with pytest.raises(ArchiveError, match=f"over the {CAP} byte limit"):
+        archive.archive("gen_big", url)
+    assert _absent(aws, OutputArchive.key_for("gen_big"))
+
+
+def test_a_body_at_the_cap_is_archived(aws: dict[str, str]) -> None:
+    body = MP4 + b"\x00" * (CAP - len(MP4))
+    archive = _capped(aws, {"https://cdn.example.com/v.mp4": FakeAnswer(200, body=body)})
+
+    assert _stored(aws, archive.archive("gen_cap", "https://cdn.example.com/v.mp4")) == body
+
+
+@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "application/json", "image/png"])
+def test_an_answer_that_is_not_a_video_is_refused(aws: dict[str, str], content_type: str) -> None:
+    url = "https://cdn.example.com/v.mp4"
+    page = FakeAnswer(200, body=b"<html>Access denied</html>", headers={"Content-Type": content_type})
+    archive = _capped(aws, {url: page})
+
+    with pytest.raises(ArchiveError, match="not a video"):
+        archive.archive("gen_html", url)
+    assert _absent(aws, OutputArchive.key_for("gen_html"))
+
+
+@pytest.mark.parametrize("content_type", ["video/mp4", "Video/WebM", "application/octet-stream", None])
+def test_video_and_generic_types_are_archived(aws: dict[str, str], content_type: str | None) -> None:
+    answer = FakeAnswer(200, body=MP4)
+    if content_type is None:
+        del answer.headers["Content-Type"]  # HTTP lets a recipient take it as application/octet-stream
+    else:
+        answer.headers["Content-Type"] = content_type
+    archive = _capped(aws, {"https://cdn.example.com/v.mp4": answer})
+
+    assert _stored(aws, archive.archive("gen_ok", "https://cdn.example.com/v.mp4")) == MP4
+
+
+@pytest.fixture
+def gzip_server() -> Iterator[str]:
+    """A loopback server whose video is gzip-encoded: a few bytes on the wire, far more decoded,
+    and a Content-Length that states only the encoded size."""
+    encoded = gzip.compress(MP4 + b"\x00" * (4 * CAP))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(encoded)))
+            self.end_headers()
+            self.wfile.write(encoded)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v.mp4"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_cap_counts_decoded_bytes(aws: dict[str, str], gzip_server: str) -> None:
+    archive = OutputArchive(boto3.client("s3"), aws["OutputsBucket"], http=requests.Session(), max_bytes=CAP)
+
+    with pytest.raises(ArchiveError, match=f"over the {CAP} byte limit"):
+        archive.archive("gen_gzip", gzip_server)
+    assert _absent(aws, OutputArchive.key_for("gen_gzip"))

@@ -469,3 +469,125 @@ def test_closing_read_ahead_stops_its_reader() -> None:
     count = len(read)
     time.sleep(0.3)
     assert len(read) == count <= 5
+
+
+# -- a write that lands during the paid submit ------------------------------------------------
+
+
+class DuringSubmit:
+    """The provider, with `during(generation_id)` run inside the paid call: the record is
+    `submitting` there, as another writer (a sweep, a cancel) would meet it."""
+
+    def __init__(self, provider: Any, service: GenerationService, during: Any) -> None:
+        self._provider = provider
+        self._service = service
+        self._during = during
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._provider, name)
+
+    def submit(self, model: Any, fields: Any) -> Any:
+        (pending,) = self._service.list_for_owner("owner-a", limit=5)[0]
+        assert pending.status is Status.SUBMITTING
+        self._during(pending.id)
+        return self._provider.submit(model, fields)
+
+
+class WarningLog:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def info(self, message: str, **_: Any) -> None:
+        self.lines.append(("info", message))
+
+    def warning(self, message: str, **_: Any) -> None:
+        self.lines.append(("warning", message))
+
+    def error(self, message: str, **_: Any) -> None:
+        self.lines.append(("error", message))
+
+
+def test_a_cancel_while_submitting_is_refused_and_the_job_stays_tracked(
+    aws: dict[str, str], client: AimlClient, clock: Clock, sim: Simulator
+) -> None:
+    service = make_service(aws, client, clock)
+    refusals: list[str] = []
+
+    def cancel(generation_id: str) -> None:
+        with pytest.raises(ConflictError) as refused:
+            service.cancel("owner-a", generation_id)
+        refusals.append(refused.value.message)
+
+    service.submitter.provider = DuringSubmit(client, service, cancel)
+
+    generation = service.submit("owner-a", T2V)
+
+    assert refusals and "being submitted" in refusals[0] and "try again" in refusals[0]
+    assert generation.status is Status.QUEUED and generation.provider_id in sim.jobs
+    assert service.store.get(generation.id) == generation
+
+
+def test_a_write_during_the_paid_call_does_not_lose_the_provider_id(
+    aws: dict[str, str], client: AimlClient, clock: Clock, sim: Simulator
+) -> None:
+    service = make_service(aws, client, clock)
+
+    def touch(generation_id: str) -> None:  # another writer saves the record: its version moves on
+        current = service.store.get(generation_id)
+        assert current is not None
+        service.store.save(current, updated_at=current.updated_at)
+
+    service.submitter.provider = DuringSubmit(client, service, touch)
+
+    generation = service.submit("owner-a", T2V)
+
+    stored = service.store.get(generation.id)
+    assert stored is not None and stored.status is Status.QUEUED
+    assert stored.provider_id == generation.provider_id and stored.provider_id in sim.jobs
+    assert stored.next_poll_at is not None
+
+
+def test_a_record_flagged_during_the_paid_call_still_gets_the_provider_id(
+    aws: dict[str, str], client: AimlClient, clock: Clock, sim: Simulator
+) -> None:
+    log = WarningLog()
+    service = make_service(aws, client, clock, log=log)
+
+    def flag(generation_id: str) -> None:  # the sweep finds the submit overdue and ends it
+        clock.advance(3600)
+        current = service.store.get(generation_id)
+        assert current is not None
+        _, outcome = service.refresh(current)
+        assert outcome is RefreshOutcome.FLAGGED
+
+    service.submitter.provider = DuringSubmit(client, service, flag)
+
+    generation = service.submit("owner-a", T2V)
+
+    stored = service.store.get(generation.id)
+    assert stored is not None and stored.status is Status.FAILED  # one end only: no second event
+    assert stored.error is not None and stored.error.code == "submit_outcome_unknown"
+    assert stored.provider_id is not None and stored.provider_id in sim.jobs
+    assert ("warning", "the provider took a job whose record had already ended") in log.lines
+
+
+def test_a_record_that_keeps_changing_raises_rather_than_dropping_the_id_silently(
+    aws: dict[str, str], client: AimlClient, clock: Clock, sim: Simulator
+) -> None:
+    log = WarningLog()
+    service = make_service(aws, client, clock, log=log)
+    store = service.store
+    real_save = store.save
+
+    def save(current: Any, **changes: Any) -> Any:
+        if "provider_id" in changes:
+            raise StaleWriteError("another writer won")
+        return real_save(current, **changes)
+
+    store.save = save  # type: ignore[method-assign]
+
+    with pytest.raises(StaleWriteError, match="not recorded"):
+        service.submit("owner-a", T2V)
+    assert sim.submit_count == 1
+    errors = [line for line in log.lines if line[0] == "error"]
+    assert errors == [("error", "could not record the provider's id")]

@@ -49,6 +49,8 @@ FUNCTION_ENV: dict[str, dict[str, Any]] = {
         "UPLOAD_DEFAULT_OWNER": {"Ref": "UploadDefaultOwner"},
         "UPLOAD_MAX_BYTES": {"Ref": "UploadMaxBytes"},
         "UPLOAD_IMAGE_URL_EXPIRY_SECONDS": {"Ref": "UploadImageUrlExpirySeconds"},
+        "UPLOAD_PREFIX": {"Ref": "UploadPrefix"},
+        "UPLOAD_OWNER_FROM_PREFIX": {"Ref": "UploadOwnerFromPrefix"},
     },
     "NotifierFunction": {
         "EVENT_BUS_NAME": {"Ref": "EventBus"},
@@ -351,6 +353,9 @@ def test_uploads_bucket_is_private_encrypted_tls_only_and_expiring(source: dict)
     assert sse["SSEAlgorithm"] in {"AES256", "aws:kms", "aws:kms:dsse"}
     (rule,) = props["LifecycleConfiguration"]["Rules"]
     assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] == {"Ref": "UploadRetentionDays"}
+    # versioned, so the provider's URL names the checked version; old versions expire too
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] >= 1
     assert source["Parameters"]["UploadRetentionDays"]["Default"] == 7
     (policy,) = [
         p
@@ -439,11 +444,15 @@ def test_upload_function_reads_uploads_and_writes_only_generations(source: dict,
         for s in read["PolicyDocument"]["Statement"]
         for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     }
-    assert actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
+    assert actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:PutObject"}
     assert {json.dumps(s["Resource"]) for s in read["PolicyDocument"]["Statement"]} == {
         json.dumps({"Fn::Sub": "${UploadsBucket.Arn}/*"}),
         json.dumps({"Fn::GetAtt": ["UploadsBucket", "Arn"]}),
+        json.dumps({"Fn::Sub": "${UploadsBucket.Arn}/checked/*"}),
     }
+    # writes only the pinned copies, never an uploader's key
+    (put,) = [s for s in read["PolicyDocument"]["Statement"] if s["Action"] == "s3:PutObject"]
+    assert put["Resource"] == {"Fn::Sub": "${UploadsBucket.Arn}/checked/*"}
     assert "UploadFunctionRole" in deployed["Resources"]
 
 
@@ -457,6 +466,7 @@ def test_upload_parameters_and_outputs(source: dict) -> None:
     assert params["UploadMaxBytes"]["Default"] == 10 * 1024 * 1024
     assert params["UploadImageUrlExpirySeconds"]["Default"] == 3600
     assert params["UploadDefaultOwner"]["Default"] == "s3-uploads"
+    assert params["UploadOwnerFromPrefix"]["Default"] == "false"
     assert params["UploadDefaultPrompt"]["Default"]
     outputs = {name: o["Value"] for name, o in source["Outputs"].items()}
     assert outputs["UploadsBucketName"] == {"Ref": "UploadsBucket"}

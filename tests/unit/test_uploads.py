@@ -112,9 +112,11 @@ class Uploads:
         metadata: dict[str, str] | None = None,
         sample: str = "s3_put_image.json",
         moto_style: bool = False,
+        with_version: bool = False,
     ) -> dict[str, Any]:
         """Upload an object; return the sample event rewritten to name it, its key encoded as S3
-        encodes it (`/` kept) or as moto does (`/` as %2F)."""
+        encodes it (`/` kept) or as moto does (`/` as %2F), with the object's version id as S3's
+        own events carry it (`with_version`) or without, as the samples and moto's events are."""
         body = png() if body is None else body
         answer = self.s3.put_object(
             Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata or {}
@@ -127,6 +129,8 @@ class Uploads:
         obj["key"] = quote_plus(key, safe="" if moto_style else "/")
         obj["size"] = len(body)
         obj["eTag"] = answer["ETag"].strip('"')
+        if with_version:
+            obj["versionId"] = answer["VersionId"]
         return event
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -462,6 +466,122 @@ def test_a_deleted_or_replaced_object_is_skipped(up: Uploads, sim: Simulator) ->
     assert up.count() == 0 and sim.submit_count == 0
 
 
+# -- the object the provider fetches is the object that was checked ---------------------------
+
+SWAPPED = b"<html>not the image that was checked</html>"
+
+
+def _overwrite_after(up: Uploads, step: str, key: str) -> None:
+    """Put other bytes under `key` right after the processor's `step` (read_start: the checks are
+    done; presign: the URL is minted), as a second PUT racing the processing would."""
+    real = getattr(up.processor.objects, step)
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        answer = real(*args, **kwargs)
+        up.s3.put_object(Bucket=up.bucket, Key=key, Body=SWAPPED, ContentType="image/png")
+        return answer
+
+    setattr(up.processor.objects, step, wrapped)
+
+
+def _fetched(sim: Simulator) -> tuple[str, bytes]:
+    """The image URL the provider's job got, and what it serves now."""
+    (job,) = sim.jobs.values()
+    url = job.body["image_url"]
+    return url, requests.get(url, timeout=5).content
+
+
+def test_an_overwrite_after_the_check_cannot_swap_the_image_of_a_versioned_event(
+    up: Uploads, sim: Simulator
+) -> None:
+    event = up.put("uploads/cheetah.png", with_version=True)
+    _overwrite_after(up, "read_start", "uploads/cheetah.png")
+
+    assert only(up.handle(event))["outcome"] == "accepted"
+
+    url, served = _fetched(sim)
+    assert served == png()  # the checked version, not the later PUT
+    assert "versionId=" in url and "/uploads/cheetah.png" in url
+
+
+def test_an_overwrite_after_the_url_is_minted_cannot_swap_the_image_of_an_unversioned_event(
+    up: Uploads, sim: Simulator
+) -> None:
+    event = up.put("uploads/cheetah.png")  # moto's events carry no version id
+    _overwrite_after(up, "presign", "uploads/cheetah.png")
+
+    result = only(up.handle(event))
+
+    assert result["outcome"] == "accepted"
+    url, served = _fetched(sim)
+    assert served == png()  # a copy of the checked object, which no uploader's PUT touches
+    assert f"/checked/{result['generation_id']}" in url
+    assert up.s3.get_object(Bucket=up.bucket, Key="uploads/cheetah.png")["Body"].read() == SWAPPED
+
+
+def test_an_overwrite_between_the_check_and_the_copy_is_skipped_not_submitted(
+    up: Uploads, sim: Simulator
+) -> None:
+    event = up.put("uploads/cheetah.png")
+    _overwrite_after(up, "read_start", "uploads/cheetah.png")
+
+    result = only(up.handle(event))
+
+    assert result["outcome"] == "skipped" and "replaced" in result["reason"]
+    assert sim.submit_count == 0 and up.count() == 0
+
+
+def test_an_event_with_nothing_to_pin_the_object_to_is_skipped(up: Uploads, sim: Simulator) -> None:
+    event = up.put("uploads/cheetah.png")
+    del event["Records"][0]["s3"]["object"]["eTag"]
+    event["Records"][0]["s3"]["object"].pop("sequencer", None)
+
+    result = only(up.handle(event))
+
+    assert result["outcome"] == "skipped" and "neither a version id nor an ETag" in result["reason"]
+    assert sim.submit_count == 0
+
+
+# -- who owns an upload -------------------------------------------------------------------------
+
+
+def test_by_default_the_owner_is_the_metadata_whatever_the_key(up: Uploads, sim: Simulator) -> None:
+    event = up.put("uploads/alice/cheetah.png", metadata={"owner": "bob"})
+
+    result = only(up.handle(event))
+
+    assert result["outcome"] == "accepted" and up.generation(result["generation_id"]).owner == "bob"
+
+
+def test_owner_from_prefix_takes_the_key_segment_and_ignores_the_metadata(
+    aws: dict[str, str], service: GenerationService, sim: Simulator
+) -> None:
+    strict = Uploads(aws, service, owner_from_prefix=True)
+    event = strict.put("uploads/alice/cheetah.png", metadata={"owner": "mallory"})
+
+    result = only(strict.handle(event))
+
+    assert result["outcome"] == "accepted" and strict.generation(result["generation_id"]).owner == "alice"
+
+
+@pytest.mark.parametrize(
+    "key", ["uploads/cheetah.png", "uploads//cheetah.png", "uploads/al ice!/cheetah.png"]
+)
+def test_owner_from_prefix_refuses_a_key_without_an_owner_segment(
+    aws: dict[str, str], service: GenerationService, sim: Simulator, key: str
+) -> None:
+    strict = Uploads(aws, service, owner_from_prefix=True)
+    event = strict.put(key, metadata={"owner": "mallory"})
+
+    result = only(strict.handle(event))
+
+    assert result["outcome"] == "rejected" and result["reason"] == INVALID_METADATA
+    generation = strict.generation(result["generation_id"])
+    assert generation.owner == "s3-uploads"  # never the owner the metadata claims
+    assert "owner" in generation.error.message
+    assert sim.submit_count == 0
+
+
 def test_events_that_are_not_object_created_are_skipped(up: Uploads) -> None:
     event = up.put("uploads/cheetah.png")
     event["Records"][0]["eventName"] = "ObjectRemoved:Delete"
@@ -615,6 +735,8 @@ def test_from_settings_builds_a_sigv4_processor(
         aiml_api_key_secret_id="s",
         upload_default_model="runway/gen4_turbo",
         upload_max_bytes=2048,
+        upload_prefix="in/",
+        upload_owner_from_prefix=True,
     )
     processor = build_uploads(settings, make_service(aws, client, clock))
 
@@ -624,9 +746,11 @@ def test_from_settings_builds_a_sigv4_processor(
         owner="s3-uploads",
         max_bytes=2048,
         image_url_expiry_seconds=3600,
+        prefix="in/",
+        owner_from_prefix=True,
     )
     url = processor.objects.presign(
-        UploadRecord(aws["UploadsBucket"], "uploads/a.png", "ObjectCreated:Put"),
+        UploadRecord(aws["UploadsBucket"], "uploads/a.png", "ObjectCreated:Put", version_id="v1"),
         content_type="image/png",
         expires_in=600,
     )

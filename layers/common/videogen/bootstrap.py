@@ -178,6 +178,8 @@ def build_uploads(settings: Settings, service: Any = None, s3: Any = None) -> An
             owner=settings.upload_default_owner,
             max_bytes=settings.upload_max_bytes,
             image_url_expiry_seconds=settings.upload_image_url_expiry_seconds,
+            prefix=settings.upload_prefix,
+            owner_from_prefix=settings.upload_owner_from_prefix,
         ),
     )
 

@@ -61,6 +61,11 @@ class Settings(BaseModel):
         pattern=OWNER_PATTERN,
         description="owner when x-amz-meta-owner is absent",
     )
+    upload_prefix: str = Field("uploads/", description="where uploads become generations (UploadPrefix)")
+    upload_owner_from_prefix: bool = Field(
+        False,
+        description="owner = the key's first segment after upload_prefix; x-amz-meta-owner is ignored",
+    )
     upload_max_bytes: int = Field(
         10 * 1024 * 1024, ge=1, le=100 * 1024 * 1024, description="largest image accepted"
     )

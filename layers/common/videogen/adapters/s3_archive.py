@@ -69,17 +69,26 @@ class OutputArchive:
             with self._open(source_url) as answer:
                 if answer.status_code != 200:
                     raise ArchiveError(f"video download answered HTTP {answer.status_code}")
+                _check_video_type(answer.headers.get("Content-Type"))
                 length = answer.headers.get("Content-Length")
                 if length and length.isdigit() and int(length) > self._max_bytes:
                     raise ArchiveError(f"video is {length} bytes, over the {self._max_bytes} byte limit")
                 answer.raw.decode_content = True
-                self._s3.upload_fileobj(
-                    answer.raw,
-                    self._bucket,
-                    key,
-                    ExtraArgs={"ContentType": "video/mp4"},
-                    Config=_transfer_config(),
-                )
+                # Content-Length is only a claim (and absent from chunked answers): the cap is
+                # kept on the bytes actually read, after decoding.
+                body = _CappedReader(answer.raw, self._max_bytes)
+                try:
+                    self._s3.upload_fileobj(
+                        body,
+                        self._bucket,
+                        key,
+                        ExtraArgs={"ContentType": "video/mp4"},
+                        Config=_transfer_config(),
+                    )
+                except Exception:
+                    if body.over:  # the transfer may wrap or replace the reader's error
+                        raise body.over from None
+                    raise
         except _requests.RequestException as exc:
             raise ArchiveError(f"video download failed: {type(exc).__name__}") from exc
         except ArchiveError:
@@ -112,3 +121,35 @@ class OutputArchive:
             "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
         )
         return VideoLink(url=url, expires_at=now + expires_in)
+
+
+# What a video download may be: a video type, or the generic type (also assumed when absent, as
+# HTTP says a recipient may) that storage services give files they do not know.
+_GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+
+
+def _check_video_type(content_type: str | None) -> None:
+    """An answer that is not a video (an HTML error page, a JSON error) is refused, not archived
+    and served as the generation's MP4."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type.startswith("video/") or media_type in _GENERIC_TYPES:
+        return
+    raise ArchiveError(f"video download answered content type {media_type!r}, not a video")
+
+
+class _CappedReader:
+    """A file-like view of the download that fails once more than `limit` bytes were read."""
+
+    def __init__(self, raw: Any, limit: int) -> None:
+        self._raw = raw
+        self._limit = limit
+        self._read = 0
+        self.over: ArchiveError | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._raw.read(size) if size is not None and size >= 0 else self._raw.read()
+        self._read += len(chunk)
+        if self._read > self._limit:
+            self.over = ArchiveError(f"video is over the {self._limit} byte limit (counted while streaming)")
+            raise self.over
+        return bytes(chunk)

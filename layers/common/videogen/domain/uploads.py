@@ -76,6 +76,10 @@ class UploadDefaults:
     owner: str = "s3-uploads"
     max_bytes: int = 10 * 1024 * 1024
     image_url_expiry_seconds: int = 3600
+    prefix: str = "uploads/"
+    # The owner is the key's first segment after `prefix`, not x-amz-meta-owner: a writer limited
+    # by IAM to its own prefix cannot then act as another owner.
+    owner_from_prefix: bool = False
 
 
 class UploadOutcome(StrEnum):

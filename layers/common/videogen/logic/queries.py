@@ -32,6 +32,13 @@ class Queries:
         for _ in range(3):
             if generation.is_terminal:
                 raise ConflictError(f"generation {generation_id} is already {generation.status.value}")
+            if generation.status is Status.SUBMITTING:
+                # The paid submit is in flight: a cancel written now would stop the record from
+                # ever learning the provider's id, and the job would run unseen.
+                raise ConflictError(
+                    f"generation {generation_id} is being submitted to the provider; "
+                    "try again in a few seconds"
+                )
             try:
                 error = GenerationError(code="cancelled", message="cancelled by the caller")
                 return self.recorder.end(generation, Status.CANCELLED, self.recorder.clock(), error=error)

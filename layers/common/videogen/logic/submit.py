@@ -15,7 +15,7 @@ from videogen.domain.models import (
     new_generation_id,
     utc_now_iso,
 )
-from videogen.domain.ports import Provider, ProviderError
+from videogen.domain.ports import Provider, ProviderError, StaleWriteError, SubmitResult
 from videogen.domain.validation import validate_request
 from videogen.logic.images import check_data_url_images
 from videogen.logic.recorder import Recorder
@@ -23,6 +23,9 @@ from videogen.logic.schedule import PollSchedule, poll_at
 
 # A data-URL image is stored with the request, and a DynamoDB item holds at most 400 KB.
 MAX_INLINE_IMAGE_BYTES = 256 * 1024
+# Re-reads after losing a write race while recording the provider's id: each lost race means
+# another writer's change landed, and there are only a few writers of one record.
+_ACCEPT_ATTEMPTS = 5
 
 
 class Submitter:
@@ -88,18 +91,48 @@ class Submitter:
             recorder.count(f"ProviderErrors_{exc.error_class.value}")
             return self._fail(generation, exc)
         recorder.count("GenerationsSubmitted")
-        now = recorder.clock()
-        accepted = recorder.store.save(
-            generation,
-            status=Status.QUEUED,
-            provider_id=result.provider_id,
-            provider_status=result.raw_status,
-            usage=result.usage,
-            updated_at=utc_now_iso(now),
-            next_poll_at=poll_at(now, self.schedule.first_delay(model.typical_seconds, model=model.id)),
-        )
+        first_poll = self.schedule.first_delay(model.typical_seconds, model=model.id)
+        accepted = self._record_accepted(generation, result, first_poll)
         recorder.event("info", "generation submitted", accepted, provider_id=result.provider_id)
         return accepted
+
+    def _record_accepted(self, generation: Generation, result: SubmitResult, first_poll: float) -> Generation:
+        """Write the provider's id onto the record: the job is paid for, and without its id it
+        can be neither polled nor archived. Another writer may have changed the record during the
+        paid call (the sweep flagging a slow submit, a workflow step): then the id goes onto
+        whatever record is there now. A record still `submitting` becomes `queued`; an ended one
+        keeps its status (a second end would notify twice) but gains the id, and a warning says so."""
+        current: Generation | None = generation
+        for _ in range(_ACCEPT_ATTEMPTS):
+            if current is None:
+                break
+            if current.provider_id == result.provider_id:
+                return current
+            now = self.recorder.clock()
+            changes: dict[str, Any] = {
+                "provider_id": result.provider_id,
+                "provider_status": result.raw_status,
+                "usage": result.usage,
+                "updated_at": utc_now_iso(now),
+            }
+            if current.status is Status.SUBMITTING:
+                changes.update(status=Status.QUEUED, next_poll_at=poll_at(now, first_poll))
+            elif current.is_terminal:
+                self.recorder.event(
+                    "warning",
+                    "the provider took a job whose record had already ended",
+                    current,
+                    provider_id=result.provider_id,
+                )
+            try:
+                return self.recorder.store.save(current, **changes)
+            except StaleWriteError:
+                current = self.recorder.store.get(generation.id)
+        # Out of attempts (or the record was deleted): the id must not be lost with the exception.
+        self.recorder.event(
+            "error", "could not record the provider's id", generation, provider_id=result.provider_id
+        )
+        raise StaleWriteError(f"generation {generation.id}: provider id {result.provider_id} not recorded")
 
     def _record(
         self,

@@ -121,7 +121,7 @@ class UploadProcessor:
             head = self.objects.head(record)
         except ObjectGoneError as exc:
             return self._skip(record, generation_id, str(exc))
-        request = self._request(head.metadata)
+        request = self._request(head.metadata, record.key)
         try:
             kind, start = self._check_image(record, head)
             if request.problems:
@@ -193,9 +193,10 @@ class UploadProcessor:
         return model
 
     # -- metadata -------------------------------------------------------------------------
-    def _request(self, metadata: Mapping[str, str]) -> _Request:
-        """Owner, model and request fields from the user metadata, defaults filling the gaps.
-        Problems are collected, and reported once the image itself has been checked."""
+    def _request(self, metadata: Mapping[str, str], key: str) -> _Request:
+        """Owner, model and request fields from the user metadata (or the owner from the key, see
+        UploadDefaults.owner_from_prefix), defaults filling the gaps. Problems are collected, and
+        reported once the image itself has been checked."""
         problems: list[dict[str, str]] = []
         values: dict[str, str] = {}
         for raw_name, raw_value in metadata.items():
@@ -205,7 +206,11 @@ class UploadProcessor:
             except ValueError:
                 problems.append({"field": name, "message": "is not a valid (RFC 2047) header value"})
         owner = values.pop("owner", "").strip() or self.defaults.owner
-        if not _OWNER.match(owner):
+        if self.defaults.owner_from_prefix:
+            owner, problem = self._owner_from_key(key)
+            if problem:
+                problems.append({"field": "owner", "message": problem})
+        elif not _OWNER.match(owner):
             problems.append({"field": "owner", "message": "must be 1-128 letters, digits or ._:@-"})
             owner = self.defaults.owner
         model_id = values.pop("model", "").strip() or self.defaults.model
@@ -231,6 +236,20 @@ class UploadProcessor:
         if ignored and self.log is not None:
             self.log.info("metadata ignored: not a request field", extra={"ignored_metadata": ignored})
         return _Request(owner=owner, model=model_id, body=body, problems=problems)
+
+    def _owner_from_key(self, key: str) -> tuple[str, str | None]:
+        """The key's first segment after the upload prefix (`uploads/<owner>/...`), and a problem
+        when there is none. Only IAM limits who writes under a prefix, so the segment is the one
+        owner a writer cannot choose freely when each is granted its own."""
+        prefix = self.defaults.prefix
+        rest = key[len(prefix) :] if key.startswith(prefix) else ""
+        segment, slash, _ = rest.partition("/")
+        if not slash or not segment:
+            problem = f"the key must be {prefix}<owner>/<name>: the owner comes from the key"
+            return self.defaults.owner, problem
+        if not _OWNER.match(segment):
+            return self.defaults.owner, "the key's owner segment must be 1-128 letters, digits or ._:@-"
+        return segment, None
 
     # -- outcomes -------------------------------------------------------------------------
     def _reject(
