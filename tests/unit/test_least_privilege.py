@@ -69,6 +69,7 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.create and save: an upload's submit",
         ("s3:GetObject", "UploadsBucket/*"): "S3Uploads.head (HeadObject), read_start, presign",
         ("s3:GetObjectVersion", "UploadsBucket/*"): "S3Uploads: head, read_start, presign by VersionId",
+        ("s3:PutObject", "UploadsBucket/checked/*"): "S3Uploads: the checked copy an unversioned event pins",
         # not called: without it S3 answers a missing key 403, and S3Uploads tells a gone object
         # (ObjectGoneError) from a refused one by the 404
         ("s3:ListBucket", "UploadsBucket"): "S3Uploads._GONE: a missing key answers 404, not 403",
