@@ -14,9 +14,10 @@ from videogen.domain.errors import RequestValidationError
 # image, and all of a request's images together, at most this many bytes (about 350,000
 # characters of base64).
 MAX_INLINE_IMAGE_BYTES = 256 * 1024
-# The recorded request as JSON (UTF-8 bytes). The rest of a record (ids, times, error, callback
-# URL) stays well under 20 KB, and the idempotency table stores the same generation again.
-MAX_REQUEST_BYTES = 380 * 1000
+# The request as answers show it (data URLs shortened), as JSON in UTF-8 bytes: with the inline
+# images (about 350 KB of text) and the rest of a record (under 10 KB) it fits a 400 KB item, and
+# a page of 100 stays near 3 MB, well under Lambda's 6 MB answer.
+MAX_REQUEST_BYTES = 32 * 1000
 # Data URLs longer than this are shortened in answers: a page of 20 generations with inline
 # images would otherwise approach Lambda's 6 MB answer, and Step Functions' 256 KB state.
 MAX_SHOWN_DATA_URL = 512
@@ -76,7 +77,8 @@ def _data_bytes(data_url: str) -> int:
 
 def check_record_fits(fields: dict[str, Any], *, max_inline_bytes: int = MAX_INLINE_IMAGE_BYTES) -> None:
     """RequestValidationError when the validated fields could not be recorded: inline images
-    over `max_inline_bytes` together (naming each), or a request over MAX_REQUEST_BYTES."""
+    over `max_inline_bytes` together (naming each), or a request over MAX_REQUEST_BYTES without
+    them."""
     inline = [(path, _data_bytes(text)) for path, text in strings(fields, "") if is_data_url(text)]
     total = sum(size for _, size in inline)
     if total > max_inline_bytes:
@@ -87,9 +89,13 @@ def check_record_fits(fields: dict[str, Any], *, max_inline_bytes: int = MAX_INL
         raise RequestValidationError(
             f"invalid request: {message}", details=[{"field": path, "message": message} for path, _ in inline]
         )
-    size = len(json.dumps(fields, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    shown = json.dumps(shorten_data_urls(fields), ensure_ascii=False)
+    size = len(shown.encode("utf-8", "surrogatepass"))
     if size > MAX_REQUEST_BYTES:
-        message = f"the request is {size} bytes as JSON, more than the {MAX_REQUEST_BYTES} a record holds"
+        message = (
+            f"the request is {size} bytes as JSON (inline images aside), "
+            f"more than the {MAX_REQUEST_BYTES} a record holds"
+        )
         raise RequestValidationError(
             f"invalid request: {message}", details=[{"field": "body", "message": message}]
         )
