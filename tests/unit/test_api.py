@@ -382,3 +382,141 @@ def test_allowed_origin_is_an_origin_or_a_star() -> None:
     for bad in ("https://example.com/path", "example.com", "*.example.com"):
         with pytest.raises(Exception, match="ALLOWED_ORIGIN"):
             Settings.from_env({**{k.upper(): v for k, v in base.items()}, "ALLOWED_ORIGIN": bad})
+
+
+# ---- what cannot be stored or forwarded is refused, and answers stay small ---------------------
+FIRST_LAST = "google/veo-3.1-first-last-image-to-video"
+
+
+def inline_png(size: int) -> str:
+    """A data URL of a PNG (by its signature) of `size` bytes."""
+    return "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(size - 8)).decode()
+
+
+def test_inline_images_too_large_together_are_refused_naming_each(call: Any, sim: Simulator) -> None:
+    """Each image is under the per-image cap; together they would not fit a DynamoDB item."""
+    image = inline_png(200 * 1024)
+    body = {"model": FIRST_LAST, "prompt": "x", "image_url": image, "last_image_url": image}
+
+    status, answer, _ = call("POST", "/generations", body=body)
+
+    assert status == 422 and answer["error"]["code"] == "validation_error"
+    assert {d["field"] for d in answer["error"]["details"]} == {"image_url", "last_image_url"}
+    assert sim.submit_attempts == 0
+    assert call("GET", "/generations")[1]["items"] == []  # nothing recorded
+
+
+def test_a_request_too_large_to_record_is_refused(call: Any, sim: Simulator) -> None:
+    """A field with no length limit of its own (this prompt) still has to fit the record."""
+    body = {**T2V, "prompt": "fox " * 100_000}
+
+    status, answer, _ = call("POST", "/generations", body=body)
+
+    assert status == 422 and answer["error"]["details"][0]["field"] == "body"
+    assert sim.submit_attempts == 0 and call("GET", "/generations")[1]["items"] == []
+
+
+def test_answers_shorten_inline_images_and_the_record_keeps_them(call: Any) -> None:
+    first, last = inline_png(3000), inline_png(120 * 1024)
+    body = {"model": FIRST_LAST, "prompt": "x", "image_url": first, "last_image_url": last}
+    status, created, _ = call("POST", "/generations", body=body)
+    assert status == 202
+
+    _, page, _ = call("GET", "/generations")
+    _, single, _ = call("GET", f"/generations/{created['id']}")
+
+    for shown in (created, page["items"][0], single):
+        assert shown["request"]["image_url"] == f"data:image/png;base64,... ({len(first)} characters)"
+        assert shown["request"]["last_image_url"] == f"data:image/png;base64,... ({len(last)} characters)"
+        assert shown["request"]["prompt"] == "x"
+    stored = call.service.store.get(created["id"])
+    assert (stored.request["image_url"], stored.request["last_image_url"]) == (first, last)
+
+
+def page_token(key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        {"id": {"N": "1"}, "owner": {"S": "key-a"}, "created_at": {"S": "2026-01-01T00:00:00.000Z"}},
+        {"id": {"S": "gen_1"}, "owner": {"S": "key-a"}, "created_at": {"S": ""}},
+        {"id": {"S": "gen_1", "N": "1"}, "owner": {"S": "key-a"}, "created_at": {"S": "t"}},
+        {"id": {"S": 1}, "owner": {"S": "key-a"}, "created_at": {"S": "t"}},
+        {"id": ["S", "gen_1"], "owner": {"S": "key-a"}, "created_at": {"S": "t"}},
+        {"id": {"S": "gen_\ud800"}, "owner": {"S": "key-a"}, "created_at": {"S": "t"}},
+        {"id": {"S": "gen_1"}, "owner": {"S": "key-a"}, "created_at": {"S": "t" * 600}},
+        {"id": {"S": "gen_1"}, "owner": {"S": "key-b"}, "created_at": {"S": "t"}},
+        [1, 2],
+    ],
+)
+def test_a_crafted_page_token_is_a_422(call: Any, key: Any) -> None:
+    call("POST", "/generations", body=T2V)
+
+    status, answer, _ = call("GET", "/generations", query={"next_token": page_token(key)})
+
+    assert status == 422, answer
+    assert answer["error"]["details"] == [{"field": "next_token", "message": "not a token from this API"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**T2V, "prompt": "A red fox \ud800 runs"}, "prompt"),
+        (
+            {
+                "model": "alibaba/happyhorse-1-0",
+                "prompt": "x",
+                "reference_image_urls": ["https://example.com/a.png", "https://example.com/\udc00.png"],
+            },
+            "reference_image_urls[1]",
+        ),
+        ({**T2V, "callback_url": "https://example.com/\ud800"}, "callback_url"),
+        # a key the request model cannot read as text: refused before the catalog, as the body
+        ({**T2V, "\ud800": 1}, "body"),
+    ],
+)
+def test_text_with_a_lone_surrogate_is_a_422_naming_the_field(
+    call: Any, sim: Simulator, body: dict[str, Any], field: str
+) -> None:
+    status, answer, _ = call("POST", "/generations", body=body)
+
+    assert status == 422 and answer["error"]["code"] == "validation_error"
+    assert [d["field"] for d in answer["error"]["details"]] == [field]
+    assert sim.submit_attempts == 0 and call("GET", "/generations")[1]["items"] == []
+
+
+def test_a_connection_error_is_answered_without_the_providers_address(
+    aws: dict[str, str], clock: Clock
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nobody listens there
+    provider = AimlClient(
+        f"http://127.0.0.1:{port}",
+        lambda: "sk-unused",
+        connect_timeout=1,
+        submit_read_timeout=1,
+        backoff_factor=0.01,
+    )
+    service = make_service(aws, provider, clock)
+    settings = Settings(
+        table_name=aws["GenerationsTable"],
+        idempotency_table_name=aws["IdempotencyTable"],
+        outputs_bucket=aws["OutputsBucket"],
+        aiml_api_key_secret_id="unused",
+    )
+    app = build_app(lambda: Components(settings=settings, service=service, dynamodb=boto3.client("dynamodb")))
+
+    answer = app.resolve(event("POST", "/generations", body=T2V), Context())
+    status, body = answer["statusCode"], json.loads(answer["body"])
+
+    assert status == 502 and body["error"]["code"] == "provider_connection"
+    generation_id = body["error"]["details"][0]["generation_id"]
+    stored = app.resolve(event("GET", f"/generations/{generation_id}"), Context())
+    for text in (answer["body"], stored["body"]):
+        assert "127.0.0.1" not in text and f":{port}" not in text and "Connection" not in text, text
+    assert json.loads(stored["body"])["error"]["message"] == "the provider could not be reached"

@@ -327,7 +327,10 @@ def test_record_failure_step_records_the_steps_error(service: GenerationService)
     assert out == {"generation_id": GEN_ID, "recorded": True, "status": "failed"}
     stored = service.store.get(GEN_ID)
     assert stored is not None and stored.error is not None
-    assert (stored.error.code, stored.error.message) == ("workflow_error", "KeyError: 'video'")
+    assert (stored.error.code, stored.error.message) == (
+        "workflow_error",
+        "a workflow step failed (KeyError)",
+    )
     # before Submit recorded anything (e.g. a refused request) there is nothing to mark
     other = {"execution": EXECUTION + "-2"}
     assert (
@@ -342,16 +345,84 @@ def test_record_failure_step_records_the_steps_error(service: GenerationService)
         (
             "ProviderThrottled",
             '{"errorMessage": "slow down"}',
-            ("provider_rate_limited", "ProviderThrottled: slow down"),
+            (
+                "provider_rate_limited",
+                "the provider kept rate-limiting the generation's polls (ProviderThrottled)",
+                "ProviderThrottled: slow down",
+            ),
         ),
-        ("PollLimitReached", "not finished", ("poll_limit_reached", "PollLimitReached: not finished")),
-        ("Lambda.ServiceException", "", ("workflow_lambda_error", "Lambda.ServiceException")),
-        ("States.Timeout", None, ("workflow_step_timed_out", "States.Timeout")),
-        ("ValueError", "[1, 2]", ("workflow_error", "ValueError: [1, 2]")),
+        (
+            "PollLimitReached",
+            "not finished",
+            (
+                "poll_limit_reached",
+                "the generation did not finish within the workflow's polls (PollLimitReached)",
+                "PollLimitReached: not finished",
+            ),
+        ),
+        (
+            "Lambda.ServiceException",
+            "",
+            (
+                "workflow_lambda_error",
+                "a workflow step's function could not run (Lambda.ServiceException)",
+                "Lambda.ServiceException",
+            ),
+        ),
+        (
+            "States.Timeout",
+            None,
+            ("workflow_step_timed_out", "a workflow step timed out (States.Timeout)", "States.Timeout"),
+        ),
+        (
+            "ValueError",
+            "[1, 2]",
+            ("workflow_error", "a workflow step failed (ValueError)", "ValueError: [1, 2]"),
+        ),
+        (
+            "arn:aws:lambda:us-east-1:123456789012:function:x",
+            None,
+            (
+                "workflow_error",
+                "a workflow step failed (unnamed error)",
+                "arn:aws:lambda:us-east-1:123456789012:function:x",
+            ),
+        ),
     ],
 )
-def test_failure_reasons(error: str, cause: str | None, expected: tuple[str, str]) -> None:
+def test_failure_reasons(error: str, cause: str | None, expected: tuple[str, str, str]) -> None:
     assert failure_reason(error, cause) == expected
+
+
+class RecordingLog:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __getattr__(self, level: str) -> Any:
+        return lambda message, extra=None: self.lines.append((level, message, extra or {}))
+
+
+def test_a_steps_internal_error_text_is_logged_not_stored(
+    aws: dict[str, str], client: AimlClient, clock: Clock
+) -> None:
+    """A Lambda errorMessage can name ARNs and the account: the owner reads the generation, so
+    it keeps the code and a plain message; the text goes to the logs."""
+    log = RecordingLog()
+    service = make_service(aws, client, clock, log=log)
+    service.submit_once(GEN_ID, "owner-a", T2V)
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:videogen-WorkflowFunction-AbC123"
+    cause = json.dumps(
+        {"errorType": "AccessDeniedException", "errorMessage": f"User: {arn} is not authorized"}
+    )
+
+    handle(step("record_failure", error="AccessDeniedException", cause=cause), service)
+
+    stored = service.get("owner-a", GEN_ID)
+    assert stored.error is not None and stored.error.code == "workflow_error"
+    shown = json.dumps(stored.model_dump(mode="json"))
+    assert "arn:" not in shown and "123456789012" not in shown, shown
+    logged = [extra for _, message, extra in log.lines if message == "workflow step failed"]
+    assert logged and arn in logged[0]["detail"]
 
 
 def test_inline_images_are_summarised_in_the_state(service: GenerationService) -> None:

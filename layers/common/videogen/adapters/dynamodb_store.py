@@ -19,6 +19,8 @@ from videogen.lazy import client_error, lazy_import, once
 
 OWNER_INDEX = "by-owner"
 DUE_INDEX = "due"
+# A page token's key values are ids, owners (at most 128 characters) and times.
+MAX_TOKEN_KEY_BYTES = 256
 
 # boto3's DynamoDB (de)serializer, imported on first use (boto3 costs a cold start about 0.3 s).
 _types = lazy_import("boto3.dynamodb.types")
@@ -178,12 +180,17 @@ class GenerationStore:
 
     @staticmethod
     def _decode_token(token: str, owner: str) -> dict[str, Any]:
+        """The start key of a token this API gave `owner`. Anything else (another owner's token,
+        a key of another shape, a number or an empty string where DynamoDB expects a string
+        key) is a RequestValidationError: passed on, DynamoDB would refuse it with a
+        ValidationException, or botocore would fail to encode it, and the caller would get a 502."""
         try:
             key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
             valid = (
                 isinstance(key, dict)
-                and key.get("owner") == {"S": owner}
                 and set(key) == {"id", "owner", "created_at"}
+                and all(_is_string_key(value) for value in key.values())
+                and key["owner"] == {"S": owner}
             )
         except (ValueError, binascii.Error, UnicodeDecodeError):
             valid = False
@@ -193,3 +200,15 @@ class GenerationStore:
                 details=[{"field": "next_token", "message": "not a token from this API"}],
             )
         return key
+
+
+def _is_string_key(value: Any) -> bool:
+    """`{"S": text}`, text non-empty, encodable as UTF-8 (no lone surrogate) and no longer than
+    any id, owner or time this API writes (DynamoDB caps a sort key at 1,024 bytes)."""
+    if not (isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str)):
+        return False
+    try:
+        size = len(value["S"].encode("utf-8"))
+    except UnicodeEncodeError:
+        return False
+    return 0 < size <= MAX_TOKEN_KEY_BYTES

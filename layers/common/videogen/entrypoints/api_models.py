@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from videogen.domain.limits import shorten_data_urls
 from videogen.domain.models import Generation, GenerationError, Status
 from videogen.domain.ports import VideoLink
 
@@ -62,7 +63,9 @@ class GenerationOut(_Model):
     )
     model: str
     source: str = Field(description="how it was requested: api, s3 or workflow")
-    request: dict[str, Any] = Field(description="the model fields as validated")
+    request: dict[str, Any] = Field(
+        description="the model fields as validated; a long data URL is shown as its header and length"
+    )
     created_at: str
     updated_at: str
     completed_at: str | None = None
@@ -84,7 +87,8 @@ class GenerationOut(_Model):
             status=generation.status,
             model=generation.model,
             source=generation.source.value,
-            request=generation.request,
+            # The record keeps inline images whole; answers (a page of 20, the workflow's state) do not.
+            request=shorten_data_urls(generation.request),
             created_at=generation.created_at,
             updated_at=generation.updated_at,
             completed_at=generation.completed_at,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -40,9 +41,15 @@ FAILURE_CODES = {
     "States.Timeout": "workflow_step_timed_out",
     "Sandbox.Timedout": "workflow_step_timed_out",
 }
-# A request's inline (data URL) image is summarised in the workflow's state: Step Functions
-# passes at most 256 KB between states, and the image is on the record anyway.
-MAX_STATE_STRING = 512
+# What the owner reads for each code (the step's own words are logged, not stored).
+FAILURE_MESSAGES = {
+    "provider_rate_limited": "the provider kept rate-limiting the generation's polls",
+    "poll_limit_reached": "the generation did not finish within the workflow's polls",
+    "workflow_step_timed_out": "a workflow step timed out",
+    "workflow_lambda_error": "a workflow step's function could not run",
+    "workflow_error": "a workflow step failed",
+}
+_ERROR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,79}")
 
 
 class _Step(BaseModel):
@@ -121,8 +128,8 @@ def handle(event: Mapping[str, Any], service: GenerationService) -> dict[str, An
             generation, wait = service.fetch(step.generation_id)
             return state(service, generation, wait, polls=step.polls)
         case RecordFailureStep():
-            code, message = failure_reason(step.error, step.cause)
-            recorded = service.record_failure(generation_id, code, message)
+            code, message, detail = failure_reason(step.error, step.cause)
+            recorded = service.record_failure(generation_id, code, message, detail=detail)
             return {
                 "generation_id": generation_id,
                 "recorded": recorded is not None
@@ -151,17 +158,21 @@ def state(service: GenerationService, generation: Generation, wait: int, *, poll
 
 
 def present(service: GenerationService, generation: Generation) -> dict[str, Any]:
-    """The generation as GET /generations/{id} shows it (a fresh video link when completed)."""
-    shown = GenerationOut.of(generation, service.video_link(generation)).model_dump(mode="json")
-    shown["request"] = {k: _summarise(v) for k, v in shown["request"].items()}
-    return shown
+    """The generation as GET /generations/{id} shows it (a fresh video link when completed, inline
+    images shortened: Step Functions passes at most 256 KB between states)."""
+    return GenerationOut.of(generation, service.video_link(generation)).model_dump(mode="json")
 
 
-def failure_reason(error: str, cause: str | None) -> tuple[str, str]:
-    """(code, message) recorded on the generation for a step's final error."""
+def failure_reason(error: str, cause: str | None) -> tuple[str, str, str]:
+    """(code, message, detail) for a step's final error. The message, stored on the generation
+    its owner reads, says which step error it was; the detail (a Lambda errorMessage, which may
+    name ARNs, the account or the function's internals) goes to the logs only."""
     code = FAILURE_CODES.get(error) or (
         "workflow_lambda_error" if error.startswith("Lambda.") else "workflow_error"
     )
+    # An error name is a Step Functions error or an exception class; anything else is not shown.
+    name = error if _ERROR_NAME.fullmatch(error) else "unnamed error"
+    message = f"{FAILURE_MESSAGES.get(code, 'a workflow step failed')} ({name})"
     detail = cause or ""
     try:
         parsed = json.loads(detail)
@@ -169,13 +180,7 @@ def failure_reason(error: str, cause: str | None) -> tuple[str, str]:
         parsed = None
     if isinstance(parsed, dict) and parsed.get("errorMessage"):  # a Lambda error payload
         detail = str(parsed["errorMessage"])
-    return code, f"{error}: {detail}" if detail else error
-
-
-def _summarise(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith("data:") and len(value) > MAX_STATE_STRING:
-        return f"{value.split(',', 1)[0]},... ({len(value)} characters)"
-    return value
+    return code, message, f"{error}: {detail}" if detail else error
 
 
 def _parse(adapter: TypeAdapter[Any], value: Any, what: str) -> Any:

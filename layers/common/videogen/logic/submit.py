@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from videogen.domain.errors import UnsafeUrlError
+from videogen.domain.limits import MAX_INLINE_IMAGE_BYTES, check_record_fits, check_text
 from videogen.domain.models import (
     Driver,
     Generation,
@@ -21,8 +22,20 @@ from videogen.logic.images import check_data_url_images
 from videogen.logic.recorder import Recorder
 from videogen.logic.schedule import PollSchedule, poll_at
 
-# A data-URL image is stored with the request, and a DynamoDB item holds at most 400 KB.
-MAX_INLINE_IMAGE_BYTES = 256 * 1024
+__all__ = ["MAX_INLINE_IMAGE_BYTES", "Submitter"]
+
+# What the caller is told when the provider call failed; the provider's own words (host and port
+# of a failed connection, say) go to the logs only. A refused request keeps the provider's reason.
+PROVIDER_FAILURES = {
+    "auth": "the provider refused the service's credentials",
+    "out_of_credits": "the provider account has no credits left",
+    "not_found": "the provider does not know this request's path or model",
+    "rate_limited": "the provider kept rate-limiting the submit; nothing was taken",
+    "server": "the provider failed the submit",
+    "timeout": "the provider did not answer in time",
+    "malformed_response": "the provider's answer could not be read",
+    "connection": "the provider could not be reached",
+}
 # Re-reads after losing a write race while recording the provider's id: each lost race means
 # another writer's change landed, and there are only a few writers of one record.
 _ACCEPT_ATTEMPTS = 5
@@ -72,9 +85,11 @@ class Submitter:
         other url field still does."""
         minted = dict(provider_fields or {})
         body = dict(body)
+        check_text(body)
         callback_url = self.callback_url(body.pop("callback_url", None))
         model, fields = validate_request(body, check_url=self._url_check(body, minted))
         check_data_url_images(model, fields)
+        check_record_fits(fields)
         for name, value in fields.items():
             if name not in minted and isinstance(value, str) and value.startswith("s3://"):
                 raise UnsafeUrlError(
@@ -249,9 +264,10 @@ class Submitter:
                 provider_class=exc.error_class.value,
             )
         else:
+            reason = PROVIDER_FAILURES.get(exc.error_class.value)
             error = GenerationError(
                 code=f"provider_{exc.error_class.value}",
-                message=exc.message,
+                message=reason or exc.message,  # validation: the provider's reason for refusing
                 provider_class=exc.error_class.value,
             )
         failed = self.recorder.store.save(
@@ -263,5 +279,5 @@ class Submitter:
             next_poll_at=None,
         )
         self.recorder.count("GenerationsFailed")
-        self.recorder.event("warning", "submit failed", failed, error_code=error.code)
+        self.recorder.event("warning", "submit failed", failed, error_code=error.code, detail=str(exc))
         return failed

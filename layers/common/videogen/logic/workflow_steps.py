@@ -102,10 +102,13 @@ class WorkflowSteps:
             wait = min(wait, left + 1)
         return max(0, math.ceil(wait))
 
-    def record_failure(self, generation_id: str, code: str, message: str) -> Generation | None:
+    def record_failure(
+        self, generation_id: str, code: str, message: str, *, detail: str | None = None
+    ) -> Generation | None:
         """Mark a generation `failed` with a reason, e.g. when a workflow step failed for good.
         A no-op on a generation that already ended (its outcome stands) and None when there is no
-        such generation (the request failed before it was recorded)."""
+        such generation (the request failed before it was recorded). `detail` (what went wrong
+        inside, which the owner must not read) is logged, never stored."""
         error = GenerationError(code=code, message=message[:MAX_ERROR_MESSAGE_CHARS])
         for _ in range(3):
             generation = self.recorder.store.get(generation_id)
@@ -116,5 +119,6 @@ class WorkflowSteps:
             except StaleWriteError:
                 continue
             self.recorder.count("GenerationsFailed")
+            self.recorder.event("warning", "workflow step failed", failed, error_code=code, detail=detail)
             return failed
         raise ConflictError(f"generation {generation_id} is changing; try again")
