@@ -3,6 +3,7 @@ template.yaml), the provider is the project's simulator on loopback reached by t
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from local.aws.cfn import Template
 from local.aws.moto_dynamodb import make_dynamodb_writes_atomic
 from local.clock import Clock
 from local.simulator import Simulator
+from tests.templates import deployed_template, source_template
 from videogen.adapters.aiml_provider import AimlClient
 from videogen.adapters.dynamodb_store import GenerationStore
 from videogen.adapters.s3_archive import OutputArchive
@@ -28,6 +30,18 @@ from videogen.logic.submit import MAX_INLINE_IMAGE_BYTES
 ROOT = Path(__file__).resolve().parents[2]
 SIM_KEY = "sk-test-0123456789abcdef"
 POLL_RETRIES = 2
+
+
+@pytest.fixture(scope="module")
+def source() -> dict[str, Any]:
+    """template.yaml as written (tests/templates.py), a copy per test module."""
+    return copy.deepcopy(source_template())
+
+
+@pytest.fixture(scope="module")
+def deployed() -> dict[str, Any]:
+    """template.yaml after the SAM transform (tests/templates.py), a copy per test module."""
+    return copy.deepcopy(deployed_template())
 
 
 @pytest.fixture

@@ -229,5 +229,11 @@ def test_the_template_lets_the_poller_invoke_itself_by_name() -> None:
     props = template["Resources"]["PollerFunction"]["Properties"]
     name = props["FunctionName"]
     assert name == {"Fn::Sub": "${AWS::StackName}-poller"}  # a name, not a Ref: no circular dependency
-    invoke = [p["LambdaInvokePolicy"] for p in props["Policies"] if "LambdaInvokePolicy" in p]
-    assert invoke == [{"FunctionName": name}]
+    invoke = [
+        statement["Resource"]
+        for policy in props["Policies"]
+        for statement in policy.get("Statement", [])
+        if statement.get("Action") == "lambda:InvokeFunction"
+    ]
+    arn = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + name["Fn::Sub"]
+    assert invoke == [{"Fn::Sub": arn}]  # itself, by that name, and nothing else

@@ -14,10 +14,8 @@ import re
 from typing import Any
 
 import pytest
-from cfnlint.decode import decode_str
-from cfnlint.template import Template
 
-from tests.unit.test_template import ROOT, TEMPLATE_TEXT, of_type, plain
+from tests.templates import of_type
 from tests.unit.test_template_security import RESOURCE_STAR_ACTIONS
 
 POLLER_ARN = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-poller"
@@ -131,21 +129,6 @@ MANAGED: dict[str, set[str]] = {
     },
     "GenerationStateMachineRole": {XRAY},
 }
-
-
-@pytest.fixture(scope="module")
-def source() -> dict[str, Any]:
-    template, matches = decode_str(TEMPLATE_TEXT)
-    assert not matches, matches
-    return dict(plain(template))
-
-
-@pytest.fixture(scope="module")
-def deployed() -> dict[str, Any]:
-    template, _ = decode_str(TEMPLATE_TEXT)
-    cfn = Template(str(ROOT / "template.yaml"), template, ["us-east-1"])
-    assert cfn.transform() == []
-    return dict(plain(cfn.template))
 
 
 def _as_list(value: Any) -> list[Any]:

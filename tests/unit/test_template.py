@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cfnlint.api import lint
 from cfnlint.config import ManualArgs
-from cfnlint.decode import decode_str
-from cfnlint.template import Template
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE_TEXT = (ROOT / "template.yaml").read_text()
+from tests.templates import ROOT, TEMPLATE_TEXT, of_type
 
 ROUTES = {
     ("POST", "/generations"),
@@ -24,7 +20,7 @@ ROUTES = {
     ("GET", "/models"),
 }
 
-# The environment contract of /tmp/videogen-spec.md (settings.py reads these names).
+# The environment every function gets (settings.py reads these names).
 EXPECTED_ENV: dict[str, Any] = {
     "TABLE_NAME": {"Ref": "GenerationsTable"},
     "IDEMPOTENCY_TABLE_NAME": {"Ref": "IdempotencyTable"},
@@ -67,31 +63,6 @@ FUNCTION_ENV: dict[str, dict[str, Any]] = {
 }
 # Secret ids (never values) a function may carry in its environment.
 SECRET_ID_VARS = {"AIML_API_KEY_SECRET_ID", "WEBHOOK_SECRET_ID"}
-
-
-def plain(node: Any) -> Any:
-    """cfn-lint's node classes -> plain dicts/lists/str, for equality checks."""
-    return json.loads(json.dumps(node, default=str))
-
-
-@pytest.fixture(scope="module")
-def source() -> dict[str, Any]:
-    template, matches = decode_str(TEMPLATE_TEXT)
-    assert not matches, matches
-    return plain(template)
-
-
-@pytest.fixture(scope="module")
-def deployed() -> dict[str, Any]:
-    """The template after the SAM transform, as CloudFormation receives it."""
-    template, _ = decode_str(TEMPLATE_TEXT)
-    cfn = Template(str(ROOT / "template.yaml"), template, ["us-east-1"])
-    assert cfn.transform() == []
-    return plain(cfn.template)
-
-
-def of_type(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
-    return {name: res for name, res in template["Resources"].items() if res["Type"] == type_}
 
 
 def test_cfn_lint_reports_nothing_not_even_informational() -> None:

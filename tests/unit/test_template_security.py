@@ -9,11 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-from cfnlint.decode import decode_str
-from cfnlint.template import Template
-
-from tests.unit.test_template import ROOT, TEMPLATE_TEXT, of_type, plain
+from tests.templates import of_type
 
 # Event sources that invoke a function asynchronously (Lambda queues the event and retries it):
 # a failure must land somewhere. Api (synchronous) and SQS/Kinesis/DynamoDB (polled) are not here.
@@ -56,21 +52,6 @@ MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
     "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
 }
-
-
-@pytest.fixture(scope="module")
-def source() -> dict[str, Any]:
-    template, matches = decode_str(TEMPLATE_TEXT)
-    assert not matches, matches
-    return dict(plain(template))
-
-
-@pytest.fixture(scope="module")
-def deployed() -> dict[str, Any]:
-    template, _ = decode_str(TEMPLATE_TEXT)
-    cfn = Template(str(ROOT / "template.yaml"), template, ["us-east-1"])
-    assert cfn.transform() == []
-    return dict(plain(cfn.template))
 
 
 def _ref_name(node: Any) -> str | None:
