@@ -23,9 +23,9 @@ from videogen.adapters.aiml_provider import AimlClient
 from videogen.adapters.dynamodb_store import GenerationStore
 from videogen.adapters.s3_archive import OutputArchive
 from videogen.adapters.url_safety import check_callback_url, check_image_reference
+from videogen.domain.limits import MAX_INLINE_IMAGE_BYTES
 from videogen.logic.schedule import PollSchedule
 from videogen.logic.service import GenerationService
-from videogen.logic.submit import MAX_INLINE_IMAGE_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_KEY = "sk-test-0123456789abcdef"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.templates import of_type
-from tests.unit.test_template_security import RESOURCE_STAR_ACTIONS
+from tests.unit.test_template_security import LOG_DELIVERY_ACTIONS, RESOURCE_STAR_ACTIONS
 
 POLLER_ARN = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-poller"
 EVENT_BUS_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/EventBus"
@@ -92,16 +92,7 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("lambda:InvokeFunction", "WorkflowFunction"): "generation.asl.json: lambda:invoke of each step",
         **{
             (action, "*"): "Logging: vended log delivery (no resource-level permission)"
-            for action in [
-                "logs:CreateLogDelivery",
-                "logs:GetLogDelivery",
-                "logs:UpdateLogDelivery",
-                "logs:DeleteLogDelivery",
-                "logs:ListLogDeliveries",
-                "logs:PutResourcePolicy",
-                "logs:DescribeResourcePolicies",
-                "logs:DescribeLogGroups",
-            ]
+            for action in LOG_DELIVERY_ACTIONS
         },
     },
 }

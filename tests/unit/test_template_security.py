@@ -25,14 +25,8 @@ ASYNC_EVENT_TYPES = {
     "Cognito",
 }
 # Actions AWS evaluates on no resource at all: a policy granting them must say Resource "*".
-RESOURCE_STAR_ACTIONS = {
-    # X-Ray (Tracing: Active): trace segments, telemetry and sampling rules have no ARN
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "xray:GetSamplingRules",
-    "xray:GetSamplingTargets",
-    "xray:GetSamplingStatisticSummaries",
-    # Step Functions' vended log delivery to CloudWatch Logs
+# Step Functions' vended log delivery to CloudWatch Logs (no resource-level permission)
+LOG_DELIVERY_ACTIONS = (
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
     "logs:UpdateLogDelivery",
@@ -41,6 +35,15 @@ RESOURCE_STAR_ACTIONS = {
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
+)
+RESOURCE_STAR_ACTIONS = {
+    # X-Ray (Tracing: Active): trace segments, telemetry and sampling rules have no ARN
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+    *LOG_DELIVERY_ACTIONS,
 }
 # AWS-managed policies roles may carry (their `*` resources are AWS's own, see the README).
 MANAGED_POLICIES = {

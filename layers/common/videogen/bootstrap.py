@@ -69,7 +69,7 @@ def s3_client(settings: Settings) -> LazyClient:
 
 def check_image_url(settings: Settings) -> Callable[[str], None]:
     """Image references the provider will fetch: public https, or a small data URL."""
-    from videogen.logic.submit import MAX_INLINE_IMAGE_BYTES
+    from videogen.domain.limits import MAX_INLINE_IMAGE_BYTES
 
     def check(value: str) -> None:
         _url_safety.check_image_reference(

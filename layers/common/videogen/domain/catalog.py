@@ -272,8 +272,10 @@ def describe_field(spec: FieldSpec) -> str:
     return "; ".join(parts)
 
 
+@cache
 def describe_catalog() -> list[dict[str, Any]]:
-    """The catalog as JSON-able dicts, in catalog order (GET /models)."""
+    """The catalog as JSON-able dicts, in catalog order (GET /models): built once per process,
+    as the catalog never changes while it runs. Callers read it, never change it."""
     return [
         {
             "id": model.id,

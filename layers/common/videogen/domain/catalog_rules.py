@@ -14,26 +14,11 @@ from videogen.domain.catalog import ModelSpec
 
 
 @dataclass(frozen=True)
-class Rule:
-    models: frozenset[str]
-    pages: tuple[str, ...]
-
-    def broken_by(self, model: ModelSpec, fields: Mapping[str, Any]) -> bool:
-        raise NotImplementedError
-
-    @property
-    def field_name(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def message(self) -> str:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class Excludes(Rule):
+class Excludes:
     """`field` = `value` rules out `other` = `other_value` (each at its default when not sent)."""
 
+    models: frozenset[str]
+    pages: tuple[str, ...]
     field: str
     value: Any
     other: str
@@ -56,9 +41,11 @@ class Excludes(Rule):
 
 
 @dataclass(frozen=True)
-class Requires(Rule):
+class Requires:
     """Sending `field` requires `other` to be sent as `other_value`."""
 
+    models: frozenset[str]
+    pages: tuple[str, ...]
     field: str
     other: str
     other_value: Any
@@ -80,6 +67,8 @@ class Requires(Rule):
 
 
 _ABSENT = object()
+# A rule: which models it binds, the pages that state it, whether fields break it, and what to say.
+Rule = Excludes | Requires
 
 
 def _value(model: ModelSpec, fields: Mapping[str, Any], name: str) -> Any:

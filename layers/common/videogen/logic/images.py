@@ -12,10 +12,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import imagesize
-
 from videogen.domain.catalog import ModelSpec
 from videogen.domain.errors import RequestValidationError
+from videogen.lazy import lazy_import
+
+# imagesize (with what it imports, about 20 ms) loads at the first image measured, not at a cold start.
+imagesize = lazy_import("imagesize")
 
 _DATA_URL = re.compile(r"^data:image/([a-z+.-]+);base64,", re.IGNORECASE)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from videogen.domain.errors import UnsafeUrlError
-from videogen.domain.limits import MAX_INLINE_IMAGE_BYTES, check_record_fits, check_text
+from videogen.domain.limits import check_record_fits, check_text
 from videogen.domain.models import (
     Driver,
     Generation,
@@ -21,8 +21,6 @@ from videogen.domain.validation import validate_request
 from videogen.logic.images import check_data_url_images
 from videogen.logic.recorder import Recorder
 from videogen.logic.schedule import PollSchedule, poll_at
-
-__all__ = ["MAX_INLINE_IMAGE_BYTES", "Submitter"]
 
 # What the caller is told when the provider call failed; the provider's own words (host and port
 # of a failed connection, say) go to the logs only. A refused request keeps the provider's reason.
