@@ -26,6 +26,7 @@ import requests
 from bench.common import ROOT, SIM_KEY, configure, load_handler, median, moto_server, sim_state, simulator
 from local.aws.apigw import LambdaContext
 from local.aws.cfn import Template
+from tests.catalog_bodies import minimal_body
 from videogen.adapters.aiml_provider import AimlClient
 from videogen.adapters.dynamodb_store import GenerationStore, item_from_generation
 from videogen.domain.catalog import CATALOG
@@ -123,7 +124,7 @@ def _seed_provider(url: str, count: int) -> list[tuple[str, str]]:
     jobs = []
     for index in range(count):
         model = models[index % len(models)]
-        fields = {"prompt": "bench", "image_url": "https://example.com/frame.jpg"}
+        fields = {k: v for k, v in minimal_body(model).items() if k != "model"}  # what its schema takes
         jobs.append((model.id, client.submit(model, fields).provider_id))
     client.close()
     return jobs

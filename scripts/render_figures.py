@@ -84,7 +84,7 @@ FIGURES = {  # figure -> what it is; the sizes come from the run's details
     "sweep_history_slowdown": "sweep with {history:,} finished records / with none",
     "poll_calls_vs_fixed15s": "status calls: the schedule / fixed 15 s polling ({jobs} jobs)",
     "detection_delay_vs_fixed15s": "mean detection delay: the schedule / fixed 15 s polling",
-    "cold_start_vs_boto3": "slowest handler import / `import boto3` (the {worst_handler} handler)",
+    "cold_start_vs_boto3": "slowest handler import + first build / `import boto3` ({worst_handler})",
     "layer_size_mb": "built common layer, unzipped (MB)",
 }
 # Constants the capacity lines use (not measured): where each comes from.
