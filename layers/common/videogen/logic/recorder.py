@@ -4,7 +4,8 @@ generation ends."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from videogen.domain.models import Generation, Status, utc_now_iso
@@ -29,8 +30,29 @@ class Recorder:
         """Write the generation's terminal status (conditional on its version, like every write)."""
         changes.setdefault("updated_at", utc_now_iso(now))
         ended = self.store.save(generation, status=status, next_poll_at=None, **changes)
-        self.event("info", f"generation {status.value}", ended)
+        # seconds from the request to its end: the Logs Insights query "slowest models" reads it
+        self.event("info", f"generation {status.value}", ended, seconds=round(now - ended.created_epoch, 1))
         return ended
+
+    @contextmanager
+    def about(self, generation_id: str) -> Iterator[None]:
+        """Every log line written inside, by this thread, carries `generation_id` (the adapters'
+        too, without a logger passed to them). Powertools' thread-safe keys live in a context
+        variable, so the sweep's threads, each refreshing another generation, keep theirs apart;
+        the previous value comes back on exit (a submit inside a workflow step)."""
+        log = self.log
+        if log is None or not hasattr(log, "thread_safe_append_keys"):
+            yield
+            return
+        previous = log.thread_safe_get_current_keys().get("generation_id")
+        log.thread_safe_append_keys(generation_id=generation_id)
+        try:
+            yield
+        finally:
+            if previous is None:
+                log.thread_safe_remove_keys(["generation_id"])
+            else:
+                log.thread_safe_append_keys(generation_id=previous)
 
     def count(self, name: str, value: float = 1, unit: str = "Count") -> None:
         self.metrics.add_metric(name, unit, value)

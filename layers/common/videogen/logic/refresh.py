@@ -80,10 +80,11 @@ class Refresher:
     def refresh(self, generation: Generation) -> Refreshed:
         if generation.is_terminal:
             return generation, RefreshOutcome.SKIPPED
-        try:
-            return self._refresh(generation)
-        except StaleWriteError:
-            return generation, RefreshOutcome.CONFLICT
+        with self.recorder.about(generation.id):
+            try:
+                return self._refresh(generation)
+            except StaleWriteError:
+                return generation, RefreshOutcome.CONFLICT
 
     def _refresh(self, gen: Generation) -> Refreshed:
         now = self.recorder.clock()
@@ -125,6 +126,8 @@ class Refresher:
         return None
 
     def _poll_failed(self, gen: Generation, exc: ProviderError, now: float) -> Refreshed:
+        # by class, as submits count theirs: ProviderAuthAlarm and ProviderOutOfCreditsAlarm add both
+        self.recorder.count(f"ProviderPollErrors_{exc.error_class.value}")
         failures = gen.poll_failures + 1
         throttled = exc.error_class is ErrorClass.RATE_LIMITED
         delay = self.schedule.failure_delay(failures, exc.retry_after, throttled=throttled)
@@ -136,6 +139,7 @@ class Refresher:
             updated_at=utc_now_iso(now),
             next_poll_at=poll_at(now, delay),
         )
+        self.recorder.event("info", "poll failed; will retry", updated, error_class=exc.error_class.value)
         return updated, RefreshOutcome.PROVIDER_ERROR
 
     def _apply(self, gen: Generation, model: ModelSpec, result: PollResult, now: float) -> Refreshed:

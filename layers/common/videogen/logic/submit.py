@@ -95,19 +95,19 @@ class Submitter:
                     details=[{"field": name, "message": "only https URLs are accepted"}],
                 )
         recorder = self.recorder
-        generation = self._record(
-            generation_id or new_generation_id(), owner, model.id, fields, source, driver, callback_url
-        )
-        try:
-            result = self.provider.submit(model, {**fields, **minted})
-        except ProviderError as exc:
-            recorder.count(f"ProviderErrors_{exc.error_class.value}")
-            return self._fail(generation, exc)
-        recorder.count("GenerationsSubmitted")
-        first_poll = self.schedule.first_delay(model.typical_seconds, model=model.id)
-        accepted = self._record_accepted(generation, result, first_poll)
-        recorder.event("info", "generation submitted", accepted, provider_id=result.provider_id)
-        return accepted
+        generation_id = generation_id or new_generation_id()
+        with recorder.about(generation_id):
+            generation = self._record(generation_id, owner, model.id, fields, source, driver, callback_url)
+            try:
+                result = self.provider.submit(model, {**fields, **minted})
+            except ProviderError as exc:
+                recorder.count(f"ProviderErrors_{exc.error_class.value}")
+                return self._fail(generation, exc)
+            recorder.count("GenerationsSubmitted")
+            first_poll = self.schedule.first_delay(model.typical_seconds, model=model.id)
+            accepted = self._record_accepted(generation, result, first_poll)
+            recorder.event("info", "generation submitted", accepted, provider_id=result.provider_id)
+            return accepted
 
     def _record_accepted(self, generation: Generation, result: SubmitResult, first_poll: float) -> Generation:
         """Write the provider's id onto the record: the job is paid for, and without its id it
