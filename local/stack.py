@@ -56,6 +56,7 @@ import requests
 from local.aws.apigw import ApiGatewayAdapter, LambdaContext, Route, api_key_id
 from local.aws.cfn import FunctionSpec, Template
 from local.aws.lambdas import DEFAULT_LOCK_TIMEOUT, LambdaShim, create_functions, ensure_role, load_module
+from local.aws.logs import FunctionLogs
 from local.aws.pollers import DEFAULT_POLL_SECONDS as DEFAULT_EVENT_POLL_SECONDS
 from local.aws.pollers import EventSourcePoller
 from local.aws.statemachines import create_state_machines
@@ -125,6 +126,8 @@ class LocalStack:
       job durations of the simulator.
     - parameter_overrides: template parameters. env_overrides: extra function environment (last word).
     - state_dir: where endpoints.json goes (default .local/ in the repo); write_endpoints=False skips it.
+    - log_dir: each function's log lines and EMF metric lines go to <log_dir>/<LogicalId>.log, as
+      to its log group (local/aws/logs.py); None (the default) leaves the output on stdout.
     """
 
     def __init__(
@@ -144,6 +147,7 @@ class LocalStack:
         state_dir: str | Path | None = None,
         write_endpoints: bool = True,
         poller_event: str = "events/poller_schedule.json",
+        log_dir: str | Path | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.template_path = self.root / template
@@ -168,6 +172,8 @@ class LocalStack:
         self.state_dir = Path(state_dir) if state_dir is not None else self.root / ".local"
         self.write_endpoints = write_endpoints
         self.poller_event_path = self.root / poller_event
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.logs: FunctionLogs | None = None
 
         self.region = REGION
         self.moto: Any = None
@@ -224,6 +230,7 @@ class LocalStack:
             self._start_provider()
             self._create_resources()
             self._apply_environment()
+            self._start_logs()
             self._load_handlers()
             self._start_lambdas()
             self._wire_bucket_notifications()
@@ -263,6 +270,9 @@ class LocalStack:
             sys.modules.update(self._saved_modules)
             self._saved_modules = None
         self._handlers.clear()
+        if self.logs is not None:
+            self.logs.uninstall()
+            self.logs = None
         self._restore_environment()
         if self.simulator is not None:
             self.simulator.stop()
@@ -410,6 +420,13 @@ class LocalStack:
             if roots and str(getattr(module, "__file__", None) or "").startswith(roots)
         }
 
+    def _start_logs(self) -> None:
+        if self.log_dir is None:
+            return
+        assert self.template is not None
+        names = {lid: self.template.resources[lid].physical_name for lid in self.functions}
+        self.logs = FunctionLogs(self.log_dir, names).install()
+
     def _load_handlers(self) -> None:
         self._saved_path = list(sys.path)
         for spec in self.functions.values():
@@ -430,7 +447,11 @@ class LocalStack:
             handler = getattr(module, spec.handler_name, None)
             if not callable(handler):
                 raise RuntimeError(f"{spec.module_file} has no callable {spec.handler_name}")
-            self._handlers[spec.logical_id] = handler
+            self._handlers[spec.logical_id] = (
+                handler if self.logs is None else self.logs.wrap(spec.logical_id, handler)
+            )
+        if self.logs is not None:  # Powertools' logger, if the process made it before
+            self.logs.capture_logger(self.environment.get("POWERTOOLS_SERVICE_NAME", "videogen"))
 
     def _start_lambdas(self) -> None:
         """Every function of the template in moto, under the ARN the template resolves to, so AWS
@@ -734,7 +755,7 @@ def main() -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stack = LocalStack()
+    stack = LocalStack(log_dir=ROOT / ".local" / "logs")
     try:
         stack.start()
     except OSError as exc:

@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         use_simulator=None if args.real else True,
         sim_durations=SIM_DURATIONS,
         parameter_overrides={"LogLevel": "WARNING"},  # the handlers' JSON logs would drown the story
-        env_overrides={"POWERTOOLS_METRICS_DISABLED": "true"},
+        # each function's log and metric lines, as in its log group: `make dashboard` draws them
+        log_dir=ROOT / ".local" / "demo-logs",
         write_endpoints=False,  # leave a running `make local`'s endpoints.json alone
     )
     try:
