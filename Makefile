@@ -63,6 +63,10 @@ lint: install ## ruff, mypy and the import contracts of the layered core (import
 catalog: install ## regenerate the model catalog (and template.yaml's image models) from ../shared/aimlapi-docs
 	$(BIN)/python scripts/gen_catalog.py
 
+dashboard: install ## the dashboard of ops/dashboard.py into template.yaml, and docs/img/dashboard.png from make demo's metric lines
+	$(BIN)/python scripts/gen_dashboard.py
+	$(BIN)/python -m ops.render --logs .local/demo-logs --out docs/img/dashboard.png
+
 openapi: install ## regenerate openapi.json from the API routes
 	PYTHONPATH=layers/common $(BIN)/python scripts/openapi.py
 
@@ -98,4 +102,4 @@ deploy: build ## sam deploy --guided (needs AWS credentials)
 clean: ## remove build output and local state (keeps the virtualenvs)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: catalog help install install-sam install-sec install-browser security template-check deps lint openapi unit local demo chaos test bench build deploy clean
+.PHONY: catalog dashboard help install install-sam install-sec install-browser security template-check deps lint openapi unit local demo chaos test bench build deploy clean
