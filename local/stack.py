@@ -773,6 +773,7 @@ def main() -> int:
         f"  poller     every {stack.poll_seconds:g} s\n"
         f"  workflow   {e['state_machine_arn'] or '-'}   (Step Functions on moto)\n"
         f"  events     bus {e['event_bus_name'] or '-'}; each event also in events_tap_queue_url\n"
+        f"  logs       {stack.log_dir}/<LogicalId>.log (each function's log and metric lines)\n"
         f"  details    {stack.endpoints_path}\n"
         f"  try: curl -s -H 'x-api-key: {e['api_key']}' {e['api_url']}/models\n"
         "Ctrl-C stops it.",
