@@ -5,6 +5,7 @@ DynamoDB is moto (SpendTable from template.yaml), the provider is the simulator.
 
 from __future__ import annotations
 
+import copy
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -252,3 +253,20 @@ def test_the_api_answers_402_budget_exceeded_and_get_usage(api: Any, sim: Simula
     status, other = api("GET", "/usage", key_id="key-b")
     assert status == 200 and other["days"] == [] and other["daily"]["spent"] == 0
     assert api("GET", "/usage", query={"days": "0"})[0] == 422
+
+
+def test_an_upload_past_the_budget_is_a_failed_generation_not_a_retry(
+    aws: dict[str, str], client: AimlClient, clock: Clock, sim: Simulator
+) -> None:
+    from tests.unit.test_uploads import Uploads, only, rejected
+
+    spend = guard(aws, clock, overrides={"s3-uploads": Limits(daily=1)})
+    up = Uploads(aws, make_service(aws, client, clock, spend=spend))
+
+    event = up.put("uploads/cheetah.png")
+    generation = rejected(up, copy.deepcopy(event), "budget_exceeded")
+
+    assert sim.submit_attempts == 0 and "daily budget" in generation.error.message
+    # a redelivery finds the failed record: still nothing paid, nothing reserved
+    assert only(up.handle(event))["outcome"] == "duplicate" and up.count() == 1
+    assert spent(aws, clock, "s3-uploads")["daily"]["spent"] == 0
