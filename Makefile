@@ -99,7 +99,10 @@ build: install-sam ## sam build (for deploy)
 deploy: build ## sam deploy --guided (needs AWS credentials)
 	$(SAM_VENV)/bin/sam deploy --guided
 
+deploy-console: install ## upload console/ to the deployed stack's bucket behind CloudFront (STACK=videogen)
+	$(BIN)/python scripts/deploy_console.py --stack-name $(or $(STACK),videogen)
+
 clean: ## remove build output and local state (keeps the virtualenvs)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: catalog dashboard help install install-sam install-sec install-browser security template-check deps lint openapi unit local demo chaos test bench build deploy clean
+.PHONY: catalog dashboard help install install-sam install-sec install-browser security template-check deps lint openapi unit local demo chaos test bench build deploy deploy-console clean

@@ -10,8 +10,13 @@ const POLL_MAX_MS = 10000;
 const KEY_STORE = "videogen.apiKey"; // sessionStorage: this tab only
 const URL_STORE = "videogen.apiUrl"; // localStorage: not a secret
 
+const GALLERY_PAGE = 9;
+
 const $ = (id) => document.getElementById(id);
-const state = { models: [], current: null, pollTimer: null, tickTimer: null, images: {} };
+const state = {
+  models: [], current: null, pollTimer: null, tickTimer: null, images: {},
+  gallery: { next: null, count: 0 },
+};
 
 class ApiError extends Error {
   constructor(status, code, message, details) {
@@ -94,7 +99,8 @@ async function connect(event) {
     $("connection").textContent = `connected to ${url} · ${state.models.length} models`;
     $("create").hidden = false;
     $("recent").hidden = false;
-    await refreshRecent();
+    $("gallery").hidden = false;
+    await Promise.all([refreshRecent(), loadGallery(true)]);
   } catch (err) {
     $("connection").textContent = "not connected";
     showError(err);
@@ -339,6 +345,7 @@ async function poll() {
     state.pollDelay = changed ? POLL_FIRST_MS : Math.min(POLL_MAX_MS, Math.round(state.pollDelay * 1.5));
     renderCurrent();
     if (TERMINAL.has(generation.status)) refreshRecent().catch(() => {});
+    if (changed && generation.status === "completed") loadGallery(true).catch(() => {});
   } catch (err) {
     showError(err);
     state.pollDelay = Math.min(POLL_MAX_MS, state.pollDelay * 2);
@@ -382,6 +389,35 @@ async function cancelCurrent() {
   } catch (err) {
     showError(err);
   }
+}
+
+// ---- the gallery: the key's finished videos, a page at a time --------------------------------
+async function loadGallery(reset) {
+  const g = state.gallery;
+  if (reset) { g.next = null; g.count = 0; }
+  let path = `/generations?status=completed&limit=${GALLERY_PAGE}`;
+  if (!reset && g.next) path += `&next_token=${encodeURIComponent(g.next)}`;
+  const page = await api("GET", path);
+  const items = (page.items || []).filter((item) => item.video && item.video.url);
+  const cards = items.map((item) => {
+    const figure = document.createElement("figure");
+    figure.dataset.id = item.id;
+    const caption = document.createElement("figcaption");
+    const link = document.createElement("a");
+    link.href = item.video.url; // presigned: opens or saves the MP4 itself
+    link.textContent = "download";
+    link.rel = "noopener noreferrer";
+    link.target = "_blank";
+    caption.append(`${promptOf(item)} · ${item.model} · ${new Date(item.created_at).toLocaleString()} · `, link);
+    figure.append(player(item, false), caption);
+    return figure;
+  });
+  const grid = $("gallery-grid");
+  if (reset) grid.replaceChildren(...cards); else grid.append(...cards);
+  g.count += cards.length;
+  g.next = page.next_token || null;
+  $("gallery-more").hidden = !g.next;
+  $("gallery-count").textContent = g.count ? `${g.count} shown` : "no finished videos yet";
 }
 
 // ---- the list -------------------------------------------------------------------------------
@@ -444,14 +480,37 @@ function formatBytes(n) {
 }
 
 // ---- start ----------------------------------------------------------------------------------
+async function deployedApiUrl() {
+  // Deployed with the stack (S3 + CloudFront), `make deploy-console` writes config.json with the
+  // stack's ApiUrl next to the page; elsewhere there is none and the user types the URL.
+  if (!location.protocol.startsWith("http")) return "";
+  try {
+    const response = await fetch("config.json", { cache: "no-store" });
+    const config = response.ok ? await response.json() : {};
+    return typeof config.apiUrl === "string" ? config.apiUrl : "";
+  } catch {
+    return "";
+  }
+}
+
 function init() {
-  $("api-url").value = localStorage.getItem(URL_STORE) || defaultApiUrl();
+  const stored = localStorage.getItem(URL_STORE);
+  $("api-url").value = stored || defaultApiUrl();
+  if (!stored) {
+    const fallback = $("api-url").value;
+    deployedApiUrl().then((url) => {
+      // unless the user has typed another URL meanwhile
+      if (url && $("api-url").value === fallback) $("api-url").value = url;
+    });
+  }
   $("api-key").value = sessionStorage.getItem(KEY_STORE) || "";
   $("connect-form").addEventListener("submit", connect);
   $("model").addEventListener("change", renderFields);
   $("generate-form").addEventListener("submit", submit);
   $("cancel").addEventListener("click", cancelCurrent);
   $("refresh").addEventListener("click", () => refreshRecent().catch(showError));
+  $("gallery-reload").addEventListener("click", () => loadGallery(true).catch(showError));
+  $("gallery-more").addEventListener("click", () => loadGallery(false).catch(showError));
   if ($("api-url").value && $("api-key").value) connect();
 }
 

@@ -53,7 +53,7 @@ from typing import Any
 import boto3
 import requests
 
-from local.aws.apigw import ApiGatewayAdapter, LambdaContext, Route, api_key_id
+from local.aws.apigw import ApiGatewayAdapter, LambdaContext, Route, api_key_id, console_csp_text
 from local.aws.cfn import FunctionSpec, Template
 from local.aws.lambdas import DEFAULT_LOCK_TIMEOUT, LambdaShim, create_functions, ensure_role, load_module
 from local.aws.logs import FunctionLogs
@@ -545,6 +545,9 @@ class LocalStack:
             gateway_responses=api_spec.gateway_responses,
             cors=api_spec.cors,
             console_dir=console if (console := self.root / "console").is_dir() else None,
+            # the template's console CSP (CloudFront's header in AWS) with the local origins
+            console_csp_text=console_csp_text(self.template.resources_doc),
+            video_origins=self.aws_endpoint_url,
         ).start()
 
     def _start_event_sources(self) -> None:

@@ -238,6 +238,11 @@ class ApiClient:
         )
         return dict(answer)
 
+    def usage(self, days: int) -> dict[str, Any]:
+        """GET /usage: the key's spend by day and model, and its budgets."""
+        answer, _ = self.call("GET", "/usage", params={"days": days}, retry=self._retry_read)
+        return dict(answer)
+
     def get(self, generation_id: str) -> dict[str, Any]:
         answer, _ = self.call("GET", "/generations/" + quote(generation_id, safe=""), retry=self._retry_read)
         return dict(answer)

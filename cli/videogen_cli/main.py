@@ -285,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_wait_options(upload)
     _add_upload_options(upload)
 
+    usage = command("usage", "your spend in provider credits by day and model, and your budgets")
+    usage.add_argument(
+        "--days", type=_days, default=7, help="UTC days back, today included, 1..400 (default 7)"
+    )
+
     command("config", "show where the endpoint, key and bucket come from (the key masked)")
     return parser
 
@@ -565,6 +570,39 @@ def _ellipsis(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 400:
+        raise argparse.ArgumentTypeError("must be 1..400")
+    return value
+
+
+def cmd_usage(ctx: Context) -> int:
+    report = ctx.client.usage(ctx.args.days)
+    if ctx.args.json:
+        ctx.emit_json(report)
+        return EXIT_OK
+    for name in ("daily", "monthly"):
+        budget = report.get(name) or {}
+        limit = budget.get("limit")
+        spent = budget.get("spent", 0)
+        of = f" of {limit:,} ({budget.get('remaining', 0):,} left)" if limit else " (no limit)"
+        ctx.console.print(f"{name:<8} {budget.get('period', '')}: {spent:,} credits{of}")
+    rows = [
+        (str(r.get("day")), str(r.get("model")), f"{r.get('credits', 0):,}", str(r.get("requests", 0)))
+        for r in report.get("days") or []
+    ]
+    if rows:
+        _table(ctx.console, ("DAY (UTC)", "MODEL", "CREDITS", "REQUESTS"), rows)
+    else:
+        ctx.console.note(f"no spend in the last {ctx.args.days} day(s)")
+    ctx.console.note("credits are the provider's reported usage, or the estimate until it reports")
+    return EXIT_OK
+
+
 def cmd_cancel(ctx: Context) -> int:
     generation = ctx.client.cancel(ctx.args.id)
     if ctx.args.json:
@@ -709,6 +747,7 @@ COMMANDS = {
     "cancel": cmd_cancel,
     "models": cmd_models,
     "upload": cmd_upload,
+    "usage": cmd_usage,
     "config": cmd_config,
 }
 

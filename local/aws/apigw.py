@@ -22,8 +22,9 @@ integration does: 200 with the Access-Control-Allow-* headers of the template, n
 (the template sets `AddApiKeyRequiredToCorsPreflight: false`).
 
 Not API Gateway at all: given a `console_dir`, the adapter also serves that folder's files (the
-browser console) at `/console/`, with `/` redirecting there, without a key. A deployed stack does not
-serve the console; it is a static page that works from anywhere the API's CORS allows.
+browser console) at `/console/`, with `/` redirecting there, without a key, and with the
+Content-Security-Policy header the template gives CloudFront (ConsoleResponseHeadersPolicy), its
+two origins made local. A deployed stack serves the console from S3 behind CloudFront.
 
 Each accepted key has a stable `apiKeyId` (`local-` + sha256(key)[:12]) in
 `requestContext.identity.apiKeyId`, so several keys can stand for several callers.
@@ -68,11 +69,34 @@ CONSOLE_TYPES = {
     ".png": "image/png",
     ".svg": "image/svg+xml",
 }
-# The page talks to any API URL the user gives (connect-src) and plays presigned links (media-src).
-CONSOLE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src *; media-src * blob:; frame-ancestors 'none'"
-)
+# The console's Content-Security-Policy is the template's (ConsoleResponseHeadersPolicy, what
+# CloudFront sends in AWS), rendered with this stack's two origins: see console_csp.
+CONSOLE_CSP_ORIGINS = ("ApiOrigin", "VideoOrigins")
+RESPONSE_HEADERS_POLICY_TYPE = "AWS::CloudFront::ResponseHeadersPolicy"
+
+
+def console_csp_text(resources: Mapping[str, Any]) -> str:
+    """The CSP of the template's one CloudFront response headers policy, as written: a `Fn::Sub`
+    whose variables are the API's origin and the videos' origins (CONSOLE_CSP_ORIGINS)."""
+    policies = [r for r in resources.values() if r.get("Type") == RESPONSE_HEADERS_POLICY_TYPE]
+    if len(policies) != 1:
+        raise ValueError(
+            f"expected one {RESPONSE_HEADERS_POLICY_TYPE} in the template, found {len(policies)}"
+        )
+    config = policies[0]["Properties"]["ResponseHeadersPolicyConfig"]
+    node = config["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    text, variables = node["Fn::Sub"]
+    if set(variables) != set(CONSOLE_CSP_ORIGINS):
+        raise ValueError(f"the console CSP's variables are {sorted(variables)}, not {CONSOLE_CSP_ORIGINS}")
+    return str(text)
+
+
+def console_csp(text: str, *, api_origin: str, video_origins: str) -> str:
+    """The template's console CSP with this stack's origins in place of the deployed ones."""
+    rendered = text.replace("${ApiOrigin}", api_origin).replace("${VideoOrigins}", video_origins)
+    if "${" in rendered:
+        raise ValueError(f"the console CSP names a variable the local stack cannot fill: {rendered}")
+    return rendered
 
 
 class _Server(ThreadingHTTPServer):
@@ -200,6 +224,8 @@ class ApiGatewayAdapter:
         gateway_responses: Mapping[str, Any] | None = None,
         cors: Mapping[str, Any] | None = None,
         console_dir: str | Path | None = None,
+        console_csp_text: str = "",
+        video_origins: str = "",
         integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
     ) -> None:
         self.table = RouteTable(routes)
@@ -210,6 +236,8 @@ class ApiGatewayAdapter:
         self.gateway_responses = dict(gateway_responses or {})
         self.cors = dict(cors) if cors is not None else None
         self.console_dir = Path(console_dir) if console_dir is not None else None
+        self.console_csp_text = console_csp_text
+        self.video_origins = video_origins
         self.integration_timeout = integration_timeout
         self._address = (host, port)
         self._server: ThreadingHTTPServer | None = None
@@ -281,8 +309,19 @@ class ApiGatewayAdapter:
             headers.append(("Access-Control-Allow-Credentials", "true"))
         return 200, headers, b""
 
-    def console(self, path: str) -> Answer | None:
-        """The console's files for GET `path`, or None when `path` is not the console's."""
+    def console_csp(self) -> str:
+        """The template's console CSP, the API's origin being this adapter (by either loopback
+        name: the page may be loaded from one and call the other) and the videos' the local S3."""
+        port = self.port
+        return console_csp(
+            self.console_csp_text,
+            api_origin=f"http://127.0.0.1:{port} http://localhost:{port}",
+            video_origins=self.video_origins,
+        )
+
+    def console(self, path: str, host: str = "") -> Answer | None:
+        """The console's files for GET `path`, or None when `path` is not the console's. `host`:
+        the request's Host header (config.json names the API on the host the page came from)."""
         if self.console_dir is None:
             return None
         if path in ("/", CONSOLE_PATH.rstrip("/")):
@@ -290,6 +329,11 @@ class ApiGatewayAdapter:
         if not path.startswith(CONSOLE_PATH):
             return None
         name = path[len(CONSOLE_PATH) :] or "index.html"
+        if name == "config.json":  # what make deploy-console writes next to the page: the API's URL
+            if not re.fullmatch(r"(127\.0\.0\.1|localhost)(:[0-9]{1,5})?", host):
+                host = f"127.0.0.1:{self.port}"  # only loopback names are echoed back
+            body = json.dumps({"apiUrl": f"http://{host}/{self.stage}"}).encode()
+            return 200, [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body
         # Only the folder's own files, by exact name: no path ever reaches the file system.
         files = {p.name: p for p in self.console_dir.iterdir() if p.is_file() and p.suffix in CONSOLE_TYPES}
         target = files.get(name)
@@ -299,7 +343,7 @@ class ApiGatewayAdapter:
             ("Content-Type", CONSOLE_TYPES[target.suffix]),
             ("Cache-Control", "no-cache"),
             ("X-Content-Type-Options", "nosniff"),
-            ("Content-Security-Policy", CONSOLE_CSP),
+            ("Content-Security-Policy", self.console_csp()),
         ]
         return 200, headers, target.read_bytes()
 
@@ -468,7 +512,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         path = unquote(raw_path)
         method = self.command.upper()
         body = self._read_body()
-        console = gw.console(split.path or "/") if method in ("GET", "HEAD") and body is not None else None
+        console = (
+            gw.console(split.path or "/", self.headers.get("Host", ""))
+            if method in ("GET", "HEAD") and body is not None
+            else None
+        )
         if console is not None:
             status, headers, payload = console
         elif body is None:

@@ -21,6 +21,7 @@ ROUTES = [
     ("GET", "/generations/{id}"),
     ("DELETE", "/generations/{id}"),
     ("GET", "/models"),
+    ("GET", "/usage"),
 ]
 
 

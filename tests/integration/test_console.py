@@ -20,9 +20,11 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from local.aws.apigw import console_csp, console_csp_text
 from local.stack import LocalStack
 from tests.images import png
-from tests.integration.conftest import ALICE_KEY, ApiClient
+from tests.integration.conftest import ALICE_KEY, BOB_KEY, ApiClient
+from tests.templates import source_template
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -86,7 +88,23 @@ def test_the_console_is_served_without_a_key(local_stack: LocalStack) -> None:
     assert home.status_code == 302 and home.headers["Location"] == "/console/"
     page = requests.get(base + "/console/", timeout=10)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
-    assert "videogen console" in page.text and "connect-src *" in page.headers["Content-Security-Policy"]
+    assert "videogen console" in page.text
+    # the template's policy (what CloudFront sends in AWS), with this stack's API and S3 origins
+    port = urlsplit(local_stack.api_url).port
+    expected = console_csp(
+        console_csp_text(source_template()["Resources"]),
+        api_origin=f"http://127.0.0.1:{port} http://localhost:{port}",
+        video_origins=local_stack.aws_endpoint_url,
+    )
+    assert page.headers["Content-Security-Policy"] == expected
+    policy = {name: set(values) for name, *values in (d.split() for d in expected.split(";"))}
+    assert policy["connect-src"] == {"'self'", f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
+    assert policy["frame-ancestors"] == {"'none'"} and policy["script-src"] == {"'self'"}
+    # config.json, as make deploy-console writes it: the API on the host the page came from
+    config = requests.get(root_url(local_stack, "localhost") + "/console/config.json", timeout=10)
+    assert config.json() == {"apiUrl": root_url(local_stack, "localhost") + "/v1"}
+    forged = requests.get(base + "/console/config.json", headers={"Host": "evil.example"}, timeout=10)
+    assert forged.json() == {"apiUrl": f"http://127.0.0.1:{port}/v1"}
     script = requests.get(base + "/console/console.js", timeout=10)
     assert script.status_code == 200 and script.headers["Content-Type"].startswith("text/javascript")
     for path in ("/console/../template.yaml", "/console/%2e%2e/template.yaml", "/console/nope.js"):
@@ -215,6 +233,56 @@ def test_a_generation_from_the_page_to_a_playing_video(
     assert page.problems == [] and csp_violations(page) == []  # the API and the local S3 link allowed
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def completed_ids(client: ApiClient) -> list[str]:
+    """The key's completed generations, newest first, as GET /generations lists them."""
+    ids: list[str] = []
+    token = None
+    while True:
+        params = {"status": "completed", "limit": "100", **({"next_token": token} if token else {})}
+        page = client.get("/generations", params=params).json()
+        ids += [item["id"] for item in page["items"]]
+        token = page.get("next_token")
+        if not token:
+            return ids
+
+
+def gallery_ids(page: Any) -> list[str]:
+    return list(page.eval_on_selector_all("#gallery-grid figure", "fs => fs.map(f => f.dataset.id)"))
+
+
+def test_the_gallery_pages_through_the_keys_finished_videos(
+    page: Any, local_stack: LocalStack, other_api: ApiClient, poller: None, wait_for: Any
+) -> None:
+    created = [
+        other_api.post("/generations", json={"model": "video-01", "prompt": f"gallery {n}"}).json()["id"]
+        for n in range(10)
+    ]
+    wait_for(
+        lambda: all(other_api.get(f"/generations/{i}").json()["status"] == "completed" for i in created),
+        timeout=60,
+    )
+    finished = completed_ids(other_api)  # this key's only: another key's videos never show
+    assert set(created) <= set(finished) and len(finished) >= 10
+
+    open_console(page, local_stack, BOB_KEY)
+    page.wait_for_selector("#gallery-grid figure")
+    assert gallery_ids(page) == finished[:9]  # one page, newest first
+    assert page.is_visible("#gallery-more")
+    page.click("#gallery-more")
+    page.wait_for_function(
+        "n => document.querySelectorAll('#gallery-grid figure').length >= n", arg=min(18, len(finished))
+    )
+    assert gallery_ids(page) == finished[:18]
+    assert page.is_visible("#gallery-more") == (len(finished) > 18)
+    # each card plays its presigned link and offers it for download
+    newest = finished[0]
+    video = wait_for_playable_video(page, f'#gallery-grid video[data-id="{newest}"]')
+    href = page.get_attribute(f'#gallery-grid figure[data-id="{newest}"] a', "href")
+    assert href == video["src"] and requests.get(href, timeout=10).content[4:8] == b"ftyp"
+    assert "gallery" in page.text_content(f'#gallery-grid figure[data-id="{newest}"] figcaption')
+    assert page.problems == [] and csp_violations(page) == []  # under the template's CSP header
 
 
 def test_a_large_image_is_downscaled_under_the_inline_limit(

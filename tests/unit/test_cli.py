@@ -424,6 +424,8 @@ def test_config_masks_the_key(run: Callable[..., tuple[int, str, str]]) -> None:
         ["generate", "x", "--interval", "-1"],
         ["generate", "x", "-p", "novalue"],
         ["generate", "x", "-p", "model=other"],
+        ["usage", "--days", "0"],
+        ["usage", "--days", "many"],
     ],
 )
 def test_usage_errors_exit_2(run: Callable[..., tuple[int, str, str]], argv: list[str]) -> None:

@@ -32,6 +32,12 @@ IDEMPOTENCY = {
     ("dynamodb:UpdateItem", "IdempotencyTable"): "DynamoDBPersistenceLayer._update_record",
     ("dynamodb:DeleteItem", "IdempotencyTable"): "DynamoDBPersistenceLayer._delete_record",
 }
+# The spend guard's reservation at acceptance (SpendCounters.reserve: TransactWriteItems of
+# updates, authorized per item as UpdateItem) and the totals a refusal reports (BatchGetItem).
+SPEND_RESERVE = {
+    ("dynamodb:UpdateItem", "SpendTable"): "SpendCounters.reserve: conditional ADDs in one transaction",
+    ("dynamodb:BatchGetItem", "SpendTable"): "SpendCounters.totals: the spent figures of a refusal",
+}
 # Submitting to the provider reads its key (bootstrap.secret_reader, Powertools SecretsProvider).
 PROVIDER_KEY = {("secretsmanager:GetSecretValue", "AimlApiKeySecret"): "AimlClient's key (secret_reader)"}
 
@@ -41,6 +47,8 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.create and save: submit, cancel",
         ("dynamodb:Query", OWNER_INDEX): "GenerationStore.list_by_owner: GET /generations",
         ("s3:GetObject", VIDEOS): "OutputArchive.link: the presigned GET is checked against the signer",
+        ("dynamodb:Query", "SpendTable"): "SpendCounters.by_model_day: GET /usage",
+        **SPEND_RESERVE,
         **IDEMPOTENCY,  # idempotent_submit: the Idempotency-Key of POST /generations
         **PROVIDER_KEY,
     },
@@ -61,6 +69,7 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("s3:PutObject", VIDEOS): "OutputArchive.archive (upload_fileobj): a Fetch archives as the poller",
         ("s3:AbortMultipartUpload", VIDEOS): "OutputArchive.archive (upload_fileobj, on a failed part)",
         ("s3:GetObject", VIDEOS): "OutputArchive.link: a completed generation's state carries its link",
+        **SPEND_RESERVE,
         **PROVIDER_KEY,
     },
     "UploadFunctionRole": {
@@ -72,7 +81,13 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         # (ObjectGoneError) from a refused one by the 404
         ("s3:ListBucket", "UploadsBucket"): "S3Uploads._GONE: a missing key answers 404, not 403",
         ("sqs:SendMessage", "UploadDeadLetterQueue"): "Lambda: EventInvokeConfig OnFailure (SAM's policy)",
+        **SPEND_RESERVE,
         **PROVIDER_KEY,
+    },
+    "SpendFunctionRole": {
+        ("dynamodb:GetItem", "SpendTable"): "SpendCounters.settle: the reservation to reconcile",
+        ("dynamodb:UpdateItem", "SpendTable"): "SpendCounters.settle: the transaction of ADDs",
+        ("sqs:SendMessage", "SpendFailureQueue"): "Lambda: the stream mapping's OnFailure (SAM's policy)",
     },
     "NotifierFunctionRole": {
         ("events:PutEvents", EVENT_BUS_ARN): "Notifier: one completion event per terminal transition",
@@ -108,6 +123,11 @@ MANAGED: dict[str, set[str]] = {
     "UploadFunctionRole": {BASIC, XRAY},
     # the DynamoDB stream event source: Lambda reads the stream for the function
     "NotifierFunctionRole": {
+        BASIC,
+        XRAY,
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole",
+    },
+    "SpendFunctionRole": {
         BASIC,
         XRAY,
         "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole",

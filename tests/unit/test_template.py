@@ -18,6 +18,7 @@ ROUTES = {
     ("GET", "/generations/{id}"),
     ("DELETE", "/generations/{id}"),
     ("GET", "/models"),
+    ("GET", "/usage"),
 }
 
 # The environment every function gets (settings.py reads these names).
@@ -35,6 +36,10 @@ EXPECTED_ENV: dict[str, Any] = {
     "POWERTOOLS_SERVICE_NAME": "videogen",
     "POWERTOOLS_METRICS_NAMESPACE": "Videogen",
     "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
+    "SPEND_TABLE_NAME": {"Ref": "SpendTable"},
+    "BUDGET_DAILY_CREDITS": {"Ref": "BudgetDailyCredits"},
+    "BUDGET_MONTHLY_CREDITS": {"Ref": "BudgetMonthlyCredits"},
+    "BUDGET_OVERRIDES": {"Ref": "BudgetOverrides"},
 }
 # Variables a function has on top of the Globals.
 FUNCTION_ENV: dict[str, dict[str, Any]] = {
@@ -387,7 +392,7 @@ def test_upload_failures_are_retried_a_little_then_kept(source: dict) -> None:
     assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["UploadDeadLetterQueue", "QueueName"]}
 
 
-def test_upload_function_reads_uploads_and_writes_only_generations(source: dict, deployed: dict) -> None:
+def test_upload_function_reads_uploads_writes_generations_and_spend(source: dict, deployed: dict) -> None:
     props = source["Resources"]["UploadFunction"]["Properties"]
     policies = [next(iter(p.items())) for p in props["Policies"]]
     assert policies == [
@@ -399,7 +404,13 @@ def test_upload_function_reads_uploads_and_writes_only_generations(source: dict,
                     "Effect": "Allow",
                     "Action": "dynamodb:PutItem",
                     "Resource": {"Fn::GetAtt": ["GenerationsTable", "Arn"]},
-                }
+                },
+                {  # the spend guard's reservation of an upload's submit
+                    "Sid": "SpendCounters",
+                    "Effect": "Allow",
+                    "Action": ["dynamodb:UpdateItem", "dynamodb:BatchGetItem"],
+                    "Resource": {"Fn::GetAtt": ["SpendTable", "Arn"]},
+                },
             ],
         ),
         ("AWSSecretsManagerGetSecretValuePolicy", {"SecretArn": {"Ref": "AimlApiKeySecret"}}),

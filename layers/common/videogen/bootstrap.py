@@ -144,9 +144,28 @@ def build_service(settings: Settings, **overrides: Any) -> Any:
             first_poll_factor=settings.first_poll_factor, interval_seconds=settings.poll_interval_seconds
         ),
     )
+    if "spend" not in parts and settings.spend_table_name:
+        parts["spend"] = spend_guard(settings, parts.get("clock"))
     parts.setdefault("check_image_url", check_image_url(settings))
     parts.setdefault("check_callback_url", check_callback_url(settings))
     return GenerationService(**parts)
+
+
+def spend_guard(settings: Settings, clock: Callable[[], float] | None = None, dynamodb: Any = None) -> Any:
+    """The spend guard over SpendTable, with the settings' budgets."""
+    import time
+
+    from videogen.adapters.spend_counters import SpendCounters
+    from videogen.domain.budgets import Limits, parse_overrides
+    from videogen.logic.budget import SpendGuard
+
+    return SpendGuard(
+        SpendCounters(dynamodb or dynamodb_client(settings), settings.spend_table_name),
+        default_limits=Limits(daily=settings.budget_daily_credits, monthly=settings.budget_monthly_credits),
+        overrides=parse_overrides(settings.budget_overrides),
+        clock=clock or time.time,
+        log=logger,
+    )
 
 
 def build(settings: Settings, **overrides: Any) -> Components:
@@ -257,3 +276,11 @@ def build_webhook_deliveries(settings: Settings) -> Any:
     from videogen.entrypoints.batches import WebhookDeliveries
 
     return WebhookDeliveries(build_delivery(settings))
+
+
+def build_spend_settlement(settings: Settings) -> Any:
+    """The table's stream -> each generation's reserved spend reconciled once (SpendFunction)."""
+    from videogen.adapters.dynamodb_store import generation_from_item
+    from videogen.entrypoints.spend_stream import SpendSettlement
+
+    return SpendSettlement(spend_guard(settings), decode=generation_from_item, log=logger)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from videogen.domain.budgets import parse_overrides
 from videogen.domain.errors import VideogenError
 from videogen.domain.models import OWNER_PATTERN
 
@@ -98,6 +99,27 @@ class Settings(BaseModel):
         description="comma-separated host or host:port a callback_url may name over http or on a private "
         "address (the local stack's loopback receivers); empty in AWS",
     )
+
+    # Spend guard (videogen.logic.budget; docs/scaling-and-cost.md): counters in SpendTable.
+    spend_table_name: str = Field("", description="DynamoDB table of spend counters; empty: nothing counted")
+    budget_daily_credits: int = Field(
+        0, ge=0, description="each API key's credits per UTC day; 0 = no limit (BudgetDailyCredits)"
+    )
+    budget_monthly_credits: int = Field(
+        0, ge=0, description="each API key's credits per UTC month; 0 = no limit (BudgetMonthlyCredits)"
+    )
+    budget_overrides: str = Field(
+        "", description='JSON {"<api key id>": {"daily": n, "monthly": n}}: per-key budgets (BudgetOverrides)'
+    )
+
+    @field_validator("budget_overrides")
+    @classmethod
+    def _overrides_parse(cls, value: str) -> str:
+        try:
+            parse_overrides(value)
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            raise ValueError(f"invalid budget overrides: {exc}") from None
+        return value
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

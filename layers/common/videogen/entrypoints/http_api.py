@@ -37,6 +37,7 @@ from videogen.entrypoints.http_errors import (
     error_response,
     submit_failure,
 )
+from videogen.entrypoints.usage_models import UsageReport
 from videogen.lazy import Once
 from videogen.logic.service import GenerationService
 
@@ -165,6 +166,12 @@ class GenerationRoutes:
     def cancel_generation(self, generation_id: Annotated[str, Path(max_length=64)]) -> GenerationOut:
         return self.present(self.components().service.cancel(self.owner(), generation_id))
 
+    def get_usage(
+        self,
+        days: Annotated[int, Query(ge=1, le=400, description="how many UTC days back, today included")] = 31,
+    ) -> UsageReport:
+        return UsageReport.model_validate(self.components().service.spend.usage(self.owner(), days))
+
     def list_models(self) -> ModelList:
         return ModelList.model_validate({"models": describe_catalog()})
 
@@ -211,7 +218,7 @@ ROUTES: list[tuple[str, str, str, dict[str, Any]]] = [
             ),
             "responses": {
                 202: _answer(GenerationOut, "Accepted: the generation, queued at the provider"),
-                **_errors(400, 409, 422, 429, 502, 504),
+                **_errors(400, 402, 409, 422, 429, 502, 504),
             },
             "tags": ["generations"],
         },
@@ -247,6 +254,20 @@ ROUTES: list[tuple[str, str, str, dict[str, Any]]] = [
             ),
             "responses": {200: _answer(GenerationOut, "Cancelled"), **_errors(404, 409)},
             "tags": ["generations"],
+        },
+    ),
+    (
+        "get",
+        "/usage",
+        "get_usage",
+        {
+            "summary": "Your spend by day and model, and your budgets",
+            "description": (
+                "Credits counted for your key (the provider's reported usage, or the estimate until "
+                "it reports): today, this month, and per UTC day and model."
+            ),
+            "responses": {200: _answer(UsageReport, "The key's spend"), **_errors(422)},
+            "tags": ["usage"],
         },
     ),
     (

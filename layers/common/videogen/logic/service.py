@@ -37,6 +37,7 @@ class GenerationService:
         clock: Callable[[], float] = time.time,
         metrics: MetricsSink | None = None,
         log: Any = None,
+        spend: Any = None,
     ) -> None:
         self.store, self.provider, self.archive, self.clock = store, provider, archive, clock
         self.schedule = schedule or PollSchedule()
@@ -50,6 +51,7 @@ class GenerationService:
             submit_grace_seconds=submit_grace_seconds,
             check_image_url=check_image_url,
             check_callback_url=check_callback_url,
+            spend=spend,
         )
         self.refresher = Refresher(
             self.recorder,
@@ -78,6 +80,7 @@ class GenerationService:
         self.fetch = self.workflow.fetch
         self.wait_seconds = self.workflow.wait_seconds
         self.record_failure = self.workflow.record_failure
+        self.spend = self.submitter.spend
 
     @property
     def metrics(self) -> MetricsSink:

@@ -18,6 +18,7 @@ from videogen.domain.models import (
 )
 from videogen.domain.ports import Provider, ProviderError, StaleWriteError, SubmitResult
 from videogen.domain.validation import validate_request
+from videogen.logic.budget import NoSpendGuard, SpendGuard
 from videogen.logic.images import check_data_url_images
 from videogen.logic.recorder import Recorder
 from videogen.logic.schedule import PollSchedule, poll_at
@@ -49,6 +50,7 @@ class Submitter:
         submit_grace_seconds: int,
         check_image_url: Callable[[str], None],
         check_callback_url: Callable[[str], None],
+        spend: SpendGuard | NoSpendGuard | None = None,
     ) -> None:
         self.recorder = recorder
         self.provider = provider
@@ -58,6 +60,8 @@ class Submitter:
         self.check_image_url = check_image_url
         # Webhook receivers: the same public-https rule (checked again at each delivery).
         self.check_callback_url = check_callback_url
+        # The key's spend budget (videogen.logic.budget): reserved before any record or payment.
+        self.spend = spend or NoSpendGuard()
 
     def submit(
         self,
@@ -96,6 +100,7 @@ class Submitter:
                 )
         recorder = self.recorder
         generation_id = generation_id or new_generation_id()
+        self.spend.reserve(owner, model.id, fields, generation_id)  # BudgetExceeded: nothing recorded or paid
         with recorder.about(generation_id):
             generation = self._record(generation_id, owner, model.id, fields, source, driver, callback_url)
             try:

@@ -24,6 +24,7 @@ from email.header import decode_header, make_header
 from functools import cache
 from typing import Any
 
+from videogen.domain.budgets import BudgetExceeded
 from videogen.domain.catalog import CATALOG, FieldSpec, ModelSpec, get_model
 from videogen.domain.errors import RequestValidationError, UnknownModelError
 from videogen.domain.models import OWNER_PATTERN, Generation, GenerationError, Source
@@ -160,6 +161,8 @@ class UploadProcessor:
             raise _Rejected(UNKNOWN_MODEL, exc.message, exc.details) from None
         except RequestValidationError as exc:  # includes UnsafeUrlError (a metadata URL field)
             raise _Rejected(INVALID_METADATA, exc.message, exc.details) from None
+        except BudgetExceeded as exc:  # the owner's budget: recorded as failed, never retried
+            raise _Rejected(exc.code, exc.message, exc.details) from None
 
     def _check_image(self, record: UploadRecord, head: ObjectHead) -> tuple[str, bytes]:
         """The image's kind and first bytes; _Rejected when it is not an image we take."""
