@@ -41,6 +41,9 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.create and save: submit, cancel",
         ("dynamodb:Query", OWNER_INDEX): "GenerationStore.list_by_owner: GET /generations",
         ("s3:GetObject", VIDEOS): "OutputArchive.link: the presigned GET is checked against the signer",
+        ("dynamodb:GetItem", "WebhookSecretVersionsTable"): "DynamoSecretVersions.get: GET /webhook-secret",
+        ("dynamodb:PutItem", "WebhookSecretVersionsTable"): "DynamoSecretVersions.replace: the rotation",
+        ("secretsmanager:GetSecretValue", "WebhookSecret"): "owner_secrets: the master of the caller's secret",
         **IDEMPOTENCY,  # idempotent_submit: the Idempotency-Key of POST /generations
         **PROVIDER_KEY,
     },
@@ -86,7 +89,9 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("sqs:DeleteMessage", "WebhookQueue"): "Lambda: deletes what ReportBatchItemFailures does not name",
         ("sqs:ChangeMessageVisibility", "WebhookQueue"): "WebhookDelivery: a failed attempt's backoff",
         ("sqs:SendMessage", "WebhookDeadLetterQueue"): "WebhookDelivery: dead-letters with the reason",
-        ("secretsmanager:GetSecretValue", "WebhookSecret"): "build_delivery: the signing secret(s)",
+        ("secretsmanager:GetSecretValue", "WebhookSecret"): "build_delivery: the master secret(s)",
+        ("sqs:SendMessage", "WebhookQueue"): "WebhookDelivery._defer: a record with no time left goes back",
+        ("dynamodb:GetItem", "WebhookSecretVersionsTable"): "DynamoSecretVersions.get: the owner's version",
     },
     "GenerationStateMachineRole": {
         ("lambda:InvokeFunction", "WorkflowFunction"): "generation.asl.json: lambda:invoke of each step",

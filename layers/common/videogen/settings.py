@@ -91,7 +91,16 @@ class Settings(BaseModel):
         7200, ge=0, le=43_200, description="longest wait between two attempts (SQS caps it at 12 h)"
     )
     webhook_timeout_seconds: float = Field(
-        10, gt=0, le=60, description="connect + read timeout of one attempt"
+        10, gt=0, le=60, description="deadline of one attempt: connect, send, answer and body, in total"
+    )
+    webhook_secret_versions_table: str = Field(
+        "", description="DynamoDB table of each owner's webhook secret version (per-owner secrets)"
+    )
+    webhook_secret_grace_seconds: int = Field(
+        86_400,
+        ge=0,
+        le=30 * 86_400,
+        description="after a rotation, the previous secret of the owner keeps signing this long",
     )
     callback_allowed_hosts: str = Field(
         "",

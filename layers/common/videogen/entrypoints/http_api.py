@@ -29,6 +29,7 @@ from videogen.entrypoints.api_models import (
     GenerationPage,
     GenerationRequest,
     ModelList,
+    WebhookSecretOut,
 )
 from videogen.entrypoints.http_errors import (
     ErrorAnswer,
@@ -56,6 +57,8 @@ class ApiComponents(Protocol):
     def idempotency_table_name(self) -> str: ...
     @property
     def dynamodb(self) -> Any: ...
+    @property
+    def webhook_secrets(self) -> Any: ...  # videogen.logic.webhook_secrets.OwnerSecrets | None
 
 
 def _errors(*codes: int) -> dict[int, Any]:
@@ -165,6 +168,18 @@ class GenerationRoutes:
     def cancel_generation(self, generation_id: Annotated[str, Path(max_length=64)]) -> GenerationOut:
         return self.present(self.components().service.cancel(self.owner(), generation_id))
 
+    def _owner_secrets(self) -> Any:
+        secrets = self.components().webhook_secrets
+        if secrets is None:
+            raise ErrorAnswer(501, "webhooks_not_configured", "this stack has no webhook secret")
+        return secrets
+
+    def get_webhook_secret(self) -> WebhookSecretOut:
+        return WebhookSecretOut.model_validate(self._owner_secrets().describe(self.owner()))
+
+    def rotate_webhook_secret(self) -> WebhookSecretOut:
+        return WebhookSecretOut.model_validate(self._owner_secrets().rotate(self.owner()))
+
     def list_models(self) -> ModelList:
         return ModelList.model_validate({"models": describe_catalog()})
 
@@ -247,6 +262,34 @@ ROUTES: list[tuple[str, str, str, dict[str, Any]]] = [
             ),
             "responses": {200: _answer(GenerationOut, "Cancelled"), **_errors(404, 409)},
             "tags": ["generations"],
+        },
+    ),
+    (
+        "get",
+        "/webhook-secret",
+        "get_webhook_secret",
+        {
+            "summary": "Your webhook signing secret",
+            "description": (
+                "The secret that signs the webhooks of your generations (and only yours). Derived "
+                "per API key from the stack's master secret."
+            ),
+            "responses": {200: _answer(WebhookSecretOut, "Your current secret"), **_errors(501)},
+            "tags": ["webhooks"],
+        },
+    ),
+    (
+        "post",
+        "/webhook-secret/rotate",
+        "rotate_webhook_secret",
+        {
+            "summary": "Rotate your webhook signing secret",
+            "description": (
+                "A new secret. The previous one keeps signing (a second signature on each delivery) "
+                "until previous_valid_until, then verifies nothing."
+            ),
+            "responses": {200: _answer(WebhookSecretOut, "Your new secret"), **_errors(409, 501)},
+            "tags": ["webhooks"],
         },
     ),
     (
