@@ -43,7 +43,7 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("s3:GetObject", VIDEOS): "OutputArchive.link: the presigned GET is checked against the signer",
         ("dynamodb:GetItem", "WebhookSecretVersionsTable"): "DynamoSecretVersions.get: GET /webhook-secret",
         ("dynamodb:PutItem", "WebhookSecretVersionsTable"): "DynamoSecretVersions.replace: the rotation",
-        ("secretsmanager:GetSecretValue", "WebhookSecret"): "owner_secrets: the master of the caller's secret",
+        ("secretsmanager:GetSecretValue", "WebhookSecret"): "owner_secrets: the caller's master",
         **IDEMPOTENCY,  # idempotent_submit: the Idempotency-Key of POST /generations
         **PROVIDER_KEY,
     },

@@ -389,5 +389,5 @@ def test_the_sender_classifies_answers() -> None:
         DeliveryOutcome.FAILED,
         DeliveryOutcome.RETRY,
     ]
-    closed = sender.send("msg_1", "http://127.0.0.1:9/", "{}", owner="o")  # nothing listens: connection refused
+    closed = sender.send("msg_1", "http://127.0.0.1:9/", "{}", owner="o")  # nothing listens
     assert closed.outcome is DeliveryOutcome.RETRY and closed.reason.startswith("connection_error")
