@@ -59,13 +59,18 @@ def finish(
 
 def verify(api: ApiClient, body: bytes, headers: dict[str, str]) -> Any:
     """The README's receiver, run verbatim with the caller's own secret (GET /webhook-secret)."""
-    readme = (ROOT / "README.md").read_text()
-    (code,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "standardwebhooks" in b]
     answer = api.get("/webhook-secret")
     assert answer.status_code == 200, answer.text
-    namespace: dict[str, Any] = {"SECRET": answer.json()["secret"]}
+    return readme_receiver(answer.json()["secret"])["receive"](body, headers)
+
+
+def readme_receiver(secret: str) -> dict[str, Any]:
+    """The README's receiver snippet, run verbatim with `secret`."""
+    readme = (ROOT / "README.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "standardwebhooks" in b]
+    namespace: dict[str, Any] = {"SECRET": secret}
     exec(code, namespace)  # the README's own snippet
-    return namespace["receive"](body, headers)
+    return namespace
 
 
 def test_a_completion_is_one_event_and_one_verified_webhook(
@@ -94,6 +99,20 @@ def test_a_completion_is_one_event_and_one_verified_webhook(
         "data": event["detail"],
     }
     assert delivery.headers["webhook-id"] == f"msg_{done['id']}_completed"
+
+
+def test_after_a_rotation_a_delivery_verifies_with_the_new_and_the_old_secret(
+    local_stack: LocalStack, api: ApiClient, receiver: Receiver, wait_for: Callable[..., Any]
+) -> None:
+    old = api.get("/webhook-secret").json()["secret"]
+    new = api.post("/webhook-secret/rotate").json()["secret"]
+    created = api.post("/generations", json={**T2V, "callback_url": receiver.url()})
+    finish(local_stack, api, created.json()["id"], wait_for)
+    (delivery,) = wait_for(receiver.received)
+    assert len(delivery.headers["webhook-signature"].split(" ")) == 2
+    for secret in (new, old):  # the README's receiver with either secret: within the grace
+        namespace = readme_receiver(secret)
+        assert namespace["receive"](delivery.body, delivery.headers)["data"]["id"] == created.json()["id"]
 
 
 def test_cancelling_is_one_cancelled_event(
