@@ -82,7 +82,9 @@ class Settings(BaseModel):
     webhook_dead_letter_queue_url: str = Field(
         "", description="where failed deliveries land, with the reason"
     )
-    webhook_secret_id: str = Field("", description="Secrets Manager id of the webhook signing secret(s)")
+    webhook_secret_id: str = Field(
+        "", description="Secrets Manager id of the webhook master secret(s): each owner's is derived from it"
+    )
     webhook_max_attempts: int = Field(10, ge=1, le=50, description="delivery attempts before the DLQ")
     webhook_backoff_seconds: int = Field(
         30, ge=0, le=3600, description="wait after the first failed attempt, doubled after each"
