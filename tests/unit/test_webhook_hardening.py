@@ -530,3 +530,23 @@ def test_https_to_a_pinned_address_verifies_the_certificate_against_the_host_nam
     with pytest.raises(requests.exceptions.SSLError):
         session.post(f"https://other.test:{port}/hook", data=b"{}", timeout=5)
     assert len(r.received()) == 1
+
+
+def test_an_allow_listed_ipv6_loopback_receiver_is_reached_and_an_unlisted_one_is_not() -> None:
+    class V6Server(http.server.ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+    try:
+        server = V6Server(("::1", 0), http.server.BaseHTTPRequestHandler)
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")  # not counted as a pass: it did not run
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://[::1]:{server.server_port}/"
+        answer = pinned_session(trusted=trusted_hosts(allowed_host_set("127.0.0.1,::1"))).get(url, timeout=5)
+        assert answer.status_code == 501  # BaseHTTPRequestHandler has no do_GET: it answered
+        with pytest.raises(UnsafeAddressError):
+            pinned_session().get(url, timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()

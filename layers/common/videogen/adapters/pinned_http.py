@@ -226,7 +226,7 @@ class PinnedAdapter(HTTPAdapter):
             raise requests.exceptions.InvalidURL("only http and https URLs with a host", request=request)
         port = url.port or _DEFAULT_PORTS[scheme]
         literal = _literal(host)
-        check = not self.trusted(scheme, host, port)
+        check = not self.trusted(scheme, host.strip("[]"), port)  # "[::1]" is listed as "::1"
         if literal is not None:
             if check and not is_public_address(literal):
                 raise UnsafeAddressError("URL points to a non-public address", request=request)
