@@ -290,3 +290,14 @@ class ApiClient:
                     return current
             raise
         return dict(answer)
+
+    def webhook_secret(self) -> dict[str, Any]:
+        """GET /webhook-secret: this key's webhook signing secret."""
+        answer, _ = self.call("GET", "/webhook-secret", retry=self._retry_read)
+        return dict(answer)
+
+    def rotate_webhook_secret(self) -> dict[str, Any]:
+        """POST /webhook-secret/rotate, never retried: a second rotation after a lost answer would
+        end the grace of the secret the receivers still hold."""
+        answer, _ = self.call("POST", "/webhook-secret/rotate", retry=lambda failure: False)
+        return dict(answer)

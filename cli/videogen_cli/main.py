@@ -291,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     command("config", "show where the endpoint, key and bucket come from (the key masked)")
+
+    hook = command(
+        "webhook-secret",
+        "show this key's webhook signing secret (rotate: replace it; the old one signs for a grace period)",
+    )
+    hook.add_argument("action", nargs="?", choices=["rotate"], help="rotate: a new secret for this key")
     return parser
 
 
@@ -613,6 +619,21 @@ def cmd_cancel(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_webhook_secret(ctx: Context) -> int:
+    rotate = ctx.args.action == "rotate"
+    answer = ctx.client.rotate_webhook_secret() if rotate else ctx.client.webhook_secret()
+    if ctx.args.json:
+        ctx.emit_json(answer)
+        return EXIT_OK
+    ctx.console.print(str(answer.get("secret")))
+    ctx.console.note(f"version {answer.get('version')}: verify webhook-signature with it (standardwebhooks)")
+    until = answer.get("previous_valid_until")
+    if until:
+        when = datetime.fromtimestamp(int(until), UTC).isoformat(timespec="seconds")
+        ctx.console.note(f"version {answer.get('previous_version')} also signs until {when}")
+    return EXIT_OK
+
+
 def cmd_upload(ctx: Context) -> int:
     args = ctx.args
     image = open_local_image(args.image, ctx.cwd)
@@ -749,6 +770,7 @@ COMMANDS = {
     "upload": cmd_upload,
     "usage": cmd_usage,
     "config": cmd_config,
+    "webhook-secret": cmd_webhook_secret,
 }
 
 

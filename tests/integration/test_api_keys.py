@@ -22,6 +22,8 @@ ROUTES = [
     ("DELETE", "/generations/{id}"),
     ("GET", "/models"),
     ("GET", "/usage"),
+    ("GET", "/webhook-secret"),
+    ("POST", "/webhook-secret/rotate"),
 ]
 
 
@@ -127,3 +129,15 @@ def test_an_idempotency_key_of_another_caller_is_not_shared(
     assert mine.json()["id"] != theirs.json()["id"]
     assert other_api.get(f"/generations/{mine.json()['id']}").status_code == 404
     assert local_stack.key_id(ALICE_KEY) != local_stack.key_id(BOB_KEY)
+
+
+def test_each_key_has_its_own_webhook_secret_and_rotates_only_its_own(api: Any, other_api: Any) -> None:
+    mine, theirs = api.get("/webhook-secret").json(), other_api.get("/webhook-secret").json()
+    assert mine["secret"].startswith("whsec_") and mine["secret"] != theirs["secret"]
+    rotated = api.post("/webhook-secret/rotate")
+    assert rotated.status_code == 200, rotated.text
+    new = rotated.json()
+    assert new["version"] == mine["version"] + 1 and new["previous_version"] == mine["version"]
+    assert new["secret"] not in (mine["secret"], theirs["secret"])
+    assert api.get("/webhook-secret").json()["secret"] == new["secret"]
+    assert other_api.get("/webhook-secret").json() == theirs  # the other key is untouched

@@ -331,3 +331,12 @@ def test_upload_wait_finds_the_owner_in_endpoints_json(
     # the file's key is the first one (the `api` fixture's caller): the generation is theirs
     assert api_get(api, generation_id)["status"] == "completed"
     assert (tmp_path / "cat.mp4").read_bytes()[4:8] == b"ftyp"
+
+
+def test_webhook_secret_shows_the_api_answer_and_rotate_replaces_it(run: Run, api: Any) -> None:
+    code, out, _ = run("webhook-secret")
+    assert code == 0 and out.strip() == api.get("/webhook-secret").json()["secret"]
+    code, out, _ = run("webhook-secret", "rotate", "--json")
+    rotated = json.loads(out)
+    assert code == 0 and rotated == api.get("/webhook-secret").json()
+    assert rotated["previous_version"] == rotated["version"] - 1 and rotated["previous_valid_until"]

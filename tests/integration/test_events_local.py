@@ -57,14 +57,20 @@ def finish(
     return wait_for(ended, timeout=15)
 
 
-def verify(stack: LocalStack, body: bytes, headers: dict[str, str]) -> Any:
-    """The README's receiver, run verbatim with the stack's secret."""
+def verify(api: ApiClient, body: bytes, headers: dict[str, str]) -> Any:
+    """The README's receiver, run verbatim with the caller's own secret (GET /webhook-secret)."""
+    answer = api.get("/webhook-secret")
+    assert answer.status_code == 200, answer.text
+    return readme_receiver(answer.json()["secret"])["receive"](body, headers)
+
+
+def readme_receiver(secret: str) -> dict[str, Any]:
+    """The README's receiver snippet, run verbatim with `secret`."""
     readme = (ROOT / "README.md").read_text()
     (code,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "standardwebhooks" in b]
-    secret = stack.client("secretsmanager").get_secret_value(SecretId=stack.endpoints["webhook_secret_id"])
-    namespace: dict[str, Any] = {"SECRET": secret["SecretString"]}
+    namespace: dict[str, Any] = {"SECRET": secret}
     exec(code, namespace)  # the README's own snippet
-    return namespace["receive"](body, headers)
+    return namespace
 
 
 def test_a_completion_is_one_event_and_one_verified_webhook(
@@ -86,13 +92,27 @@ def test_a_completion_is_one_event_and_one_verified_webhook(
         "bucket": local_stack.environment["OUTPUTS_BUCKET"],
         "key": f"videos/{done['id']}.mp4",
     }
-    payload = verify(local_stack, delivery.body, delivery.headers)
+    payload = verify(api, delivery.body, delivery.headers)
     assert payload == {
         "type": "generation.completed",
         "timestamp": payload["timestamp"],
         "data": event["detail"],
     }
     assert delivery.headers["webhook-id"] == f"msg_{done['id']}_completed"
+
+
+def test_after_a_rotation_a_delivery_verifies_with_the_new_and_the_old_secret(
+    local_stack: LocalStack, api: ApiClient, receiver: Receiver, wait_for: Callable[..., Any]
+) -> None:
+    old = api.get("/webhook-secret").json()["secret"]
+    new = api.post("/webhook-secret/rotate").json()["secret"]
+    created = api.post("/generations", json={**T2V, "callback_url": receiver.url()})
+    finish(local_stack, api, created.json()["id"], wait_for)
+    (delivery,) = wait_for(receiver.received)
+    assert len(delivery.headers["webhook-signature"].split(" ")) == 2
+    for secret in (new, old):  # the README's receiver with either secret: within the grace
+        namespace = readme_receiver(secret)
+        assert namespace["receive"](delivery.body, delivery.headers)["data"]["id"] == created.json()["id"]
 
 
 def test_cancelling_is_one_cancelled_event(
@@ -120,7 +140,7 @@ def test_a_receiver_answering_500_then_200_gets_it_once_under_one_id(
     first, second = wait_for(lambda: len(receiver.received()) >= 2 and receiver.received())
     assert (first.status, second.status) == (500, 200)
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == f"msg_{generation_id}_cancelled"
-    assert verify(local_stack, second.body, second.headers)["data"]["status"] == "cancelled"
+    assert verify(api, second.body, second.headers)["data"]["status"] == "cancelled"
     local_stack.pump_events()
     assert len(receiver.received()) == 2
 
@@ -173,6 +193,6 @@ def test_an_upload_with_callback_metadata_is_delivered(
         return receiver.received()
 
     (delivery,) = wait_for(delivered, timeout=15)
-    data = verify(local_stack, delivery.body, delivery.headers)["data"]
+    data = verify(api, delivery.body, delivery.headers)["data"]
     assert data["source"] == "s3" and data["status"] == "completed" and data["owner"] == owner
     assert Counter(d.headers["webhook-id"] for d in receiver.received()) == {f"msg_{data['id']}_completed": 1}

@@ -948,3 +948,33 @@ def test_off_a_terminal_progress_is_a_line_per_change_and_a_heartbeat() -> None:
     ]
     assert lines[1].endswith("0:10 elapsed  (typically ~1:00, about 0:50 left)")
     assert lines[2].split()[2] == "0:40" and lines[-1].endswith("after 1:20")
+
+
+def test_webhook_secret_shows_the_keys_secret_and_rotate_is_never_retried(
+    fake_api: FakeApi, run: Callable[..., tuple[int, str, str]]
+) -> None:
+    secret = {"secret": "whsec_abc=", "version": 1, "previous_version": None, "previous_valid_until": None}
+    fake_api.route("GET", "/webhook-secret", (200, {}, secret))
+    code, out, _ = run("webhook-secret")
+    assert code == 0 and out.splitlines()[0] == "whsec_abc="
+
+    rotated = {
+        "secret": "whsec_new=",
+        "version": 2,
+        "previous_version": 1,
+        "previous_valid_until": 1_800_003_600,
+    }
+    fake_api.route("POST", "/webhook-secret/rotate", (200, {}, rotated))
+    code, out, err = run("webhook-secret", "rotate")
+    assert code == 0 and out.splitlines()[0] == "whsec_new="
+    assert "version 1 also signs until 2027-01-15T09:00:00+00:00" in err
+    code, out, _ = run("webhook-secret", "--json")
+    assert code == 0 and json.loads(out) == secret
+
+    # a lost answer (API Gateway's 504) is not retried: a second rotation would end the grace of
+    # the secret the receivers still hold
+    timeout = {"error": {"code": "gateway_timeout", "message": "Endpoint request timed out"}}
+    fake_api.route("POST", "/webhook-secret/rotate", (504, {}, timeout))
+    before = len(fake_api.calls("POST", "/webhook-secret/rotate"))
+    code, _, _ = run("webhook-secret", "rotate")
+    assert code == 3 and len(fake_api.calls("POST", "/webhook-secret/rotate")) == before + 1

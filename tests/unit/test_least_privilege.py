@@ -49,6 +49,9 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("s3:GetObject", VIDEOS): "OutputArchive.link: the presigned GET is checked against the signer",
         ("dynamodb:Query", "SpendTable"): "SpendCounters.by_model_day: GET /usage",
         **SPEND_RESERVE,
+        ("dynamodb:GetItem", "WebhookSecretVersionsTable"): "DynamoSecretVersions.get: GET /webhook-secret",
+        ("dynamodb:PutItem", "WebhookSecretVersionsTable"): "DynamoSecretVersions.replace: the rotation",
+        ("secretsmanager:GetSecretValue", "WebhookSecret"): "owner_secrets: the caller's master",
         **IDEMPOTENCY,  # idempotent_submit: the Idempotency-Key of POST /generations
         **PROVIDER_KEY,
     },
@@ -101,7 +104,9 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("sqs:DeleteMessage", "WebhookQueue"): "Lambda: deletes what ReportBatchItemFailures does not name",
         ("sqs:ChangeMessageVisibility", "WebhookQueue"): "WebhookDelivery: a failed attempt's backoff",
         ("sqs:SendMessage", "WebhookDeadLetterQueue"): "WebhookDelivery: dead-letters with the reason",
-        ("secretsmanager:GetSecretValue", "WebhookSecret"): "build_delivery: the signing secret(s)",
+        ("secretsmanager:GetSecretValue", "WebhookSecret"): "build_delivery: the master secret(s)",
+        ("sqs:SendMessage", "WebhookQueue"): "WebhookDelivery._defer: a record with no time left goes back",
+        ("dynamodb:GetItem", "WebhookSecretVersionsTable"): "DynamoSecretVersions.get: the owner's version",
     },
     "GenerationStateMachineRole": {
         ("lambda:InvokeFunction", "WorkflowFunction"): "generation.asl.json: lambda:invoke of each step",

@@ -24,6 +24,7 @@ from local.aws.pollers import _QueueSource
 from tests.unit.conftest import ROOT, Clock, make_service
 from tests.webhook_receiver import Answer, Receiver
 from videogen.adapters.aiml_provider import AimlClient
+from videogen.adapters.pinned_http import pinned_session, trusted_hosts
 from videogen.adapters.url_safety import allowed_host_set, check_callback_url
 from videogen.adapters.webhook_sender import WebhookSender, sign, split_secrets
 from videogen.domain.errors import UnsafeUrlError
@@ -37,6 +38,11 @@ OLD_SECRET = base64.b64encode(b"the-previous-secret-32-bytes-ok!").decode()
 LOOPBACK = functools.partial(
     check_callback_url, strict_dns=False, allowed_hosts=allowed_host_set("127.0.0.1")
 )
+
+
+def loopback_session() -> Any:
+    """The delivery session of the local stack: 127.0.0.1 allow-listed (no address check)."""
+    return pinned_session(trusted=trusted_hosts(allowed_host_set("127.0.0.1")))
 
 
 class Metrics:
@@ -123,6 +129,7 @@ class Queues:
             "url": url,
             "generation_id": "gen_1",
             "status": "completed",
+            "owner": "owner-a",
             "payload": body,
         }
         self.sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(message))
@@ -159,9 +166,10 @@ class Queues:
 
 def queues(aws: dict[str, str], *, secrets: list[str] | None = None, **options: Any) -> Queues:
     sender = WebhookSender(
-        secrets=lambda: secrets or [SECRET],
+        secrets=options.pop("owner_secrets", lambda owner: secrets or [SECRET]),
         check_callback_url=options.pop("check_url", LOOPBACK),
         timeout_seconds=options.pop("timeout_seconds", 2.0),
+        session=options.pop("session", None) or loopback_session(),
     )
     defaults = {"max_attempts": 5, "backoff_seconds": 0, "backoff_max_seconds": 0}
     return Queues(aws, {"sender": sender, **defaults, **options})
@@ -195,7 +203,7 @@ def test_during_a_rotation_both_secrets_sign_and_either_verifies(
     secret_id = aws["WebhookSecret"]
     read = secret_reader(secret_id, 0)  # no cache: each delivery reads the secret
     q = queues(aws)
-    q.delivery.sender.secrets = lambda: split_secrets(read())
+    q.delivery.sender.secrets = lambda owner: split_secrets(read())
 
     sm.put_secret_value(SecretId=secret_id, SecretString=f"{SECRET} {OLD_SECRET}")  # step 1: new + old
     q.enqueue(receiver.url("/a"))
@@ -369,15 +377,17 @@ def test_private_loopback_or_plain_http_callbacks_are_refused_on_the_deployed_se
 
 
 def test_the_sender_classifies_answers() -> None:
-    sender = WebhookSender(secrets=lambda: [SECRET], check_callback_url=LOOPBACK)
+    sender = WebhookSender(
+        secrets=lambda owner: [SECRET], check_callback_url=LOOPBACK, session=loopback_session()
+    )
     with Receiver() as r:
         r.answer(Answer(204), Answer(408), Answer(404), Answer(502))
-        outcomes = [sender.send("msg_1", r.url(), "{}").outcome for _ in range(4)]
+        outcomes = [sender.send("msg_1", r.url(), "{}", owner="o").outcome for _ in range(4)]
     assert outcomes == [
         DeliveryOutcome.DELIVERED,
         DeliveryOutcome.RETRY,
         DeliveryOutcome.FAILED,
         DeliveryOutcome.RETRY,
     ]
-    closed = sender.send("msg_1", "http://127.0.0.1:9/", "{}")  # nothing listens: connection refused
+    closed = sender.send("msg_1", "http://127.0.0.1:9/", "{}", owner="o")  # nothing listens
     assert closed.outcome is DeliveryOutcome.RETRY and closed.reason.startswith("connection_error")

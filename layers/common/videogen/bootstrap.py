@@ -39,6 +39,7 @@ class Components:
     settings: Settings
     service: Any  # videogen.logic.service.GenerationService
     dynamodb: Any
+    webhook_secrets: Any = None  # videogen.logic.webhook_secrets.OwnerSecrets, when configured
 
     @property
     def idempotency_table_name(self) -> str:
@@ -98,6 +99,43 @@ def check_download_url(settings: Settings) -> Callable[[str], None]:
     return lambda url: checker()(url)
 
 
+def owner_secrets(settings: Settings, dynamodb: Any = None, **overrides: Any) -> Any:
+    """Each owner's webhook signing secrets, derived from the master secret (WebhookSecret) and
+    the owner's version (WebhookSecretVersionsTable); None when the stack has no webhooks."""
+    if not (settings.webhook_secret_id and settings.webhook_secret_versions_table):
+        return None
+    import time
+
+    from videogen.adapters.webhook_secret_store import DynamoSecretVersions
+    from videogen.adapters.webhook_sender import split_secrets
+    from videogen.logic.webhook_secrets import OwnerSecrets
+
+    read = secret_reader(settings.webhook_secret_id, settings.secret_max_age_seconds)
+    parts: dict[str, Any] = {
+        "masters": lambda: split_secrets(read()),
+        "versions": DynamoSecretVersions(
+            dynamodb or LazyClient("dynamodb", retries=AWS_RETRIES), settings.webhook_secret_versions_table
+        ),
+        "grace_seconds": settings.webhook_secret_grace_seconds,
+        "clock": time.time,
+        **overrides,
+    }
+    return OwnerSecrets(**parts)
+
+
+def download_session(settings: Settings, pool_maxsize: int) -> Callable[[], Any]:
+    """The video downloads' HTTP session, made at the first download: every host is resolved
+    once, checked and connected to by address (pinned_http); the provider's own origin needs no
+    check (locally the simulator on 127.0.0.1)."""
+
+    def make() -> Any:
+        from videogen.adapters.pinned_http import pinned_session, trusted_origin
+
+        return pinned_session(trusted=trusted_origin(settings.aiml_base_url), pool_maxsize=pool_maxsize)
+
+    return make
+
+
 def build_service(settings: Settings, **overrides: Any) -> Any:
     """The GenerationService of this stack. `overrides` replace any of its constructor's
     arguments (store, provider, archive, clock, metrics, log, concurrency, ...)."""
@@ -136,6 +174,7 @@ def build_service(settings: Settings, **overrides: Any) -> Any:
             parts.pop("s3", None) or s3_client(settings),
             settings.outputs_bucket,
             check_download_url=check_download_url(settings),
+            http_factory=download_session(settings, parts["concurrency"]),
         )
     parts.pop("s3", None)
     parts.setdefault(
@@ -171,8 +210,9 @@ def spend_guard(settings: Settings, clock: Callable[[], float] | None = None, dy
 def build(settings: Settings, **overrides: Any) -> Components:
     """The service and the DynamoDB client it shares with the API's idempotency records."""
     dynamodb = overrides.pop("dynamodb", None) or dynamodb_client(settings)
+    secrets = overrides.pop("webhook_secrets", None) or owner_secrets(settings, dynamodb)
     service = build_service(settings, dynamodb=dynamodb, **overrides)
-    return Components(settings=settings, service=service, dynamodb=dynamodb)
+    return Components(settings=settings, service=service, dynamodb=dynamodb, webhook_secrets=secrets)
 
 
 # -- entry points, one per function ---------------------------------------------------------
@@ -250,14 +290,22 @@ def build_notifier(settings: Settings) -> Any:
 
 def build_delivery(settings: Settings) -> Any:
     """One webhook queue message -> one signed attempt, then delete, retry later or dead-letter."""
-    from videogen.adapters.webhook_sender import WebhookSender, split_secrets
-    from videogen.logic.webhook_delivery import WebhookDelivery
+    from videogen.adapters.pinned_http import pinned_session, trusted_hosts
+    from videogen.adapters.webhook_sender import WebhookSender
+    from videogen.logic.webhook_delivery import RECORD_MARGIN_SECONDS, WebhookDelivery
 
-    read = secret_reader(settings.webhook_secret_id, settings.secret_max_age_seconds)
+    secrets = owner_secrets(settings)
+    if secrets is None:
+        raise ValueError("webhook delivery needs WEBHOOK_SECRET_ID and WEBHOOK_SECRET_VERSIONS_TABLE")
     sender = WebhookSender(
-        secrets=lambda: split_secrets(read()),
+        secrets=secrets.signing_secrets,
         check_callback_url=check_callback_url(settings),
         timeout_seconds=settings.webhook_timeout_seconds,
+        # the local stack's loopback receivers (CALLBACK_ALLOWED_HOSTS) skip the address check;
+        # every other host is resolved once, checked and connected to by address
+        session=pinned_session(
+            trusted=trusted_hosts(_url_safety.allowed_host_set(settings.callback_allowed_hosts))
+        ),
     )
     return WebhookDelivery(
         sender=sender,
@@ -269,6 +317,7 @@ def build_delivery(settings: Settings) -> Any:
         backoff_max_seconds=settings.webhook_backoff_max_seconds,
         metrics=metrics,
         log=logger,
+        record_budget_seconds=settings.webhook_timeout_seconds + RECORD_MARGIN_SECONDS,
     )
 
 

@@ -83,7 +83,9 @@ class Settings(BaseModel):
     webhook_dead_letter_queue_url: str = Field(
         "", description="where failed deliveries land, with the reason"
     )
-    webhook_secret_id: str = Field("", description="Secrets Manager id of the webhook signing secret(s)")
+    webhook_secret_id: str = Field(
+        "", description="Secrets Manager id of the webhook master secret(s): each owner's is derived from it"
+    )
     webhook_max_attempts: int = Field(10, ge=1, le=50, description="delivery attempts before the DLQ")
     webhook_backoff_seconds: int = Field(
         30, ge=0, le=3600, description="wait after the first failed attempt, doubled after each"
@@ -92,7 +94,16 @@ class Settings(BaseModel):
         7200, ge=0, le=43_200, description="longest wait between two attempts (SQS caps it at 12 h)"
     )
     webhook_timeout_seconds: float = Field(
-        10, gt=0, le=60, description="connect + read timeout of one attempt"
+        10, gt=0, le=60, description="deadline of one attempt: connect, send, answer and body, in total"
+    )
+    webhook_secret_versions_table: str = Field(
+        "", description="DynamoDB table of each owner's webhook secret version (per-owner secrets)"
+    )
+    webhook_secret_grace_seconds: int = Field(
+        86_400,
+        ge=0,
+        le=30 * 86_400,
+        description="after a rotation, the previous secret of the owner keeps signing this long",
     )
     callback_allowed_hosts: str = Field(
         "",

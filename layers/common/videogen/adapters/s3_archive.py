@@ -38,13 +38,16 @@ class OutputArchive:
         max_bytes: int = 4 * 1024**3,
         check_download_url: Callable[[str], None] | None = None,
         max_redirects: int = MAX_REDIRECTS,
+        http_factory: Callable[[], requests.Session] | None = None,
     ) -> None:
         """`check_download_url` (e.g. url_safety.download_url_checker) vets the provider's link and every
-        redirect target before it is fetched; it raises UnsafeUrlError to refuse one."""
+        redirect target before it is fetched; it raises UnsafeUrlError to refuse one. `http_factory`
+        makes the download session at the first download (pinned_http.pinned_session connects to
+        the address it checked, so DNS cannot change between the check and the connection)."""
         self._s3 = s3_client
         self._bucket = bucket
         self._given_http = http
-        self._made_http = once(lambda: _requests.Session())
+        self._made_http = once(http_factory or (lambda: _requests.Session()))
         self._timeout = timeout
         self._max_bytes = max_bytes
         self._check_download_url = check_download_url
@@ -90,6 +93,10 @@ class OutputArchive:
                         raise body.over from None
                     raise
         except _requests.RequestException as exc:
+            from videogen.adapters.pinned_http import UnsafeAddressError  # requests is loaded by now
+
+            if isinstance(exc, UnsafeAddressError):  # resolved to a private address since the check
+                raise ArchiveError("video URL refused: host resolves to a non-public address") from None
             raise ArchiveError(f"video download failed: {type(exc).__name__}") from exc
         except ArchiveError:
             raise

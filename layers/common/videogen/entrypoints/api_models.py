@@ -139,6 +139,20 @@ class ModelList(_Model):
     models: list[ModelOut]
 
 
+class WebhookSecretOut(_Model):
+    secret: str = Field(
+        description="your signing secret (`whsec_` + base64): verify `webhook-signature` with it "
+        "(Standard Webhooks); it verifies only deliveries meant for you"
+    )
+    version: int = Field(description="bumped by each rotation")
+    previous_version: int | None = Field(
+        None, description="the version rotated away, still signing until previous_valid_until"
+    )
+    previous_valid_until: int | None = Field(
+        None, description="epoch seconds: until then deliveries carry both signatures"
+    )
+
+
 class ErrorDetail(_Model):
     code: str = Field(description="machine-readable error code")
     message: str

@@ -6,7 +6,8 @@ batch item failure and retried from there.
   of a batch that already succeeded are not notified twice when the batch is retried.
 - `WebhookDeliveries`: messages of the webhook queue -> signed POSTs. A message to retry is a
   batch item failure (its visibility timeout already set to the next backoff); delivered and
-  dead-lettered messages are deleted by Lambda."""
+  dead-lettered messages are deleted by Lambda. Each record first checks the time left in the
+  invocation (the Lambda context): one that no longer fits is deferred, not attempted."""
 
 from __future__ import annotations
 
@@ -40,9 +41,11 @@ class WebhookDeliveries:
         self.processor = BatchProcessor(event_type=EventType.SQS)
 
     def handle(self, event: dict[str, Any], context: Any) -> Any:
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        time_left = (lambda: remaining() / 1000) if callable(remaining) else None
         return process_partial_response(
             event=event,
-            record_handler=lambda record: self.delivery.handle(record.raw_event),
+            record_handler=lambda record: self.delivery.handle(record.raw_event, time_left),
             processor=self.processor,
             context=context,
         )

@@ -29,6 +29,7 @@ from videogen.entrypoints.api_models import (
     GenerationPage,
     GenerationRequest,
     ModelList,
+    WebhookSecretOut,
 )
 from videogen.entrypoints.http_errors import (
     ErrorAnswer,
@@ -57,6 +58,8 @@ class ApiComponents(Protocol):
     def idempotency_table_name(self) -> str: ...
     @property
     def dynamodb(self) -> Any: ...
+    @property
+    def webhook_secrets(self) -> Any: ...  # videogen.logic.webhook_secrets.OwnerSecrets | None
 
 
 def _errors(*codes: int) -> dict[int, Any]:
@@ -172,6 +175,18 @@ class GenerationRoutes:
     ) -> UsageReport:
         return UsageReport.model_validate(self.components().service.spend.usage(self.owner(), days))
 
+    def _owner_secrets(self) -> Any:
+        secrets = self.components().webhook_secrets
+        if secrets is None:
+            raise ErrorAnswer(501, "webhooks_not_configured", "this stack has no webhook secret")
+        return secrets
+
+    def get_webhook_secret(self) -> WebhookSecretOut:
+        return WebhookSecretOut.model_validate(self._owner_secrets().describe(self.owner()))
+
+    def rotate_webhook_secret(self) -> WebhookSecretOut:
+        return WebhookSecretOut.model_validate(self._owner_secrets().rotate(self.owner()))
+
     def list_models(self) -> ModelList:
         return ModelList.model_validate({"models": describe_catalog()})
 
@@ -268,6 +283,34 @@ ROUTES: list[tuple[str, str, str, dict[str, Any]]] = [
             ),
             "responses": {200: _answer(UsageReport, "The key's spend"), **_errors(422)},
             "tags": ["usage"],
+        },
+    ),
+    (
+        "get",
+        "/webhook-secret",
+        "get_webhook_secret",
+        {
+            "summary": "Your webhook signing secret",
+            "description": (
+                "The secret that signs the webhooks of your generations (and only yours). Derived "
+                "per API key from the stack's master secret."
+            ),
+            "responses": {200: _answer(WebhookSecretOut, "Your current secret"), **_errors(501)},
+            "tags": ["webhooks"],
+        },
+    ),
+    (
+        "post",
+        "/webhook-secret/rotate",
+        "rotate_webhook_secret",
+        {
+            "summary": "Rotate your webhook signing secret",
+            "description": (
+                "A new secret. The previous one keeps signing (a second signature on each delivery) "
+                "until previous_valid_until, then verifies nothing."
+            ),
+            "responses": {200: _answer(WebhookSecretOut, "Your new secret"), **_errors(409, 501)},
+            "tags": ["webhooks"],
         },
     ),
     (

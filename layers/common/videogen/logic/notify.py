@@ -153,6 +153,7 @@ class Notifier:
             "url": generation.callback_url,
             "generation_id": generation.id,
             "status": generation.status.value,
+            "owner": generation.owner,  # whose secret signs it (videogen.logic.webhook_secrets)
             # The exact bytes that are signed and sent on every attempt.
             "payload": json.dumps(
                 {
