@@ -24,6 +24,7 @@ from videogen.domain.ports import (
 )
 from videogen.logic.recorder import Recorder
 from videogen.logic.schedule import PollSchedule, poll_at
+from videogen.logic.timers import TimerArming
 
 
 class RefreshOutcome(StrEnum):
@@ -67,6 +68,7 @@ class Refresher:
         max_age_seconds: int,
         submit_grace_seconds: int,
         archive_lease_seconds: int,
+        arming: TimerArming | None = None,
     ) -> None:
         self.recorder = recorder
         self.provider = provider
@@ -76,14 +78,20 @@ class Refresher:
         self.submit_grace_seconds = submit_grace_seconds
         # How long a claimed archive copy is left to its claimant before another worker retries it.
         self.archive_lease_seconds = archive_lease_seconds
+        # Every write that leaves the generation waiting for a later poll arms its timer
+        # (videogen.logic.timers): the timer path and the sweep both go through here.
+        self.arming = arming or TimerArming(recorder)
 
     def refresh(self, generation: Generation) -> Refreshed:
         if generation.is_terminal:
             return generation, RefreshOutcome.SKIPPED
         try:
-            return self._refresh(generation)
+            updated, outcome = self._refresh(generation)
         except StaleWriteError:
             return generation, RefreshOutcome.CONFLICT
+        if updated.version != generation.version:  # this refresh wrote a new due time
+            self.arming.arm(updated)
+        return updated, outcome
 
     def _refresh(self, gen: Generation) -> Refreshed:
         now = self.recorder.clock()
@@ -187,12 +195,17 @@ class Refresher:
 
     def _learn_duration(self, gen: Generation, model: ModelSpec, age: float) -> None:
         """Teach the schedule how long this model took: the job finished between the previous
-        poll (the record's last write) and this one."""
+        poll (the record's last write) and this one. `DetectionDelaySeconds` is the bound the
+        service can know: the provider's answer carries no completion time, so the delay between
+        the job finishing and this poll is at most the time since the previous poll found it
+        running (the benchmark measures the true delay against the simulator's ground truth)."""
         try:
             last_poll = datetime.fromisoformat(gen.updated_at).timestamp() - gen.created_epoch
         except ValueError:
             last_poll = age
-        seconds = (min(max(last_poll, 0.0), age) + age) / 2
+        last_poll = min(max(last_poll, 0.0), age)
+        self.recorder.count("DetectionDelaySeconds", age - last_poll, "Seconds")
+        seconds = (last_poll + age) / 2
         self.schedule.observe(model.id, seconds, typical_seconds=model.typical_seconds)
 
     def _complete(self, gen: Generation, result: PollResult, now: float, common: dict[str, Any]) -> Refreshed:
