@@ -35,6 +35,8 @@ EXPECTED_ENV: dict[str, Any] = {
     "POWERTOOLS_SERVICE_NAME": "videogen",
     "POWERTOOLS_METRICS_NAMESPACE": "Videogen",
     "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
+    "POLL_TIMER_QUEUE_URL": {"Ref": "PollTimerQueue"},
+    "MODEL_STATS_TABLE_NAME": {"Ref": "ModelStatsTable"},
 }
 # Variables a function has on top of the Globals.
 FUNCTION_ENV: dict[str, dict[str, Any]] = {
@@ -399,7 +401,19 @@ def test_upload_function_reads_uploads_and_writes_only_generations(source: dict,
                     "Effect": "Allow",
                     "Action": "dynamodb:PutItem",
                     "Resource": {"Fn::GetAtt": ["GenerationsTable", "Arn"]},
-                }
+                },
+                {
+                    "Sid": "ArmFirstPoll",
+                    "Effect": "Allow",
+                    "Action": "sqs:SendMessage",
+                    "Resource": {"Fn::GetAtt": ["PollTimerQueue", "Arn"]},
+                },
+                {
+                    "Sid": "ReadModelStats",
+                    "Effect": "Allow",
+                    "Action": "dynamodb:GetItem",
+                    "Resource": {"Fn::GetAtt": ["ModelStatsTable", "Arn"]},
+                },
             ],
         ),
         ("AWSSecretsManagerGetSecretValuePolicy", {"SecretArn": {"Ref": "AimlApiKeySecret"}}),
