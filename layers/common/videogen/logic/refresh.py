@@ -160,9 +160,7 @@ class Refresher:
         }
         match result.status:
             case ProviderStatus.COMPLETED:
-                if gen.video_provider_url is None:  # first sight of it done (not an archive retry)
-                    self._learn_duration(gen, model, age)
-                return self._complete(gen, result, now, common)
+                return self._complete(gen, result, now, common, model=model, age=age)
             case ProviderStatus.FAILED | ProviderStatus.EXPIRED:
                 code = "provider_expired" if result.status is ProviderStatus.EXPIRED else "provider_failed"
                 error = GenerationError(
@@ -208,8 +206,18 @@ class Refresher:
         seconds = (last_poll + age) / 2
         self.schedule.observe(model.id, seconds, typical_seconds=model.typical_seconds)
 
-    def _complete(self, gen: Generation, result: PollResult, now: float, common: dict[str, Any]) -> Refreshed:
+    def _complete(
+        self,
+        gen: Generation,
+        result: PollResult,
+        now: float,
+        common: dict[str, Any],
+        *,
+        model: ModelSpec,
+        age: float,
+    ) -> Refreshed:
         store = self.recorder.store
+        seen_before = gen  # the record as this poll found it (for what the duration was)
         if not result.video_url:
             updated = store.save(
                 gen,
@@ -235,6 +243,10 @@ class Refresher:
             next_poll_at=math.ceil(lease_end),
             **common,
         )
+        # Learned once per job, by the one poll whose claim won (a racing timer and sweep both see
+        # it done; the loser's claim raised StaleWriteError above). Not again on an archive retry.
+        if seen_before.video_provider_url is None:
+            self._learn_duration(seen_before, model, age)
         try:
             key = self.archive.archive(gen.id, result.video_url)
         except ArchiveError as exc:
