@@ -125,6 +125,10 @@ class LocalStack:
       job durations of the simulator.
     - parameter_overrides: template parameters. env_overrides: extra function environment (last word).
     - state_dir: where endpoints.json goes (default .local/ in the repo); write_endpoints=False skips it.
+    - clock: a local.clock.ScaledClock shared by the simulator's jobs, the functions' clock
+      (videogen.bootstrap.CLOCK) and moto's SQS (message delays, visibility timeouts): the
+      timeliness benchmark plays minutes of production in seconds. None: the wall clock. The
+      EventBridge tick is not derived from it: pass poll_seconds = 60 / rate.
     """
 
     def __init__(
@@ -144,6 +148,7 @@ class LocalStack:
         state_dir: str | Path | None = None,
         write_endpoints: bool = True,
         poller_event: str = "events/poller_schedule.json",
+        clock: Any = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.template_path = self.root / template
@@ -168,6 +173,8 @@ class LocalStack:
         self.state_dir = Path(state_dir) if state_dir is not None else self.root / ".local"
         self.write_endpoints = write_endpoints
         self.poller_event_path = self.root / poller_event
+        self.clock = clock
+        self._saved_moto_clock: dict[str, Any] | None = None
 
         self.region = REGION
         self.moto: Any = None
@@ -267,6 +274,12 @@ class LocalStack:
         if self.simulator is not None:
             self.simulator.stop()
             self.simulator = None
+        if self._saved_moto_clock is not None:
+            import moto.sqs.models as sqs_models
+
+            for name, value in self._saved_moto_clock.items():
+                setattr(sqs_models, name, value)
+            self._saved_moto_clock = None
         if self.moto is not None:
             if self._saved_moto_config is not None:  # moto's config is process-wide
                 with contextlib.suppress(requests.RequestException):
@@ -308,12 +321,31 @@ class LocalStack:
         os.environ["MOTO_PORT"] = str(port)
         # A Fail state is a normal outcome of a workflow; moto logs each as an ERROR with a dump.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+        if self.clock is not None:
+            self._scale_moto_sqs()
+
+    def _scale_moto_sqs(self) -> None:
+        """moto's SQS holds a message back for its DelaySeconds (and a received one for its
+        visibility timeout) on its module's clock: under a scaled clock, that clock is the scaled
+        one, so a 15 s delay the service asks for passes in 15 scaled seconds. moto runs in this
+        process (ThreadedMotoServer); stop() puts its clock back."""
+        import moto.sqs.models as sqs_models
+
+        clock = self.clock
+        self._saved_moto_clock = {
+            "unix_time": sqs_models.unix_time,
+            "unix_time_millis": sqs_models.unix_time_millis,
+        }
+        sqs_models.unix_time = lambda *_: clock()  # type: ignore[assignment]
+        sqs_models.unix_time_millis = lambda *_: clock() * 1000  # type: ignore[assignment]
 
     def _start_provider(self) -> None:
         if self.use_simulator:
             from local.simulator import Simulator
 
             kwargs: dict[str, Any] = {"api_key": SIMULATOR_KEY, "durations": self.sim_durations}
+            if self.clock is not None:
+                kwargs["clock"] = self.clock
             if self.sim_default_duration is not None:
                 kwargs["default_duration"] = self.sim_default_duration
             self.simulator = Simulator(host="127.0.0.1", port=0, **kwargs).start()
@@ -376,7 +408,11 @@ class LocalStack:
         if self.use_simulator:
             # The simulator finishes jobs in seconds: poll right away and often, not after 60% of
             # the model's typical (minutes-long) time.
-            local.update({"FIRST_POLL_FACTOR": "0", "POLL_INTERVAL_SECONDS": "1"})
+            # With poll timers on, the sweep also takes what a timer is about to poll (no grace):
+            # a sweep run now (poll_now) moves every due generation, as before timers.
+            local.update(
+                {"FIRST_POLL_FACTOR": "0", "POLL_INTERVAL_SECONDS": "1", "POLL_TIMER_GRACE_SECONDS": "0"}
+            )
         self.environment = {**union, **local, **self.env_overrides}
         for key in [
             *self.environment,
@@ -431,6 +467,8 @@ class LocalStack:
             if not callable(handler):
                 raise RuntimeError(f"{spec.module_file} has no callable {spec.handler_name}")
             self._handlers[spec.logical_id] = handler
+        if self.clock is not None:  # the functions' clock (their entry points are built lazily)
+            sys.modules["videogen.bootstrap"].CLOCK = self.clock
 
     def _start_lambdas(self) -> None:
         """Every function of the template in moto, under the ARN the template resolves to, so AWS
