@@ -52,6 +52,12 @@ MODELS = (
     "klingai/v2-master-text-to-video",
 )
 FAMILIES = ("stated", "heavy", "bimodal")
+FIGURES = (
+    "detection_delay_p50_s",
+    "detection_delay_p95_s",
+    "detection_delay_vs_fixed15s",
+    "poll_calls_vs_fixed15s",
+)
 MAX_DURATION = 900.0
 
 
@@ -224,6 +230,45 @@ def fresh(jobs: list[Job]) -> list[Job]:
     return [Job(job.model, job.family, job.arrival, job.duration) for job in jobs]
 
 
+def frontier(count: int = 1000) -> list[dict[str, float]]:
+    """What the schedule's own knobs can reach on this workload with perfect timers (every poll
+    exactly when due, on a simulated clock, bench/schedule_sim.py): status calls and delays
+    against fixed 15 s for a range of `delay_cost` and `interval_seconds`. Not a goal: it shows
+    where the trade-off between the call and the delay goals lies, whatever the mechanism."""
+    from bench import schedule_sim
+    from videogen.logic.schedule import PollSchedule
+
+    jobs = [schedule_sim.Job(j.model, j.arrival, j.duration) for j in make_jobs(count, over_seconds=10_000)]
+
+    def measure(runner: Callable[[list[Any]], Any]) -> tuple[float, float, float, float]:
+        run_jobs = schedule_sim.fresh(jobs)
+        runner(run_jobs)
+        delays = [j.detected_after for j in run_jobs]
+        calls = sum(j.calls for j in run_jobs)
+        return calls, sum(delays) / len(delays), _percentile(delays, 0.5), _percentile(delays, 0.95)
+
+    base = measure(schedule_sim.run_fixed)
+    rows = []
+    for interval in (60, 20):
+        for cost in (0.5, 2.0, 8.0):
+            calls, mean, p50, p95 = measure(
+                lambda js, c=cost, i=interval: schedule_sim.run_schedule(
+                    js, PollSchedule(delay_cost=c, interval_seconds=i)
+                )
+            )
+            rows.append(
+                {
+                    "delay_cost": cost,
+                    "interval_seconds": interval,
+                    "poll_calls_vs_fixed15s": round(calls / base[0], 3),
+                    "detection_delay_vs_fixed15s": round(mean / base[1], 3),
+                    "detection_delay_p50_s": round(p50, 1),
+                    "detection_delay_p95_s": round(p95, 1),
+                }
+            )
+    return rows
+
+
 def bench(*, count: int = 72, rate: float = RATE, log: Callable[[str], None] = print) -> dict[str, Any]:
     jobs = make_jobs(count)
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -232,7 +277,9 @@ def bench(*, count: int = 72, rate: float = RATE, log: Callable[[str], None] = p
     log(f"  timers + learning schedule: the same {count} jobs")
     ours = run(fresh(jobs), fixed=False, rate=rate, log=log)
     durations = sorted(job.duration for job in jobs)
+    log("  the schedule's trade-off with perfect timers (simulated clock)")
     return {
+        "frontier": frontier(),
         "fixed15": fixed,
         "schedule": ours,
         "rate": rate,
