@@ -408,3 +408,32 @@ def test_shared_statistics_are_cached_and_a_failing_table_never_fails_a_poll(
     done = service.store.get(generation.id)
     assert done is not None and done.status is Status.COMPLETED
     assert broken.shared_errors >= 2  # the read and the add failed; the poll did not
+
+
+# -- the wiring --------------------------------------------------------------------------------
+def test_the_settings_turn_timers_the_shared_schedule_and_the_fixed_baseline_on(aws: dict[str, str]) -> None:
+    from videogen.bootstrap import build_schedule, build_service
+    from videogen.logic.schedule import FixedSchedule
+    from videogen.settings import Settings
+
+    base = {
+        "table_name": aws["GenerationsTable"],
+        "idempotency_table_name": aws["IdempotencyTable"],
+        "outputs_bucket": aws["OutputsBucket"],
+        "aiml_api_key_secret_id": aws["AimlApiKeySecret"],
+    }
+    bare = build_service(Settings.model_validate(base))
+    assert not bare.arming.enabled and bare.sweeper.lag_seconds == 0 and bare.schedule.shared is None
+
+    wired = build_service(
+        Settings.model_validate(
+            {**base, "poll_timer_queue_url": queue_url(aws), "model_stats_table_name": aws["ModelStatsTable"]}
+        )
+    )
+    assert wired.arming.enabled and wired.sweeper.lag_seconds == 30
+    assert isinstance(wired.schedule.shared, DynamoModelStats)
+
+    fixed = build_schedule(Settings.model_validate({**base, "poll_fixed_interval_seconds": 15}))
+    assert isinstance(fixed, FixedSchedule)
+    assert fixed.first_delay(300, model=MODEL) == 15
+    assert fixed.next_delay(model=MODEL, typical_seconds=300, elapsed=290) == 15
