@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                 # the handlers' INFO lines and metric documents would drown the table
                 "POWERTOOLS_LOG_LEVEL": "WARNING",
                 "POWERTOOLS_METRICS_DISABLED": "true",
+                # the scenarios drive every sweep themselves: no poll timer in the background
+                "POLL_TIMER_QUEUE_URL": "",
             },
             state_dir=state,
             write_endpoints=False,

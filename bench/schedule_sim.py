@@ -1,5 +1,7 @@
-"""Polling schedule on a simulated clock: provider status calls and detection delay of the
-project's PollSchedule against fixed 15 s polling (the provider's own examples).
+"""Polling schedule on a simulated clock, every poll exactly when due: provider status calls and
+detection delay of the project's PollSchedule against fixed 15 s polling. No longer a figure of
+`make bench` (its delays assumed perfect timers; bench/timeliness.py measures the deployed
+mechanism end to end): bench/timeliness.py's `frontier` uses it to show the schedule's trade-off.
 
 No real time passes: 500 generations arrive over 50 minutes, each model's true durations follow
 a log-normal spread (20 s to 9 min overall, most 1-4 min), and each poll asks "done yet?" at the

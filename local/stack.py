@@ -128,6 +128,10 @@ class LocalStack:
     - state_dir: where endpoints.json goes (default .local/ in the repo); write_endpoints=False skips it.
     - log_dir: each function's log lines and EMF metric lines go to <log_dir>/<LogicalId>.log, as
       to its log group (local/aws/logs.py); None (the default) leaves the output on stdout.
+    - clock: a local.clock.ScaledClock shared by the simulator's jobs, the functions' clock
+      (videogen.bootstrap.CLOCK) and moto's SQS (message delays, visibility timeouts): the
+      timeliness benchmark plays minutes of production in seconds. None: the wall clock. The
+      EventBridge tick is not derived from it: pass poll_seconds = 60 / rate.
     """
 
     def __init__(
@@ -148,6 +152,7 @@ class LocalStack:
         write_endpoints: bool = True,
         poller_event: str = "events/poller_schedule.json",
         log_dir: str | Path | None = None,
+        clock: Any = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.template_path = self.root / template
@@ -174,6 +179,8 @@ class LocalStack:
         self.poller_event_path = self.root / poller_event
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.logs: FunctionLogs | None = None
+        self.clock = clock
+        self._saved_moto_clock: dict[str, Any] | None = None
 
         self.region = REGION
         self.moto: Any = None
@@ -277,6 +284,12 @@ class LocalStack:
         if self.simulator is not None:
             self.simulator.stop()
             self.simulator = None
+        if self._saved_moto_clock is not None:
+            import moto.sqs.models as sqs_models
+
+            for name, value in self._saved_moto_clock.items():
+                setattr(sqs_models, name, value)
+            self._saved_moto_clock = None
         if self.moto is not None:
             if self._saved_moto_config is not None:  # moto's config is process-wide
                 with contextlib.suppress(requests.RequestException):
@@ -318,12 +331,31 @@ class LocalStack:
         os.environ["MOTO_PORT"] = str(port)
         # A Fail state is a normal outcome of a workflow; moto logs each as an ERROR with a dump.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+        if self.clock is not None:
+            self._scale_moto_sqs()
+
+    def _scale_moto_sqs(self) -> None:
+        """moto's SQS holds a message back for its DelaySeconds (and a received one for its
+        visibility timeout) on its module's clock: under a scaled clock, that clock is the scaled
+        one, so a 15 s delay the service asks for passes in 15 scaled seconds. moto runs in this
+        process (ThreadedMotoServer); stop() puts its clock back."""
+        import moto.sqs.models as sqs_models
+
+        clock = self.clock
+        self._saved_moto_clock = {
+            "unix_time": sqs_models.unix_time,
+            "unix_time_millis": sqs_models.unix_time_millis,
+        }
+        sqs_models.unix_time = lambda *_: clock()  # type: ignore[assignment]
+        sqs_models.unix_time_millis = lambda *_: clock() * 1000  # type: ignore[assignment]
 
     def _start_provider(self) -> None:
         if self.use_simulator:
             from local.simulator import Simulator
 
             kwargs: dict[str, Any] = {"api_key": SIMULATOR_KEY, "durations": self.sim_durations}
+            if self.clock is not None:
+                kwargs["clock"] = self.clock
             if self.sim_default_duration is not None:
                 kwargs["default_duration"] = self.sim_default_duration
             self.simulator = Simulator(host="127.0.0.1", port=0, **kwargs).start()
@@ -386,7 +418,11 @@ class LocalStack:
         if self.use_simulator:
             # The simulator finishes jobs in seconds: poll right away and often, not after 60% of
             # the model's typical (minutes-long) time.
-            local.update({"FIRST_POLL_FACTOR": "0", "POLL_INTERVAL_SECONDS": "1"})
+            # With poll timers on, the sweep also takes what a timer is about to poll (no grace):
+            # a sweep run now (poll_now) moves every due generation, as before timers.
+            local.update(
+                {"FIRST_POLL_FACTOR": "0", "POLL_INTERVAL_SECONDS": "1", "POLL_TIMER_GRACE_SECONDS": "0"}
+            )
         self.environment = {**union, **local, **self.env_overrides}
         for key in [
             *self.environment,
@@ -452,6 +488,8 @@ class LocalStack:
             )
         if self.logs is not None:  # Powertools' logger, if the process made it before
             self.logs.capture_logger(self.environment.get("POWERTOOLS_SERVICE_NAME", "videogen"))
+        if self.clock is not None:  # the functions' clock (their entry points are built lazily)
+            sys.modules["videogen.bootstrap"].CLOCK = self.clock
 
     def _start_lambdas(self) -> None:
         """Every function of the template in moto, under the ARN the template resolves to, so AWS

@@ -16,6 +16,7 @@ Prompt directives (anywhere in the prompt):
   ``[sim:error]``            the job ends in ``"status": "error"`` with ``{"name", "message"}``
   ``[sim:error=detail]``     ... with the ``{"detail": [{"loc", "msg", "type"}]}`` error shape
   ``[sim:status=XYZ]``       polls report the raw status XYZ while the job is pending
+  ``[sim:duration=S]``       the job takes S seconds (the benchmark's per-job ground truth)
   ``[sim:video=list]``       the finished video as ``[{"url": ...}]``; ``=urls`` as ``["..."]``
 
 Faults (``inject``, ``POST /_sim/faults``) form a queue; each applies once, to the next request
@@ -56,7 +57,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -108,9 +109,13 @@ class Simulator:
         api_key: str = "sim-key",
         durations: Mapping[str, float] | None = None,
         default_duration: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
         **settings: Any,
     ) -> None:
+        """`clock`: what jobs advance on (a scaled clock shared with the service and the local
+        SQS, for the timeliness benchmark: local/clock.py ScaledClock)."""
         self._host, self._port = host, port
+        self.clock = clock
         self.contract = contract.load()  # the docs snapshot's request schemas (read once per process)
         self._initial = SimConfig(
             api_key=api_key, durations=dict(durations or {}), default_duration=default_duration
@@ -231,7 +236,7 @@ class Simulator:
 
     def state(self) -> dict[str, Any]:
         """What ``GET /_sim/state`` answers."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             return {
                 "url": self.url,
@@ -323,8 +328,8 @@ class Simulator:
                 family=family,
                 provider=provider,
                 body=body,
-                created=time.monotonic(),
-                duration=float(cfg.durations.get(model, cfg.default_duration)),
+                created=self.clock(),
+                duration=_duration(directives, cfg.durations.get(model, cfg.default_duration)),
                 credits_used=cost,
                 directives=directives,
             )
@@ -334,7 +339,7 @@ class Simulator:
 
     def _poll_answer(self, job: Job, base_url: str) -> dict[str, Any]:
         with self._lock:
-            status = job.status(self._config, time.monotonic())
+            status = job.status(self._config, self.clock())
             ttl = self._config.link_ttl
         style = answer_style(job.model)
         answer: dict[str, Any] = {"id": job.id, "status": status, "video": None}
@@ -658,3 +663,11 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _duration(directives: Mapping[str, str], default: float) -> float:
+    """A job's duration: its prompt's ``[sim:duration=S]``, else the model's (or default) one."""
+    try:
+        return max(float(directives["duration"]), 0.0)
+    except (KeyError, ValueError):
+        return float(default)

@@ -74,6 +74,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         env_overrides={
             "FIRST_POLL_FACTOR": "0",
             "POLL_INTERVAL_SECONDS": "0",
+            # nothing polls in the background: the tests drive every sweep (poll_now); the poll
+            # timers have a stack of their own (test_poll_timers_local.py)
+            "POLL_TIMER_QUEUE_URL": "",
             # webhooks: a failed attempt is retried at once, a slow receiver times out in 1 s
             "WEBHOOK_BACKOFF_SECONDS": "0",
             "WEBHOOK_TIMEOUT_SECONDS": "1",

@@ -40,6 +40,15 @@ SPEND_RESERVE = {
 }
 # Submitting to the provider reads its key (bootstrap.secret_reader, Powertools SecretsProvider).
 PROVIDER_KEY = {("secretsmanager:GetSecretValue", "AimlApiKeySecret"): "AimlClient's key (secret_reader)"}
+# Poll timers (videogen.logic.timers): whoever sets a due time arms the generation's timer.
+ARM_TIMER = {("sqs:SendMessage", "PollTimerQueue"): "SqsPollTimers.arm: the generation's next poll"}
+# The shared schedule (videogen.logic.schedule): read by every function that schedules a poll,
+# added to by every function that sees a completion.
+READ_STATS = {("dynamodb:GetItem", "ModelStatsTable"): "DynamoModelStats.read (PollSchedule's cache)"}
+LEARN = {
+    **READ_STATS,
+    ("dynamodb:UpdateItem", "ModelStatsTable"): "DynamoModelStats.add: one ADD per completion",
+}
 
 USES: dict[str, dict[tuple[str, str], str]] = {
     "ApiFunctionRole": {
@@ -54,6 +63,8 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("secretsmanager:GetSecretValue", "WebhookSecret"): "owner_secrets: the caller's master",
         **IDEMPOTENCY,  # idempotent_submit: the Idempotency-Key of POST /generations
         **PROVIDER_KEY,
+        **ARM_TIMER,
+        **READ_STATS,
     },
     "PollerFunctionRole": {
         ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.save: every sweep outcome",
@@ -65,6 +76,20 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("lambda:InvokeFunction", POLLER_ARN): "LambdaShardInvoker.invoke_shards: the fan-out to itself",
         ("sqs:SendMessage", "PollerFailureQueue"): "Lambda: EventInvokeConfig OnFailure (SAM's policy)",
         **PROVIDER_KEY,
+        **ARM_TIMER,
+        **LEARN,
+    },
+    "PollTimerFunctionRole": {
+        ("dynamodb:GetItem", "GenerationsTable"): "GenerationStore.get: the timer's generation",
+        ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.save: the refresh's outcome",
+        ("s3:PutObject", VIDEOS): "OutputArchive.archive (upload_fileobj)",
+        ("s3:AbortMultipartUpload", VIDEOS): "OutputArchive.archive (upload_fileobj, on a failed part)",
+        ("sqs:ReceiveMessage", "PollTimerQueue"): "Lambda: the SQS event source mapping polls the queue",
+        ("sqs:GetQueueAttributes", "PollTimerQueue"): "Lambda: the SQS event source mapping",
+        ("sqs:DeleteMessage", "PollTimerQueue"): "Lambda: deletes what ReportBatchItemFailures does not name",
+        **PROVIDER_KEY,
+        **ARM_TIMER,  # the next poll's timer, and the next hop of a wait over 900 s
+        **LEARN,
     },
     "WorkflowFunctionRole": {
         ("dynamodb:GetItem", "GenerationsTable"): "GenerationStore.get: WorkflowSteps.submit_once, fetch",
@@ -74,6 +99,7 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("s3:GetObject", VIDEOS): "OutputArchive.link: a completed generation's state carries its link",
         **SPEND_RESERVE,
         **PROVIDER_KEY,
+        **LEARN,  # a Fetch that sees a completion; Wait's delay reads
     },
     "UploadFunctionRole": {
         ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.create and save: an upload's submit",
@@ -86,6 +112,8 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("sqs:SendMessage", "UploadDeadLetterQueue"): "Lambda: EventInvokeConfig OnFailure (SAM's policy)",
         **SPEND_RESERVE,
         **PROVIDER_KEY,
+        **ARM_TIMER,
+        **READ_STATS,
     },
     "SpendFunctionRole": {
         ("dynamodb:GetItem", "SpendTable"): "SpendCounters.settle: the reservation to reconcile",
@@ -138,6 +166,11 @@ MANAGED: dict[str, set[str]] = {
         "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole",
     },
     # the SQS event source: SAM adds it to every SQS event, beside the queue-scoped statement
+    "PollTimerFunctionRole": {
+        BASIC,
+        XRAY,
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+    },
     "WebhookFunctionRole": {
         BASIC,
         XRAY,

@@ -42,6 +42,8 @@ EXPECTED_ENV: dict[str, Any] = {
     "BUDGET_DAILY_CREDITS": {"Ref": "BudgetDailyCredits"},
     "BUDGET_MONTHLY_CREDITS": {"Ref": "BudgetMonthlyCredits"},
     "BUDGET_OVERRIDES": {"Ref": "BudgetOverrides"},
+    "POLL_TIMER_QUEUE_URL": {"Ref": "PollTimerQueue"},
+    "MODEL_STATS_TABLE_NAME": {"Ref": "ModelStatsTable"},
 }
 # Variables a function has on top of the Globals.
 FUNCTION_ENV: dict[str, dict[str, Any]] = {
@@ -421,6 +423,18 @@ def test_upload_function_reads_uploads_writes_generations_and_spend(source: dict
                     "Effect": "Allow",
                     "Action": ["dynamodb:UpdateItem", "dynamodb:BatchGetItem"],
                     "Resource": {"Fn::GetAtt": ["SpendTable", "Arn"]},
+                },
+                {
+                    "Sid": "ArmFirstPoll",
+                    "Effect": "Allow",
+                    "Action": "sqs:SendMessage",
+                    "Resource": {"Fn::GetAtt": ["PollTimerQueue", "Arn"]},
+                },
+                {
+                    "Sid": "ReadModelStats",
+                    "Effect": "Allow",
+                    "Action": "dynamodb:GetItem",
+                    "Resource": {"Fn::GetAtt": ["ModelStatsTable", "Arn"]},
                 },
             ],
         ),

@@ -14,6 +14,7 @@ reliability scenarios replace single parts (a clock, a provider client, a store)
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -23,6 +24,10 @@ from videogen.observability import logger, metrics
 from videogen.settings import Settings
 
 T = TypeVar("T")
+
+# The stack's clock: time.time in AWS. The local stack's timeliness benchmark sets a scaled clock
+# here (local/clock.py ScaledClock), shared with the simulator and the local SQS's delays.
+CLOCK: Callable[[], float] = time.time
 
 # The URL checks bring ipaddress and socket: loaded at the first URL checked.
 _url_safety = lazy_import("videogen.adapters.url_safety")
@@ -142,7 +147,6 @@ def build_service(settings: Settings, **overrides: Any) -> Any:
     from videogen.adapters.aiml_provider import AimlClient
     from videogen.adapters.dynamodb_store import GenerationStore
     from videogen.adapters.s3_archive import OutputArchive
-    from videogen.logic.schedule import PollSchedule
     from videogen.logic.service import GenerationService
 
     parts: dict[str, Any] = {
@@ -154,10 +158,11 @@ def build_service(settings: Settings, **overrides: Any) -> Any:
         "log": logger,
         **overrides,
     }
+    client = parts.pop("dynamodb", None)
     if "store" not in parts:
-        client = parts.pop("dynamodb", None) or dynamodb_client(settings)
+        client = client or dynamodb_client(settings)
         parts["store"] = GenerationStore(client, settings.table_name, due_shards=settings.due_shards)
-    parts.pop("dynamodb", None)
+    parts["dynamodb_stats"] = client
     if "provider" not in parts:
         # A submit must answer within API Gateway's 29 s: one read of 20 s, short Retry-After
         # waits. A longer throttle during a sweep just reschedules the poll (see PollSchedule).
@@ -177,12 +182,15 @@ def build_service(settings: Settings, **overrides: Any) -> Any:
             http_factory=download_session(settings, parts["concurrency"]),
         )
     parts.pop("s3", None)
-    parts.setdefault(
-        "schedule",
-        PollSchedule(
-            first_poll_factor=settings.first_poll_factor, interval_seconds=settings.poll_interval_seconds
-        ),
-    )
+    parts.setdefault("clock", CLOCK)
+    stats_client = parts.pop("dynamodb_stats", None)
+    if "schedule" not in parts:
+        parts["schedule"] = build_schedule(settings, stats_client)
+    if "timers" not in parts and settings.poll_timer_queue_url:
+        from videogen.adapters.sqs_timers import SqsPollTimers
+
+        parts["timers"] = SqsPollTimers(LazyClient("sqs", retries=AWS_RETRIES), settings.poll_timer_queue_url)
+    parts.setdefault("timer_grace_seconds", settings.poll_timer_grace_seconds)
     if "spend" not in parts and settings.spend_table_name:
         parts["spend"] = spend_guard(settings, parts.get("clock"))
     parts.setdefault("check_image_url", check_image_url(settings))
@@ -204,6 +212,26 @@ def spend_guard(settings: Settings, clock: Callable[[], float] | None = None, dy
         overrides=parse_overrides(settings.budget_overrides),
         clock=clock or time.time,
         log=logger,
+    )
+
+
+def build_schedule(settings: Settings, dynamodb: Any = None) -> Any:
+    """The poll schedule: learning (with the fleet's shared statistics when ModelStatsTable is
+    set), or fixed (PollFixedIntervalSeconds, the benchmark's baseline)."""
+    from videogen.logic.schedule import FixedSchedule, PollSchedule
+
+    if settings.poll_fixed_interval_seconds:
+        return FixedSchedule(interval_seconds=settings.poll_fixed_interval_seconds)
+    shared = None
+    if settings.model_stats_table_name:
+        from videogen.adapters.dynamodb_model_stats import DynamoModelStats
+
+        shared = DynamoModelStats(dynamodb or dynamodb_client(settings), settings.model_stats_table_name)
+    return PollSchedule(
+        first_poll_factor=settings.first_poll_factor,
+        interval_seconds=settings.poll_interval_seconds,
+        shared=shared,
+        shared_ttl_seconds=settings.model_stats_ttl_seconds,
     )
 
 
@@ -263,6 +291,13 @@ def build_poller(settings: Settings, **overrides: Any) -> Any:
         LazyClient("lambda", retries={"mode": "standard", "max_attempts": 3}), logger
     )
     return PollerTick(build_service(settings, **overrides), invoker, log=logger)
+
+
+def build_poll_timers(settings: Settings, **overrides: Any) -> Any:
+    """The poll timer queue's consumer: one generation refreshed per timer, at its second."""
+    from videogen.entrypoints.poll_timers import PollTimerEvents
+
+    return PollTimerEvents(build_service(settings, **overrides), log=logger)
 
 
 def build_notifier(settings: Settings) -> Any:

@@ -46,6 +46,22 @@ class Settings(BaseModel):
     submit_grace_seconds: int = Field(
         120, ge=0, le=3600, description="a record still 'submitting' after this is flagged"
     )
+    # Poll timers (PollTimerQueue, PollTimerFunction) and the shared schedule (ModelStatsTable).
+    poll_timer_queue_url: str = Field(
+        "", description="SQS queue of the per-generation poll timers; empty: the sweep alone polls"
+    )
+    poll_timer_grace_seconds: int = Field(
+        30, ge=0, le=900, description="with timers on, the sweep takes what is overdue by more than this"
+    )
+    model_stats_table_name: str = Field(
+        "", description="DynamoDB table of per-model duration statistics; empty: each process learns alone"
+    )
+    model_stats_ttl_seconds: int = Field(
+        60, ge=0, le=3600, description="how long a function keeps a model's statistics before reading again"
+    )
+    poll_fixed_interval_seconds: int = Field(
+        0, ge=0, le=600, description="0: the learning schedule; N: poll every N s (the benchmark's baseline)"
+    )
     secret_max_age_seconds: int = Field(300, ge=0, le=86_400, description="how long the API key is cached")
     # S3 uploads (UploadFunction): what an uploaded image's user metadata does not say.
     upload_default_model: str = Field(

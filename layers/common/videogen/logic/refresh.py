@@ -24,6 +24,7 @@ from videogen.domain.ports import (
 )
 from videogen.logic.recorder import Recorder
 from videogen.logic.schedule import PollSchedule, poll_at
+from videogen.logic.timers import TimerArming
 
 
 class RefreshOutcome(StrEnum):
@@ -67,6 +68,7 @@ class Refresher:
         max_age_seconds: int,
         submit_grace_seconds: int,
         archive_lease_seconds: int,
+        arming: TimerArming | None = None,
     ) -> None:
         self.recorder = recorder
         self.provider = provider
@@ -76,15 +78,21 @@ class Refresher:
         self.submit_grace_seconds = submit_grace_seconds
         # How long a claimed archive copy is left to its claimant before another worker retries it.
         self.archive_lease_seconds = archive_lease_seconds
+        # Every write that leaves the generation waiting for a later poll arms its timer
+        # (videogen.logic.timers): the timer path and the sweep both go through here.
+        self.arming = arming or TimerArming(recorder)
 
     def refresh(self, generation: Generation) -> Refreshed:
         if generation.is_terminal:
             return generation, RefreshOutcome.SKIPPED
         with self.recorder.about(generation.id):
             try:
-                return self._refresh(generation)
+                updated, outcome = self._refresh(generation)
             except StaleWriteError:
                 return generation, RefreshOutcome.CONFLICT
+            if updated.version != generation.version:  # this refresh wrote a new due time
+                self.arming.arm(updated)
+            return updated, outcome
 
     def _refresh(self, gen: Generation) -> Refreshed:
         now = self.recorder.clock()
@@ -156,9 +164,7 @@ class Refresher:
         }
         match result.status:
             case ProviderStatus.COMPLETED:
-                if gen.video_provider_url is None:  # first sight of it done (not an archive retry)
-                    self._learn_duration(gen, model, age)
-                return self._complete(gen, result, now, common)
+                return self._complete(gen, result, now, common, model=model, age=age)
             case ProviderStatus.FAILED | ProviderStatus.EXPIRED:
                 code = "provider_expired" if result.status is ProviderStatus.EXPIRED else "provider_failed"
                 error = GenerationError(
@@ -191,16 +197,31 @@ class Refresher:
 
     def _learn_duration(self, gen: Generation, model: ModelSpec, age: float) -> None:
         """Teach the schedule how long this model took: the job finished between the previous
-        poll (the record's last write) and this one."""
+        poll (the record's last write) and this one. `DetectionDelaySeconds` is the bound the
+        service can know: the provider's answer carries no completion time, so the delay between
+        the job finishing and this poll is at most the time since the previous poll found it
+        running (the benchmark measures the true delay against the simulator's ground truth)."""
         try:
             last_poll = datetime.fromisoformat(gen.updated_at).timestamp() - gen.created_epoch
         except ValueError:
             last_poll = age
-        seconds = (min(max(last_poll, 0.0), age) + age) / 2
+        last_poll = min(max(last_poll, 0.0), age)
+        self.recorder.count("DetectionDelaySeconds", age - last_poll, "Seconds")
+        seconds = (last_poll + age) / 2
         self.schedule.observe(model.id, seconds, typical_seconds=model.typical_seconds)
 
-    def _complete(self, gen: Generation, result: PollResult, now: float, common: dict[str, Any]) -> Refreshed:
+    def _complete(
+        self,
+        gen: Generation,
+        result: PollResult,
+        now: float,
+        common: dict[str, Any],
+        *,
+        model: ModelSpec,
+        age: float,
+    ) -> Refreshed:
         store = self.recorder.store
+        seen_before = gen  # the record as this poll found it (for what the duration was)
         if not result.video_url:
             updated = store.save(
                 gen,
@@ -226,6 +247,10 @@ class Refresher:
             next_poll_at=math.ceil(lease_end),
             **common,
         )
+        # Learned once per job, by the one poll whose claim won (a racing timer and sweep both see
+        # it done; the loser's claim raised StaleWriteError above). Not again on an archive retry.
+        if seen_before.video_provider_url is None:
+            self._learn_duration(seen_before, model, age)
         try:
             key = self.archive.archive(gen.id, result.video_url)
         except ArchiveError as exc:

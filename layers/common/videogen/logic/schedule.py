@@ -5,7 +5,12 @@ waits, so the schedule spends polls where completion is likely:
 - The first poll comes at `first_poll_factor` x the model's expected duration (the catalog's
   `typical_seconds` until the model's own completions have been seen).
 - Each model's duration is a log-normal belief (median and spread), seeded from the catalog and
-  moved by every completion this process sees (`observe`), weighted towards the recent ones.
+  moved by every completion (`observe`). With `shared` statistics (production: one DynamoDB item
+  per model, videogen.adapters.dynamodb_model_stats) every completion of every path (poller, poll
+  timers, workflow) adds to them with one UpdateItem ADD, and every function (the API's and the
+  uploads' first poll too) reads them, cached for `shared_ttl_seconds`: what was learned is the
+  fleet's and survives cold starts. The shared sums are all-time (ADD cannot decay them); without
+  them, the belief is this process's own, weighted towards its recent completions.
 - After the first poll, the wait is the one that balances a poll against the delay it saves:
   with hazard h (the chance per second that a job still running finishes now), a poll every
   `d` seconds costs 1/d polls per second and makes the caller wait d/2 on average, so the best
@@ -23,7 +28,11 @@ from __future__ import annotations
 
 import math
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from videogen.domain.polling import DurationSums, SharedDurations
 
 _MIN_SPREAD, _MAX_SPREAD = 0.12, 1.2  # bounds of a model's log-duration spread
 
@@ -71,6 +80,9 @@ class PollSchedule:
         memory: float = 30,
         max_pressure: float = 8,
         pressure_decay: float = 0.9,
+        shared: SharedDurations | None = None,
+        shared_ttl_seconds: float = 60,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """`first_poll_factor`: first poll after this x the expected duration. `interval_seconds`:
         the longest wait between two polls of a running job. `delay_cost`: polls one second of
@@ -90,6 +102,12 @@ class PollSchedule:
         self._beliefs: dict[str, DurationBelief] = {}
         self._pressure = 1.0
         self._lock = threading.Lock()
+        # `shared`: the fleet's statistics; read at most once per `shared_ttl_seconds` per model.
+        self.shared = shared
+        self.shared_ttl_seconds = shared_ttl_seconds
+        self.shared_errors = 0  # reads and writes that failed (the local belief is used then)
+        self._monotonic = monotonic
+        self._sums: dict[str, tuple[float, DurationSums | None]] = {}  # model -> (read at, sums)
 
     # -- what the service asks ------------------------------------------------------------
     def first_delay(self, typical_seconds: float, *, model: str | None = None) -> float:
@@ -131,6 +149,8 @@ class PollSchedule:
         if not math.isfinite(seconds) or seconds <= 0:
             return
         x = math.log(max(seconds, 1.0))
+        if self.shared is not None:
+            self._add_shared(model, x)
         with self._lock:
             belief = self._beliefs.get(model) or self._prior(typical_seconds)
             weight = min(belief.weight + 1, self.memory)
@@ -146,8 +166,52 @@ class PollSchedule:
         return self._pressure
 
     def belief(self, model: str | None, typical_seconds: float) -> DurationBelief:
+        if model and self.shared is not None:
+            sums = self._shared_sums(model)
+            if sums is not None and sums.count > 0:
+                return self._posterior(sums, typical_seconds)
         with self._lock:
             return (self._beliefs.get(model) if model else None) or self._prior(typical_seconds)
+
+    def _posterior(self, sums: DurationSums, typical_seconds: float) -> DurationBelief:
+        """The catalog's prior (worth `prior_weight` observations) pooled with the shared sums."""
+        prior = self._prior(typical_seconds)
+        n, w0 = sums.count, prior.weight
+        mean = sums.total / n
+        var = max(sums.squares / n - mean * mean, 0.0)
+        mu = (w0 * prior.mu + n * mean) / (w0 + n)
+        pooled = (w0 * prior.spread**2 + n * var + w0 * n / (w0 + n) * (mean - prior.mu) ** 2) / (w0 + n)
+        spread = min(max(math.sqrt(pooled), _MIN_SPREAD), _MAX_SPREAD)
+        return DurationBelief(mu=mu, spread=spread, weight=min(w0 + n, self.memory))
+
+    def _shared_sums(self, model: str) -> DurationSums | None:
+        now = self._monotonic()
+        with self._lock:
+            cached = self._sums.get(model)
+        if cached is not None and now - cached[0] < self.shared_ttl_seconds:
+            return cached[1]
+        assert self.shared is not None
+        try:
+            sums = self.shared.read(model)
+        except Exception:  # noqa: BLE001 (the schedule must never fail a submit or a poll)
+            self.shared_errors += 1
+            sums = cached[1] if cached is not None else None
+        with self._lock:
+            self._sums[model] = (now, sums)
+        return sums
+
+    def _add_shared(self, model: str, x: float) -> None:
+        assert self.shared is not None
+        try:
+            self.shared.add(model, x)
+        except Exception:  # noqa: BLE001 (a lost observation only slows the learning)
+            self.shared_errors += 1
+            return
+        with self._lock:  # this process sees its own observation before its cache expires
+            cached = self._sums.get(model)
+            if cached is not None:
+                base = cached[1] or DurationSums(0, 0.0, 0.0)
+                self._sums[model] = (cached[0], base.plus(x))
 
     def _prior(self, typical_seconds: float) -> DurationBelief:
         return DurationBelief(
@@ -179,3 +243,21 @@ class PollSchedule:
             if high - low < 0.25:
                 break
         return (low + high) / 2
+
+
+class FixedSchedule(PollSchedule):
+    """Poll every `interval_seconds`, from the submit on, whatever the model: the provider's own
+    examples (wait 15 s, ask, repeat). The timeliness benchmark's baseline
+    (PollFixedIntervalSeconds); failures still back off."""
+
+    def first_delay(self, typical_seconds: float, *, model: str | None = None) -> float:
+        return self.interval_seconds
+
+    def next_delay(
+        self,
+        *,
+        model: str | None = None,
+        typical_seconds: float | None = None,
+        elapsed: float | None = None,
+    ) -> float:
+        return super().next_delay()

@@ -16,6 +16,7 @@ from videogen.logic.refresh import Refresher
 from videogen.logic.schedule import PollSchedule
 from videogen.logic.submit import Submitter
 from videogen.logic.sweep import Sweeper
+from videogen.logic.timers import PollTimers, TimerArming, TimerFiring
 from videogen.logic.workflow_steps import WorkflowSteps
 
 
@@ -34,6 +35,8 @@ class GenerationService:
         submit_grace_seconds: int = 120,
         archive_lease_seconds: int = 600,
         concurrency: int = 32,
+        timers: PollTimers | None = None,
+        timer_grace_seconds: int = 30,
         clock: Callable[[], float] = time.time,
         metrics: MetricsSink | None = None,
         log: Any = None,
@@ -44,6 +47,7 @@ class GenerationService:
         self.max_age_seconds = max_age_seconds
         self.submit_grace_seconds = submit_grace_seconds
         self.recorder = Recorder(store, clock=clock, metrics=metrics, log=log)
+        self.arming = TimerArming(self.recorder, timers)
         self.submitter = Submitter(
             self.recorder,
             provider,
@@ -52,6 +56,7 @@ class GenerationService:
             check_image_url=check_image_url,
             check_callback_url=check_callback_url,
             spend=spend,
+            arming=self.arming,
         )
         self.refresher = Refresher(
             self.recorder,
@@ -61,8 +66,17 @@ class GenerationService:
             max_age_seconds=max_age_seconds,
             submit_grace_seconds=submit_grace_seconds,
             archive_lease_seconds=archive_lease_seconds,
+            arming=self.arming,
         )
-        self.sweeper = Sweeper(self.recorder, self.refresher, concurrency=concurrency)
+        # With timers on, the sweep is the safety net: it takes what is overdue by more than the
+        # grace (a lost timer), not what a timer is about to poll this second.
+        self.sweeper = Sweeper(
+            self.recorder,
+            self.refresher,
+            concurrency=concurrency,
+            lag_seconds=timer_grace_seconds if self.arming.enabled else 0,
+        )
+        self.timer_firing = TimerFiring(self.recorder, self.refresher, self.arming)
         self.queries = Queries(self.recorder, archive, presign_expiry_seconds=presign_expiry_seconds)
         self.workflow = WorkflowSteps(self.recorder, self.submitter, self.refresher)
 
@@ -81,6 +95,7 @@ class GenerationService:
         self.wait_seconds = self.workflow.wait_seconds
         self.record_failure = self.workflow.record_failure
         self.spend = self.submitter.spend
+        self.fire_timer = self.timer_firing.fire
 
     @property
     def metrics(self) -> MetricsSink:

@@ -22,6 +22,7 @@ from videogen.logic.budget import NoSpendGuard, SpendGuard
 from videogen.logic.images import check_data_url_images
 from videogen.logic.recorder import Recorder
 from videogen.logic.schedule import PollSchedule, poll_at
+from videogen.logic.timers import TimerArming
 
 # What the caller is told when the provider call failed; the provider's own words (host and port
 # of a failed connection, say) go to the logs only. A refused request keeps the provider's reason.
@@ -51,10 +52,13 @@ class Submitter:
         check_image_url: Callable[[str], None],
         check_callback_url: Callable[[str], None],
         spend: SpendGuard | NoSpendGuard | None = None,
+        arming: TimerArming | None = None,
     ) -> None:
         self.recorder = recorder
         self.provider = provider
         self.schedule = schedule
+        # The first poll's timer, armed once the provider took the job (videogen.logic.timers).
+        self.arming = arming or TimerArming(recorder)
         self.submit_grace_seconds = submit_grace_seconds
         # Image URLs the provider will fetch must be public https (no SSRF through the provider).
         self.check_image_url = check_image_url
@@ -112,6 +116,7 @@ class Submitter:
             first_poll = self.schedule.first_delay(model.typical_seconds, model=model.id)
             accepted = self._record_accepted(generation, result, first_poll)
             recorder.event("info", "generation submitted", accepted, provider_id=result.provider_id)
+            self.arming.arm(accepted)
             return accepted
 
     def _record_accepted(self, generation: Generation, result: SubmitResult, first_poll: float) -> Generation:

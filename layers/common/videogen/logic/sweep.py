@@ -85,15 +85,20 @@ def read_ahead(items: Iterable[T], size: int) -> Iterator[T]:
 
 
 class Sweeper:
-    def __init__(self, recorder: Recorder, refresher: Refresher, *, concurrency: int) -> None:
+    def __init__(
+        self, recorder: Recorder, refresher: Refresher, *, concurrency: int, lag_seconds: float = 0
+    ) -> None:
+        """`lag_seconds`: take only what has been due for longer than this (with poll timers
+        on: a generation whose timer was lost; see videogen.logic.timers)."""
         self.recorder = recorder
         self.refresher = refresher
         self.concurrency = concurrency
+        self.lag_seconds = lag_seconds
 
     def due(self, now: float) -> Iterator[Generation]:
         store = self.recorder.store
         for shard in range(store.due_shards):
-            yield from store.due(str(shard), now)
+            yield from store.due(str(shard), now - self.lag_seconds)
 
     def tick(
         self,
@@ -107,7 +112,7 @@ class Sweeper:
         invocation (see videogen.logic.fanout)."""
         plan = fanout.plan_sweep(
             self.recorder.store,
-            self.recorder.clock(),
+            self.recorder.clock() - self.lag_seconds,
             capacity=fanout.capacity(self.concurrency),
             shard=shard,
             delegate=delegate,

@@ -1,0 +1,95 @@
+"""Poll timers: each active generation is polled at its own due time, to the second, instead of
+at the poller's next 1-minute tick.
+
+Whoever writes a due time onto a poller-driven generation (the submit that got the provider's
+id, a refresh that found the job still running) arms one timer for it: a message that comes back
+at that second (production: SQS with a per-message DelaySeconds, videogen.adapters.sqs_timers).
+When the timer fires (`TimerFiring.fire`), the generation is refreshed if it still waits for
+exactly that poll, and that refresh arms the next timer. A wait longer than the queue's longest
+delay (SQS: 900 s) is covered by hops: a timer that fires early is armed again for the rest.
+
+The scheduled sweep over the due-index stays, as the safety net: with timers on it takes only
+generations overdue by more than `grace` seconds (their timer was lost: a failed SendMessage, a
+crashed consumer, an expired message) and its refresh arms a new one, so the chain resumes.
+
+Exactly-once: a timer and the sweep (or two deliveries of one message) may refresh the same
+generation at the same time; every write is conditional on the version read, so only one of
+them records the poll's outcome (the other gets StaleWriteError: a `conflict`), one archive copy
+is claimed and one completion written. A timer whose generation has moved on (polled by someone
+else, ended, cancelled) is dropped: its due time no longer matches the record's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from videogen.domain.models import Generation
+from videogen.domain.polling import PollTimers, Timer, delay_seconds
+
+__all__ = ["PollTimers", "Timer", "TimerArming", "TimerFiring", "delay_seconds"]
+
+if TYPE_CHECKING:
+    from videogen.logic.recorder import Recorder
+    from videogen.logic.refresh import Refreshed
+
+# A timer firing this close before its due time polls now (SQS delays are whole seconds, and the
+# sender's and the consumer's clocks may differ by a little); earlier than that, it is re-armed.
+EARLY_TOLERANCE_SECONDS = 1.0
+
+
+class NullTimers:
+    """No timers: the scheduled sweep alone polls (tests, and a stack without the timer queue)."""
+
+    enabled = False
+
+    def arm(self, timer: Timer, *, now: float) -> None:
+        return None
+
+
+class TimerArming:
+    """Arms a generation's timer after a write that set its due time. Never raises: a timer
+    that could not be armed is a lost timer, and the sweep polls the generation instead."""
+
+    def __init__(self, recorder: Recorder, timers: PollTimers | None = None) -> None:
+        self.recorder = recorder
+        self.timers: PollTimers = timers or NullTimers()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(getattr(self.timers, "enabled", True))
+
+    def arm(self, generation: Generation) -> None:
+        if not self.enabled or not generation.due_for_poller or generation.next_poll_at is None:
+            return
+        try:
+            self.timers.arm(Timer(generation.id, generation.next_poll_at), now=self.recorder.clock())
+        except Exception as exc:  # noqa: BLE001 (a lost timer: the sweep is the safety net)
+            self.recorder.count("PollTimerArmErrors")
+            message = "poll timer not armed; the sweep will poll"
+            self.recorder.event("warning", message, generation, error=str(exc))
+
+
+class TimerFiring:
+    """What the timer queue's consumer does with one timer."""
+
+    def __init__(self, recorder: Recorder, refresher: Any, arming: TimerArming) -> None:
+        self.recorder = recorder
+        self.refresher = refresher  # videogen.logic.refresh.Refresher (it arms the next timer)
+        self.arming = arming
+
+    def fire(self, timer: Timer) -> str:
+        """Refresh the timer's generation if it still waits for this poll. Returns what happened:
+        `rearmed` (fired before its due time: a hop of a long wait), `stale` (the generation
+        moved on, or is gone), or the refresh's outcome."""
+        now = self.recorder.clock()
+        if timer.due - now > EARLY_TOLERANCE_SECONDS:
+            self.arming.timers.arm(timer, now=now)  # raises: the message is retried
+            return "rearmed"
+        generation = self.recorder.store.get(timer.generation_id)
+        if generation is None or not generation.due_for_poller or generation.next_poll_at != timer.due:
+            self.recorder.count("PollTimersStale")
+            return "stale"
+        self.recorder.count("PollTimersFired")
+        self.recorder.count("PollTimerLateness", max(now - timer.due, 0.0), "Seconds")
+        refreshed: Refreshed = self.refresher.refresh(generation)
+        return refreshed[1].value
