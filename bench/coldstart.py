@@ -91,12 +91,13 @@ app.entry()
 from videogen.observability import tracer
 tracer._get()  # the Tracer the first invocation makes (capture_lambda_handler)
 from videogen.lazy import LazyClient, Once
+READER = "secret_reader.<locals>.make"  # the Secrets Manager provider a reader makes on first use
 services = []
 for thing in gc.get_objects():
     if isinstance(thing, LazyClient):
         thing.get()
         services.append(thing._service)
-    elif isinstance(thing, Once) and getattr(thing._factory, "__qualname__", "") == "secret_reader.<locals>.make":
+    elif isinstance(thing, Once) and getattr(thing._factory, "__qualname__", "") == READER:
         thing()
         services.append("secretsmanager")
 seconds = time.perf_counter() - started
@@ -121,13 +122,12 @@ def python313() -> str:
     return found or sys.executable
 
 
+PIP_FLAGS = ["--quiet", "--disable-pip-version-check", "--no-compile", "--no-deps", "--only-binary=:all:"]
+
+
 def _pip(python: str, target: Path, *requirements: str) -> None:
-    subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
-        + ["--no-deps", "--only-binary=:all:", "--target", str(target), *requirements],
-        check=True,
-        capture_output=True,
-    )
+    command = [python, "-m", "pip", "install", *PIP_FLAGS, "--target", str(target), *requirements]
+    subprocess.run(command, check=True, capture_output=True)
 
 
 def _compile(python: str, folder: Path) -> None:
@@ -189,7 +189,9 @@ def host_layer(python: str, dest: Path, *, compiled: bool) -> dict[str, Any]:
             shutil.rmtree(wheels, ignore_errors=True)
             _pip(python, wheels, f"{dist}=={version}")
             (wheels / ".done").write_text(version)
-        shutil.copytree(wheels, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".done", "__pycache__"))
+        shutil.copytree(
+            wheels, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".done", "__pycache__")
+        )
         if compiled:
             for top in {p.split("/")[0] for p in _record_paths(next(wheels.glob("*.dist-info")))}:
                 if (dest / top).is_dir():
@@ -324,4 +326,8 @@ def layer_size(build_dir: Path = ROOT / ".aws-sam" / "build" / "CommonLayer") ->
 
 
 if __name__ == "__main__":
-    print(json.dumps({**cold_starts(repeats=int(sys.argv[1]) if len(sys.argv) > 1 else 7), **layer_size()}, indent=2))
+    print(
+        json.dumps(
+            {**cold_starts(repeats=int(sys.argv[1]) if len(sys.argv) > 1 else 7), **layer_size()}, indent=2
+        )
+    )

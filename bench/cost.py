@@ -338,7 +338,8 @@ def cost_per_1000(
         "apigw_request": 1.0,
         "lambda_request": 1.0,  # the API call; the poller's ticks run whether or not work is due
         "lambda_gb_second": (
-            memory_gb * sum(p["submit"]["lambda_ms"].values()) + poller_gb * polls_per_generation * sweep_ms_per_poll
+            memory_gb * sum(p["submit"]["lambda_ms"].values())
+            + poller_gb * polls_per_generation * sweep_ms_per_poll
         )
         / 1000,
     }

@@ -68,7 +68,9 @@ def _floor(
         if videos is not None:
             video = session.get(videos[provider_id], timeout=30)
             video.raise_for_status()
-            s3.put_object(Bucket=bucket, Key=f"floor/{index}.mp4", Body=video.content, ContentType="video/mp4")
+            s3.put_object(
+                Bucket=bucket, Key=f"floor/{index}.mp4", Body=video.content, ContentType="video/mp4"
+            )
         ddb.update_item(
             TableName=table,
             Key={"id": {"S": f"gen_active_{index:05d}"}},
@@ -94,7 +96,9 @@ def bench(*, count: int = 300, repeats: int = 3, log: Callable[[str], None] = pr
     with simulator(default_duration=86_400) as url, moto_server() as moto:
         os.environ["AWS_ENDPOINT_URL"] = moto.url
         template = Template(ROOT / "template.yaml", stack_name="bench-cpu")
-        created = template.create_resources(boto3.Session(), moto.url, secret_values={"AimlApiKeySecret": SIM_KEY})
+        created = template.create_resources(
+            boto3.Session(), moto.url, secret_values={"AimlApiKeySecret": SIM_KEY}
+        )
         poller = template.functions()["PollerFunction"]
         env = dict(poller.environment)
         env.update(
@@ -142,7 +146,12 @@ def bench(*, count: int = 300, repeats: int = 3, log: Callable[[str], None] = pr
         sweep(pending[: count // 4], "waiting")  # warm-up: threads, pools, the secret, as a warm poller
         sweep(completing[: count // 4], "completed")
         _floor(url, pending[:20], ddb, table)
-        times: dict[str, list[float]] = {"pending": [], "completing": [], "floor_pending": [], "floor_completing": []}
+        times: dict[str, list[float]] = {
+            "pending": [],
+            "completing": [],
+            "floor_pending": [],
+            "floor_completing": [],
+        }
         for repeat in range(repeats):
             times["pending"].append(sweep(pending, "waiting"))
             times["floor_pending"].append(_floor(url, pending, ddb, table))
@@ -151,10 +160,14 @@ def bench(*, count: int = 300, repeats: int = 3, log: Callable[[str], None] = pr
                 _floor(url, completing, ddb, table, s3=s3, bucket=bucket, videos=videos)
             )
             log(
-                "  round {}/{}: CPU ms per generation: pending {:.2f} (floor {:.2f}), completing {:.2f} (floor {:.2f})".format(
+                "  round {}/{}: CPU ms per generation: pending {:.2f} (floor {:.2f}), "
+                "completing {:.2f} (floor {:.2f})".format(
                     repeat + 1,
                     repeats,
-                    *(1000 * times[k][-1] for k in ("pending", "floor_pending", "completing", "floor_completing")),
+                    *(
+                        1000 * times[k][-1]
+                        for k in ("pending", "floor_pending", "completing", "floor_completing")
+                    ),
                 )
             )
     os.environ.pop("AWS_ENDPOINT_URL", None)

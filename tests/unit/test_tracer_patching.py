@@ -28,7 +28,8 @@ print(json.dumps(state))
 
 
 def _probe(**env: str) -> dict:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "LAMBDA_"))}
+    ours = ("AWS_", "POWERTOOLS_", "LAMBDA_")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     environment.update({"PYTHONPATH": str(ROOT / "layers" / "common"), "AWS_REGION": "us-east-1", **env})
     answer = subprocess.run(
         [sys.executable, "-c", PROBE], env=environment, capture_output=True, text=True, check=True, cwd=ROOT

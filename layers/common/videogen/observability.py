@@ -33,8 +33,12 @@ def _make_tracer(options: dict[str, Any]) -> Any:
     tracer = Tracer(patch_modules=[m for m in modules if m not in PATCHED_WHEN_IMPORTED], **options)
     for module in (m for m in modules if m in PATCHED_WHEN_IMPORTED):
         # called at once when the module is already imported; Tracer.patch is a no-op when disabled
-        wrapt.register_post_import_hook(lambda _module, name=module: tracer.patch([name]), module)
+        wrapt.register_post_import_hook(functools.partial(_patch_on_import, tracer, module), module)
     return tracer
+
+
+def _patch_on_import(tracer: Any, name: str, _module: Any) -> None:
+    tracer.patch([name])
 
 
 class LazyTracer:
