@@ -229,17 +229,17 @@ def render_bench(doc: dict[str, Any]) -> list[str]:
     out += [
         "",
         f"**Cold starts** (Python {cold['python']}, medians of {cold['repeats']} alternating runs; "
-        "import + the first invocation's setup, the layer read-only as under /opt; the baseline "
-        "makes the same clients):",
+        "process CPU time of import + the first invocation's setup, the layer read-only as under "
+        "/opt; the baseline makes the same clients):",
         "",
     ]
     out += table(
         [
             "handler",
             "AWS clients",
-            "as built, ms",
-            "without bytecode, ms",
-            "boto3 + clients, ms",
+            "as built, CPU ms",
+            "without bytecode, CPU ms",
+            "boto3 + clients, CPU ms",
             "as built / boto3",
             "without bytecode / boto3",
         ],
