@@ -388,7 +388,7 @@ def render_bench(doc: dict[str, Any]) -> list[str]:
         "**Capacity on Lambda, from these figures:**",
         "",
         f"- One invocation keeps `PollConcurrency` {concurrency_p} provider calls in flight: at most "
-        f"{concurrency_p} / L polls a second at a provider latency L (40 a second at 1 s), and "
+        f"{concurrency_p} / L polls a second at a provider latency L ({concurrency_p} a second at 1 s), and "
         f"{num(share * 1000 / mix_ms)} a second of CPU at {memory:,} MB; the lower bound binds. Its "
         f"{per_tick:,} due generations a tick take {count(per_tick / concurrency_p)} s at 1 s latency, "
         f"{num(per_tick * mix_ms / 1000 / share)} s of CPU.",
