@@ -329,15 +329,20 @@ def cost_per_1000(
     polls_per_generation: float,
     sweep_ms_per_poll: float,
     memory_gb: float = 0.5,
+    poller_memory_gb: float | None = None,
 ) -> dict[str, Any]:
-    """AWS dollars per 1,000 generations for both paths, from the counts above."""
+    """AWS dollars per 1,000 generations for both paths, from the counts above (`memory_gb`: the
+    functions' memory; `poller_memory_gb`: the poller's, when it has its own)."""
     p = counts["poller"]
+    poller_gb = memory_gb if poller_memory_gb is None else poller_memory_gb
     extra = polls_per_generation - 1  # polls that find the job still running
     units: dict[str, float] = {
         "apigw_request": 1.0,
         "lambda_request": 1.0,  # the API call; the poller's ticks run whether or not work is due
-        "lambda_gb_second": memory_gb
-        * (sum(p["submit"]["lambda_ms"].values()) + polls_per_generation * sweep_ms_per_poll)
+        "lambda_gb_second": (
+            memory_gb * sum(p["submit"]["lambda_ms"].values())
+            + poller_gb * polls_per_generation * sweep_ms_per_poll
+        )
         / 1000,
     }
     for key, unit in (
@@ -360,7 +365,7 @@ def cost_per_1000(
     ticks = 60 * 24 * 30
     idle_units = {
         "lambda_request": float(ticks),
-        "lambda_gb_second": ticks * memory_gb * sum(idle["lambda_ms"].values()) / 1000,
+        "lambda_gb_second": ticks * poller_gb * sum(idle["lambda_ms"].values()) / 1000,
         "dynamodb_rru": ticks * idle["dynamodb_rru"],
     }
     fixed = {

@@ -2,6 +2,10 @@
 the stack's EventBridge bus, and the webhook message when a callback_url was given
 (videogen.entrypoints.batches, videogen.logic.notify)."""
 
+# Imported before anything loads pydantic: Powertools' batch utility then skips building its
+# pydantic parser models (SQS, Kinesis, DynamoDB, Kafka records), which this function never uses
+# (videogen.entrypoints.batches reads records as data classes). A tenth of the cold start.
+import aws_lambda_powertools.utilities.batch  # noqa: F401
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from videogen.bootstrap import build_notifier, from_env

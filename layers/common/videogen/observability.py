@@ -4,8 +4,11 @@
 The Tracer is made at the first invocation, not at import: making one imports the X-Ray SDK and
 patches the libraries it traces, a tenth of a second or more of every cold start's init. Its
 decorators can still be applied at import (`@tracer.capture_lambda_handler(...)`). Only what the
-functions call out through is patched: botocore (DynamoDB, S3, Secrets Manager, Lambda) and
-requests (the AIML API), not every library the SDK knows."""
+functions call out through is patched: botocore (DynamoDB, S3, Secrets Manager, Lambda), when
+the Tracer is made, and requests (the AIML API, webhooks) when requests is first imported
+(wrapt's post-import hook): patching it eagerly would import requests, urllib3 and
+charset_normalizer into every cold start, and the notifier, or an API call that never reaches
+the provider, never uses them."""
 
 from __future__ import annotations
 
@@ -19,12 +22,23 @@ from aws_lambda_powertools.metrics import MetricUnit
 from videogen.lazy import Once
 
 TRACED_MODULES = ("botocore", "requests")
+PATCHED_WHEN_IMPORTED = ("requests",)  # of TRACED_MODULES: patched once something imports them
 
 
 def _make_tracer(options: dict[str, Any]) -> Any:
+    import wrapt  # the X-Ray SDK's own dependency (it patches through it)
     from aws_lambda_powertools import Tracer
 
-    return Tracer(**options)
+    modules = tuple(options.pop("patch_modules", ()))
+    tracer = Tracer(patch_modules=[m for m in modules if m not in PATCHED_WHEN_IMPORTED], **options)
+    for module in (m for m in modules if m in PATCHED_WHEN_IMPORTED):
+        # called at once when the module is already imported; Tracer.patch is a no-op when disabled
+        wrapt.register_post_import_hook(functools.partial(_patch_on_import, tracer, module), module)
+    return tracer
+
+
+def _patch_on_import(tracer: Any, name: str, _module: Any) -> None:
+    tracer.patch([name])
 
 
 class LazyTracer:

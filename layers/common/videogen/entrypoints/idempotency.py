@@ -9,7 +9,7 @@ Both keep their records in the stack's idempotency table."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -17,8 +17,9 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from videogen.domain.models import Generation
-from videogen.logic.service import GenerationService
+if TYPE_CHECKING:  # annotations only: the notifier's cold start does not load the service
+    from videogen.domain.models import Generation
+    from videogen.logic.service import GenerationService
 
 KEY_TTL_SECONDS = 24 * 3600
 

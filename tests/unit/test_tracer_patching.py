@@ -1,0 +1,53 @@
+"""The Tracer patches botocore when it is made and requests only once something imports it:
+a function that never calls out through requests (the notifier) does not load it at its cold
+start, and one that does is traced all the same. In a fresh interpreter with Lambda's
+environment, where the Tracer is enabled."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import json, sys
+from aws_xray_sdk.core import patcher
+from videogen.observability import tracer
+made = tracer._get()
+state = {"disabled": made.disabled, "requests_loaded": "requests" in sys.modules,
+         "patched_at_start": sorted(patcher._PATCHED_MODULES)}
+import requests
+state["patched_after_import"] = sorted(patcher._PATCHED_MODULES)
+state["request_wrapped"] = type(requests.Session.__dict__["request"]).__name__
+print(json.dumps(state))
+"""
+
+
+def _probe(**env: str) -> dict:
+    ours = ("AWS_", "POWERTOOLS_", "LAMBDA_")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+    environment.update({"PYTHONPATH": str(ROOT / "layers" / "common"), "AWS_REGION": "us-east-1", **env})
+    answer = subprocess.run(
+        [sys.executable, "-c", PROBE], env=environment, capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return json.loads(answer.stdout.strip().splitlines()[-1])
+
+
+def test_in_lambda_requests_is_patched_when_first_imported_not_before() -> None:
+    state = _probe(AWS_LAMBDA_FUNCTION_NAME="videogen-notifier", LAMBDA_TASK_ROOT="/var/task")
+    assert state["disabled"] is False
+    assert state["requests_loaded"] is False
+    assert state["patched_at_start"] == ["botocore"]
+    assert state["patched_after_import"] == ["botocore", "requests"]
+    assert state["request_wrapped"] == "FunctionWrapper"  # X-Ray's wrapper around Session.request
+
+
+def test_a_disabled_tracer_patches_nothing() -> None:
+    state = _probe(POWERTOOLS_TRACE_DISABLED="true")
+    assert state["disabled"] is True
+    assert state["patched_after_import"] == []
+    assert state["request_wrapped"] == "function"
