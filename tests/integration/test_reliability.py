@@ -74,7 +74,7 @@ def test_a_crash_at_every_step_leaves_no_paid_job_unrecorded(h: Harness) -> None
 
 
 def test_aws_throttling_and_s3_errors_are_retried_and_nothing_is_lost(h: Harness) -> None:
-    result = aws_faults_scenario(h, generations=2, every=3)
+    result = aws_faults_scenario(h, generations=4, every=3, lose_every=2)
     assert holds(result)
     assert result.measured["botocore_retries"]["mode"] in ("standard", "adaptive")
     assert sum(result.measured["injected"].values()) > 0 and result.measured["errors_escaped"] == 0
