@@ -44,7 +44,7 @@ import sys
 import threading
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -677,6 +677,22 @@ class LocalStack:
         if pool is None or replaced:
             return self.invoke(function_logical_id, event)
         return pool.invoke(event)
+
+    @contextlib.contextmanager
+    def concurrent_api(self, workers: int) -> Iterator[dict[str, Any]]:
+        """Serve API requests in `workers` worker processes for the block (a running stack;
+        tests use it), then as before. Yields the pools by function."""
+        assert self.api is not None, "start() first"
+        saved, saved_pools = self.api_workers, self._api_pools
+        self.api_workers = workers
+        functions = sorted({r.function for r in self.api.table.routes})
+        self._api_pools = {function: self._worker_pool(function) for function in functions}
+        try:
+            yield self._api_pools
+        finally:
+            pools, self._api_pools, self.api_workers = self._api_pools, saved_pools, saved
+            for pool in pools.values():
+                pool.close()
 
     def warm_api(self) -> None:
         """Start every API worker now (their cold starts), so a burst meets running workers."""

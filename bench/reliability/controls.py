@@ -142,7 +142,7 @@ class BareApi:
         from videogen.bootstrap import build_api
 
         api = build_api(h.settings)
-        api.app._exception_handlers.clear()  # the guard: gone from this one build
+        api.app.exception_handler_manager.clear_handlers()  # the guard: gone from this one build
         function = "ApiFunction"
         stack = h.stack
         assert stack.api is not None
@@ -244,11 +244,13 @@ CONTROLS: dict[str, Control] = {
         _crash_points,
     ),
     "aws_faults": Control(
-        "the own-write check (a retry's ConditionalCheckFailed on its own landed write is read as a lost race)",
+        "the own-write check (a retry's ConditionalCheckFailed on its own landed write is read as "
+        "a lost race)",
         _aws_faults,
     ),
     "fuzzed_api": Control(
-        "the API's exception handlers (domain errors, invalid requests, undecodable bodies -> the error shape)",
+        "the API's exception handlers (domain errors, invalid requests, undecodable bodies -> the "
+        "error shape)",
         _fuzzed_api,
     ),
     "load": Control(

@@ -57,7 +57,7 @@ class _Worker:
     """One worker process and its pipes (one request at a time)."""
 
     def __init__(self, config: dict[str, Any], env: Mapping[str, str], cwd: Path) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 (this interpreter, this module)
+        self.process = subprocess.Popen(  # this interpreter, this module
             [sys.executable, "-m", "local.aws.api_workers"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
