@@ -67,7 +67,12 @@ def _control_cell(control: dict[str, Any] | None) -> str:
 def table(results: list[Any]) -> str:
     rows = [("key", "holds", "s", "measured")]
     rows += [
-        (r.key, "yes" if r.holds else "NO", f"{r.seconds:.0f}", f"{r.summary} | {_control_cell(r.negative_control)}")
+        (
+            r.key,
+            "yes" if r.holds else "NO",
+            f"{r.seconds:.0f}",
+            f"{r.summary} | {_control_cell(r.negative_control)}",
+        )
         for r in results
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]

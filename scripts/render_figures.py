@@ -308,7 +308,16 @@ def render_chaos(doc: dict[str, Any]) -> list[str]:
         "",
     ]
     out += table(
-        ["key", "scenario", "must hold", "holds", "measured", "s", "negative control: guard removed", "detected"],
+        [
+            "key",
+            "scenario",
+            "must hold",
+            "holds",
+            "measured",
+            "s",
+            "negative control: guard removed",
+            "detected",
+        ],
         [
             [
                 f"`{key}`",
