@@ -157,6 +157,9 @@ class ApiWorkers:
             while True:
                 if self._closed:
                     raise WorkerDied("the workers are stopped")
+                while self._idle and self._idle[-1].process.poll() is not None:
+                    self._idle.pop().stop()  # ended while idle (killed): never given a request
+                    self._count -= 1
                 if self._idle:
                     worker = self._idle.pop()
                     break
