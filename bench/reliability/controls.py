@@ -76,8 +76,13 @@ def not_due_while_submitting_store(parts: dict[str, Any]) -> Any:
 
 
 def _store(cls: type, parts: dict[str, Any]) -> Any:
+    """The double over the service's DynamoDB client. A store the scenario passes itself is kept:
+    it wraps one the scenario built through the harness (crash_points wraps its healthy
+    service's store in a crashing one), which is already the double."""
     from videogen.bootstrap import dynamodb_client
 
+    if "store" in parts:
+        return parts["store"]
     settings = parts["settings"]
     client = parts.get("dynamodb") or dynamodb_client(settings).get()
     return cls(client, settings.table_name, due_shards=settings.due_shards)
@@ -264,11 +269,15 @@ def negative_control(key: str, h: Harness, **sizes: Any) -> dict[str, Any]:
     control = CONTROLS[key]
     started = time.perf_counter()
     result = control.run(h, **sizes)
-    detected = not result.holds
+    # A scenario that crashed detected nothing: only its own checks failing count.
+    crashed = [f for f in result.failures if f.startswith("scenario raised")]
+    detected = not result.holds and not crashed
     if detected:
         summary = "; ".join(_cut(f) for f in result.failures[:SUMMARY_FAILURES])
         if len(result.failures) > SUMMARY_FAILURES:
             summary += f"; and {len(result.failures) - SUMMARY_FAILURES} more"
+    elif crashed:
+        summary = f"NOT DETECTED: the scenario crashed without its guard: {_cut(crashed[0])}"
     else:
         summary = f"NOT DETECTED: the scenario held without its guard ({result.summary})"
     return {

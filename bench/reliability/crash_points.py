@@ -71,7 +71,7 @@ def _crash_at(r: Result, h: Harness, healthy: GenerationService, clock: Clock, s
     h.wait_for_provider({prompt})
     gid = armed.generation_id or ""
     for _ in range(4):
-        if armed.fired or (gen := healthy.store.get(gid)) is None:
+        if armed.fired or not gid or (gen := healthy.store.get(gid)) is None:
             break
         with contextlib.suppress(Crash, StaleWriteError):
             crashing.refresh(gen)
@@ -80,11 +80,11 @@ def _crash_at(r: Result, h: Harness, healthy: GenerationService, clock: Clock, s
     # its scheduled ticks sweeping the due-index until the generation is no longer due.
     clock.advance(max(healthy.submit_grace_seconds, healthy.refresher.archive_lease_seconds) + 1)
     for _ in range(4):
-        found = healthy.store.get(gid)
+        found = healthy.store.get(gid) if gid else None
         if found is None or found.is_terminal:
             break
         h.poller_tick(healthy)
-    found = healthy.store.get(gid)
+    found = healthy.store.get(gid) if gid else None
     jobs = h.paid({prompt}).get(prompt, 0)
     if found is not None:
         r.check(jobs <= 1, f"{step}: 1 records, {jobs} jobs")
