@@ -29,7 +29,7 @@ OWNER_INDEX = "by-owner"
 DUE_INDEX = "due"
 # The attribute naming the write that stored an item (see the module's docstring); not a field
 # of the generation.
-WRITE_TOKEN = "write_token"
+WRITE_TOKEN = "write_token"  # noqa: S105 (an attribute name, no secret)
 # A page token's key values are ids, owners (at most 128 characters) and times.
 MAX_TOKEN_KEY_BYTES = 256
 
