@@ -32,6 +32,20 @@ FULL: dict[str, dict[str, Any]] = {
     "fuzzed_api": {"cases": 1000},
     "load": {"clients": 20, "seconds": 60.0},
 }
+# The negative controls (bench/reliability/controls.py): each scenario again, its guard removed,
+# smaller (a control needs to fail once, not to measure).
+CONTROL_SIZES: dict[str, dict[str, Any]] = {
+    "idempotent_submit": {"concurrency": 20},
+    "duplicate_deliveries": {"generations": 3},
+    "overlapping_sweeps": {"generations": 30, "sweeps": 3},
+    "provider_chaos": {"generations": 100},
+    "crash_points": {},
+    "aws_faults": {"generations": 6},
+    "fuzzed_api": {"cases": 200},
+    "load": {"clients": 2, "seconds": 3.0, "drain_seconds": 5.0},
+}
+# API requests served at once by the local stack (worker processes, local/aws/api_workers.py).
+API_WORKERS = 8
 QUICK: dict[str, dict[str, Any]] = {
     "idempotent_submit": {"concurrency": 20},
     "duplicate_deliveries": {"generations": 5},
@@ -44,9 +58,23 @@ QUICK: dict[str, dict[str, Any]] = {
 }
 
 
+def _control_cell(control: dict[str, Any] | None) -> str:
+    if control is None:
+        return "not run"
+    return ("detected" if control["detected"] else "NOT DETECTED") + f" without {control['guard_removed']}"
+
+
 def table(results: list[Any]) -> str:
     rows = [("key", "holds", "s", "measured")]
-    rows += [(r.key, "yes" if r.holds else "NO", f"{r.seconds:.0f}", r.summary) for r in results]
+    rows += [
+        (
+            r.key,
+            "yes" if r.holds else "NO",
+            f"{r.seconds:.0f}",
+            f"{r.summary} | {_control_cell(r.negative_control)}",
+        )
+        for r in results
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = []
     for n, row in enumerate(rows):
@@ -73,7 +101,8 @@ def _measured(key: str, m: dict[str, Any]) -> str:
         n = m["concurrent_calls"]
         return (
             f"{n} at once in-process: {m['in_process']['first_answer']} first answer + "
-            f"{m['in_process']['409_in_flight']} x 409 in flight; {n} at once over HTTP: "
+            f"{m['in_process']['409_in_flight']} x 409 in flight; {n} at once over HTTP "
+            f"({m['http'].get('api_workers', 1)} API workers): "
             f"{m['http']['202_same_generation']} x 202 (same id) + {m['http']['409_retry_after']} x 409; "
             f"{m['provider_submits']} provider submits and {m['records']} records for the 2 keys; "
             f"other body: {m['other_body']['http']}"
@@ -119,7 +148,9 @@ def _measured(key: str, m: dict[str, Any]) -> str:
         s3 = sum(v for k, v in m["injected"].items() if k.startswith("s3"))
         retries = m["botocore_retries"]
         return (
-            f"{dynamo} DynamoDB throttles (PutItem/GetItem/Query) + {s3} S3 500/SlowDown (PutObject): "
+            f"{dynamo} DynamoDB faults (throttles on PutItem/GetItem/Query, "
+            f"{m.get('writes_landed_answer_lost', 0)} PutItems landed with their answer lost) + "
+            f"{s3} S3 500/SlowDown (PutObject): "
             f"{m['errors_escaped']} escaped botocore's {retries['mode']} retries "
             f"({retries.get('total_max_attempts')} attempts); {m['completed']}/{m['generations']} completed, "
             f"{m['videos_in_bucket']} videos in the bucket"
@@ -143,13 +174,14 @@ def _measured(key: str, m: dict[str, Any]) -> str:
 
 def markdown(document: dict[str, Any]) -> str:
     """The README's table of a reliability.json."""
-    rows = ["| key | scenario | must hold | measured |", "|---|---|---|---|"]
+    rows = ["| key | scenario | must hold | measured | negative control |", "|---|---|---|---|---|"]
     for key in FULL:
         if key in document:
             r = document[key]
             verdict = "holds" if r["holds"] else "**does not hold**"
             cell = _measured(key, r["measured"]).replace("|", "\\|")
-            rows.append(f"| `{key}` | {r['scenario']} | {r['must_hold']} | {verdict}: {cell} |")
+            control = _control_cell(r.get("negative_control")).replace("|", "\\|")
+            rows.append(f"| `{key}` | {r['scenario']} | {r['must_hold']} | {verdict}: {cell} | {control} |")
     return "\n".join(rows)
 
 
@@ -158,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=sorted(FULL), help="run only these scenarios")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run, minutes less)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "reliability.json"))
+    parser.add_argument("--no-controls", action="store_true", help="skip the negative controls")
     parser.add_argument(
         "--markdown", metavar="JSON", help="print the README table of a results file; run nothing"
     )
@@ -171,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # Powertools: "No application metrics to publish", etc.
     sys.path.insert(0, str(ROOT / "layers" / "common"))
     from bench.reliability import ALL, Harness
+    from bench.reliability.controls import negative_control
     from local.stack import LocalStack
 
     sizes = QUICK if args.quick else FULL
@@ -196,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             state_dir=state,
             write_endpoints=False,
+            api_workers=API_WORKERS,
         ) as stack,
     ):
         harness = Harness(stack)
@@ -204,6 +239,14 @@ def main(argv: list[str] | None = None) -> int:
             result = ALL[key](harness, **sizes[key])
             verdict = "holds" if result.holds else "DOES NOT HOLD"
             print(f"   {verdict} ({result.seconds:.0f} s): {result.summary}")
+            if not args.no_controls:
+                print(f"   negative control: {key} without its guard ...", flush=True)
+                control = negative_control(key, harness, **CONTROL_SIZES[key])
+                result.negative_control = control
+                print(f"   {'detected' if control['detected'] else 'NOT DETECTED'}: {control['summary']}")
+                if not control["detected"]:
+                    result.failures.append(f"negative control not detected: {control['summary']}")
+                    result.holds = False
             for failure in result.failures:
                 print(f"   ! {failure}")
             results.append(result)
@@ -215,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         "seconds": round(time.perf_counter() - started, 1),
         "all_hold": all(r.holds for r in results),
+        "controls_detected": all(r.negative_control and r.negative_control["detected"] for r in results),
         **{r.key: r.as_dict() for r in results},
     }
     if args.only is None or args.out != str(ROOT / "bench" / "reliability.json"):

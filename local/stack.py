@@ -44,7 +44,7 @@ import sys
 import threading
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -153,6 +153,7 @@ class LocalStack:
         poller_event: str = "events/poller_schedule.json",
         log_dir: str | Path | None = None,
         clock: Any = None,
+        api_workers: int | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.template_path = self.root / template
@@ -166,6 +167,13 @@ class LocalStack:
             _env_float("LOCAL_POLL_SECONDS", DEFAULT_POLL_SECONDS) if poll_seconds is None else poll_seconds
         )
         self.timer_enabled = timer and self.poll_seconds > 0
+        # API invocations: 0 = in-process, one at a time with every other invocation (the
+        # default); N = up to N at once, each in a worker process (local/aws/api_workers.py).
+        self.api_workers = (
+            int(os.environ.get("LOCAL_API_WORKERS", "0")) if api_workers is None else api_workers
+        )
+        self._api_pools: dict[str, Any] = {}  # function logical id -> ApiWorkers
+        self._loaded_handlers: dict[str, Any] = {}
         self._real_key = os.environ.get("AIML_API_KEY") or None
         self.use_simulator = (self._real_key is None) if use_simulator is None else use_simulator
         if not self.use_simulator and not self._real_key:
@@ -265,6 +273,9 @@ class LocalStack:
         if self.api is not None:
             self.api.stop()
             self.api = None
+        for pool in self._api_pools.values():
+            pool.close()
+        self._api_pools.clear()
         if self.lambdas is not None:
             self.lambdas.uninstall()
             self.lambdas = None
@@ -486,6 +497,7 @@ class LocalStack:
             self._handlers[spec.logical_id] = (
                 handler if self.logs is None else self.logs.wrap(spec.logical_id, handler)
             )
+        self._loaded_handlers = dict(self._handlers)
         if self.logs is not None:  # Powertools' logger, if the process made it before
             self.logs.capture_logger(self.environment.get("POWERTOOLS_SERVICE_NAME", "videogen"))
         if self.clock is not None:  # the functions' clock (their entry points are built lazily)
@@ -574,9 +586,12 @@ class LocalStack:
         if len(apis) > 1:
             log.warning("several APIs in the template (%s): all served on one port", sorted(map(str, apis)))
         api_spec = self.template.api(next(iter(apis)) if apis else None)
+        if self.api_workers > 0:
+            for function in sorted({r.function for r in routes}):
+                self._api_pools[function] = self._worker_pool(function)
         self.api = ApiGatewayAdapter(
             routes,
-            self.invoke,
+            self._invoke_route,
             api_keys=self.api_keys,
             stage=api_spec.stage_name,
             port=self.port,
@@ -689,6 +704,62 @@ class LocalStack:
         handler = self._handlers[function_logical_id]
         with self._invoke_lock:
             return handler(event, context or self.context_for(function_logical_id))
+
+    def _worker_pool(self, function_logical_id: str) -> Any:
+        """Worker processes for an API function (see local/aws/api_workers.py): the function's
+        handler file, its environment (this process's, as the stack set it), the layers."""
+        from local.aws.api_workers import ApiWorkers
+
+        spec = self.functions[function_logical_id]
+        context = self.context_for(function_logical_id)
+        return ApiWorkers(
+            module_file=spec.module_file,
+            handler_name=spec.handler_name,
+            context={
+                "function_name": context.function_name,
+                "memory_limit_in_mb": spec.memory_size,
+                "timeout_seconds": spec.timeout,
+                "region": self.region,
+            },
+            size=self.api_workers,
+            env=dict(os.environ),
+            paths=[str(self.root), *(str(d) for d in spec.layer_dirs)],
+            cwd=self.root,
+            wait_seconds=self.lambda_lock_timeout,
+        )
+
+    def _invoke_route(self, function_logical_id: str, event: dict[str, Any]) -> Any:
+        """An API request: in a worker process when the stack runs API workers (concurrently,
+        without the invocation lock), else in-process like every other invocation. A handler
+        replaced in this process (a test's spy) runs in this process."""
+        pool = self._api_pools.get(function_logical_id)
+        replaced = self._handlers.get(function_logical_id) is not self._loaded_handlers.get(
+            function_logical_id
+        )
+        if pool is None or replaced:
+            return self.invoke(function_logical_id, event)
+        return pool.invoke(event)
+
+    @contextlib.contextmanager
+    def concurrent_api(self, workers: int) -> Iterator[dict[str, Any]]:
+        """Serve API requests in `workers` worker processes for the block (a running stack;
+        tests use it), then as before. Yields the pools by function."""
+        assert self.api is not None, "start() first"
+        saved, saved_pools = self.api_workers, self._api_pools
+        self.api_workers = workers
+        functions = sorted({r.function for r in self.api.table.routes})
+        self._api_pools = {function: self._worker_pool(function) for function in functions}
+        try:
+            yield self._api_pools
+        finally:
+            pools, self._api_pools, self.api_workers = self._api_pools, saved_pools, saved
+            for pool in pools.values():
+                pool.close()
+
+    def warm_api(self) -> None:
+        """Start every API worker now (their cold starts), so a burst meets running workers."""
+        for pool in self._api_pools.values():
+            pool.warm()
 
     def schedule_event(self, function_logical_id: str) -> dict[str, Any]:
         """events/poller_schedule.json with a fresh id and time (a generic one if the file is absent)."""

@@ -442,6 +442,13 @@ def render_bench(doc: dict[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- make chaos
+def _control(control: dict[str, Any] | None) -> list[str]:
+    """The negative control's cells: the guard removed, and whether the scenario caught it."""
+    if not control:
+        return ["not run", "**no**"]
+    return [control["guard_removed"], "yes" if control["detected"] else "**no**"]
+
+
 def render_chaos(doc: dict[str, Any]) -> list[str]:
     machine = doc.get("machine")
     if isinstance(machine, dict):
@@ -449,11 +456,22 @@ def render_chaos(doc: dict[str, Any]) -> list[str]:
     scenarios = {k: v for k, v in doc.items() if isinstance(v, dict) and "holds" in v}
     out = [
         f"Made by `{doc['command']}` at {doc['generated_at']} ({machine}; {doc['seconds']:.0f} s in all). "
-        f"Every guarantee holds: **{'yes' if doc['all_hold'] else 'no'}**.",
+        f"Every guarantee holds: **{'yes' if doc['all_hold'] else 'no'}**. "
+        f"Every negative control (the scenario again, its guard removed) failed as it must: "
+        f"**{'yes' if doc.get('controls_detected') else 'no'}**.",
         "",
     ]
     out += table(
-        ["key", "scenario", "must hold", "holds", "measured", "s"],
+        [
+            "key",
+            "scenario",
+            "must hold",
+            "holds",
+            "measured",
+            "s",
+            "negative control: guard removed",
+            "detected",
+        ],
         [
             [
                 f"`{key}`",
@@ -462,10 +480,16 @@ def render_chaos(doc: dict[str, Any]) -> list[str]:
                 "yes" if r["holds"] else "**no**",
                 r["summary"],
                 num(r["seconds"]),
+                *_control(r.get("negative_control")),
             ]
             for key, r in scenarios.items()
         ],
     )
+    out += ["", "What each negative control measured (the scenario's own checks, failing):", ""]
+    for key, r in scenarios.items():
+        control = r.get("negative_control")
+        if control:
+            out.append(f"- `{key}` without {control['guard_removed']}: {cell(control['summary'])}")
     failures = [(key, f) for key, r in scenarios.items() for f in r.get("failures", [])]
     if failures:
         out += ["", "Failures:", ""] + [f"- `{key}`: {cell(f)}" for key, f in failures]

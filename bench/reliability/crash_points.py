@@ -1,7 +1,9 @@
 """A process dying at every step between the record write and the status change: the request
 or the sweep is cut short there, then a healthy process recovers later (past the submit grace
-period and the archive lease). No paid job may be left without its record, and every record
-must end completed, still progressing, or flagged as a submit whose outcome is unknown."""
+period and the archive lease) through the poller's scheduled tick: the due-index sweep finds
+what the crash left behind, as in production (never a refresh of a record the test knows). No
+paid job may be left without its record, and every record must end completed, still
+progressing, or flagged as a submit whose outcome is unknown."""
 
 from __future__ import annotations
 
@@ -69,17 +71,20 @@ def _crash_at(r: Result, h: Harness, healthy: GenerationService, clock: Clock, s
     h.wait_for_provider({prompt})
     gid = armed.generation_id or ""
     for _ in range(4):
-        if armed.fired or (gen := healthy.store.get(gid)) is None:
+        if armed.fired or not gid or (gen := healthy.store.get(gid)) is None:
             break
         with contextlib.suppress(Crash, StaleWriteError):
             crashing.refresh(gen)
     r.check(armed.fired, f"{step}: the crash was never reached")
-    # Recovery: a healthy process, later (past the submit grace period and the archive lease).
+    # Recovery: a healthy poller, later (past the submit grace period and the archive lease),
+    # its scheduled ticks sweeping the due-index until the generation is no longer due.
     clock.advance(max(healthy.submit_grace_seconds, healthy.refresher.archive_lease_seconds) + 1)
     for _ in range(4):
-        if (gen := healthy.store.get(gid)) is not None:
-            healthy.refresh(gen)
-    found = healthy.store.get(gid)
+        found = healthy.store.get(gid) if gid else None
+        if found is None or found.is_terminal:
+            break
+        h.poller_tick(healthy)
+    found = healthy.store.get(gid) if gid else None
     jobs = h.paid({prompt}).get(prompt, 0)
     if found is not None:
         r.check(jobs <= 1, f"{step}: 1 records, {jobs} jobs")
@@ -90,8 +95,8 @@ def _crash_at(r: Result, h: Harness, healthy: GenerationService, clock: Clock, s
     "crash_points",
     "an exception injected at every step between record write, provider submit, record update, "
     "archive copy and status change",
-    "after recovery (the next sweep or retry) no paid job is unrecorded and every record is "
-    "progressing or flagged",
+    "after recovery (the poller's next scheduled sweeps of the due-index) no paid job is "
+    "unrecorded and every record is progressing or flagged",
 )
 def crash_points(r: Result, h: Harness, *, steps: Mapping[str, str] | None = None) -> None:
     steps = dict(steps or CRASH_STEPS)

@@ -3,7 +3,10 @@
 - crashes (`Armed` and the `Crashing*` wrappers): the service's own store, provider and archive
   wrapped, so an exception stands for the process dying just before or just after one call;
 - AWS faults (`AwsFaults`): botocore `before-send` hooks answer instead of the network, so the
-  clients' retry handler meets them exactly as it would meet DynamoDB throttling or S3 5xx;
+  clients' retry handler meets them exactly as it would meet DynamoDB throttling or S3 5xx; and
+  writes that land but whose answer is lost (`lose_every`): the hook makes the write through a
+  clean client of its own, then answers 500 as if the connection had dropped after the commit,
+  so botocore's retry meets its own write;
 - provider faults (`CHAOS_FAULTS`): the simulator's random faults, served on submits and polls.
 """
 
@@ -122,30 +125,54 @@ class FaultyResponse:
 
 class AwsFaults:
     """Injects DynamoDB throttling and S3 5xx through botocore `before-send` hooks: the answer
-    replaces the network call, so botocore's retry handler sees it exactly as a real one."""
+    replaces the network call, so botocore's retry handler sees it exactly as a real one.
+    With `lose_every`, every n-th DynamoDB PutItem (of those not throttled) is made for real and
+    its answer replaced by a 500: the write landed, the caller does not know, botocore retries."""
 
     DYNAMODB = ("PutItem", "GetItem", "Query")
     S3 = ("PutObject", "UploadPart", "CompleteMultipartUpload", "CreateMultipartUpload")
 
-    def __init__(self, dynamodb: Any, s3: Any, *, every: int) -> None:
+    def __init__(self, dynamodb: Any, s3: Any, *, every: int, lose_every: int | None = None) -> None:
         self._clients = (dynamodb, s3)
         self._lock = threading.Lock()
         self.every = every  # every n-th call of each operation fails (deterministic)
+        self.lose_every = lose_every
         self._calls: Counter[str] = Counter()
+        self._puts = 0
         self.injected: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
+        self._shadow: Any = None  # a clean client (no hooks) that makes the writes whose answer is lost
+        if lose_every:
+            import boto3
+
+            meta = dynamodb.meta
+            self._shadow = boto3.client(
+                "dynamodb", region_name=meta.region_name, endpoint_url=meta.endpoint_url
+            )
 
     def _draw(self, operation: str) -> int | None:
-        """The call's number when it is to fail, else None."""
+        """The call's number when it is to fail, else None (never with `every` 0)."""
+        if not self.every:
+            return None
         with self._lock:
             self._calls[operation] += 1
             n = self._calls[operation]
         return n if n % self.every == 1 or self.every == 1 else None
 
+    def _lose(self, request: Any) -> bool:
+        """Whether this PutItem is one whose answer is lost (never the retry of one)."""
+        if not self.lose_every or request.context.get("answer_lost"):
+            return False
+        with self._lock:
+            self._puts += 1
+            return self._puts % self.lose_every == 0
+
     def _dynamodb(self, request: Any, **kwargs: Any) -> Any:
         operation = kwargs["event_name"].rsplit(".", 1)[-1]
         n = self._draw(f"dynamodb.{operation}")
         if n is None:
+            if operation == "PutItem" and self._lose(request):
+                return self._landed_then_lost(request)
             self.sent[f"dynamodb.{operation}"] += 1
             return None
         error = ("ProvisionedThroughputExceededException", "ThrottlingException")[n // self.every % 2]
@@ -153,6 +180,26 @@ class AwsFaults:
         body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{error}", "message": "injected"})
         headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": uuid.uuid4().hex}
         return FaultyResponse(400, headers, body.encode()).response
+
+    def _landed_then_lost(self, request: Any) -> Any:
+        """Make the write through the clean client; if it landed, answer 500 instead of its
+        answer. A write that does not land (a real lost race) goes on to DynamoDB untouched."""
+        from botocore.exceptions import ClientError
+
+        params = json.loads(request.body)
+        try:
+            self._shadow.put_item(**params)
+        except ClientError:
+            self.sent["dynamodb.PutItem"] += 1
+            return None
+        request.context["answer_lost"] = True
+        self.injected["dynamodb.PutItem:landed, answer lost"] += 1
+        self.sent["dynamodb.PutItem"] += 1
+        body = json.dumps(
+            {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "lost"}
+        )
+        headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": uuid.uuid4().hex}
+        return FaultyResponse(500, headers, body.encode()).response
 
     def _s3(self, request: Any, **kwargs: Any) -> Any:
         operation = kwargs["event_name"].rsplit(".", 1)[-1]

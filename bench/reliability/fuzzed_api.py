@@ -86,11 +86,14 @@ def _send(h: Harness, operations: list[Any], cases: int, seed: int, sent: _Sent)
     "schemathesis against the served OpenAPI document on the local stack, at least 1,000 cases",
     "0 server errors; every error in the one error shape",
 )
-def fuzzed_api(r: Result, h: Harness, *, cases: int = 1000, seed: int = 5) -> None:
+def fuzzed_api(
+    r: Result, h: Harness, *, cases: int = 1000, seed: int = 5, api_url: str | None = None
+) -> None:
+    """`api_url`: another API to fuzz than the stack's (a negative control's)."""
     import schemathesis
 
     schema = schemathesis.openapi.from_path(str(h.stack.root / "openapi.json"))
-    schema.config.update(base_url=h.stack.api_url)
+    schema.config.update(base_url=api_url or h.stack.api_url)
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     sent = _Sent()
     _send(h, operations, cases, seed, sent)

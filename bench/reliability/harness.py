@@ -16,6 +16,7 @@ when they run."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import os
 import threading
@@ -56,6 +57,8 @@ class Result:
     summary: str = ""
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # The same scenario with its guard removed, which must fail (bench/reliability/controls.py).
+    negative_control: dict[str, Any] | None = None
 
     def check(self, condition: bool, failure: str) -> None:
         if not condition:
@@ -70,6 +73,7 @@ class Result:
             "measured": self.measured,
             "failures": self.failures,
             "seconds": round(self.seconds, 1),
+            **({"negative_control": self.negative_control} if self.negative_control is not None else {}),
         }
 
 
@@ -200,6 +204,25 @@ class Harness:
         self.http.headers["x-api-key"] = stack.api_key
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=64)
         self.http.mount("http://", adapter)
+        # A negative control's guard removal: part name -> factory(the parts assembled so far),
+        # applied to every service the scenario builds (see `without`).
+        self.removed: dict[str, Callable[[dict[str, Any]], Any]] = {}
+
+    def without(self, **parts: Callable[[dict[str, Any]], Any]) -> Harness:
+        """This harness, but every service a scenario builds has `parts` replaced (each made
+        from the assembled parts: `store=lambda p: Double(p["dynamodb"], ...)`); `provider` and
+        `persistence` factories get the part they replace as `p["provider"]`."""
+        other = copy.copy(self)
+        other.removed = {**self.removed, **parts}
+        return other
+
+    def build(self, parts: dict[str, Any]) -> GenerationService:
+        """build_service(settings, **parts), with the guard removal of a negative control."""
+        for name, make in self.removed.items():
+            if name in ("store", "provider", "archive"):
+                parts[name] = make({**parts, "settings": self.settings})
+        service: GenerationService = build_service(self.settings, **parts)
+        return service
 
     def service(
         self,
@@ -223,8 +246,29 @@ class Harness:
             "log": None,
             **overrides,
         }
-        service: GenerationService = build_service(self.settings, **parts)
-        return service
+        return self.build(parts)
+
+    def poller_tick(self, service: GenerationService) -> dict[str, Any]:
+        """One scheduled invocation of the poller's entry point (videogen.entrypoints.poller:
+        the due-index sweep of logic/sweep.py, fan-out included) over `service`, with the
+        poller function's Lambda context and schedule event. Shards it hands to invocations of
+        their own are swept here, one after the other. Its summary."""
+        from videogen.entrypoints.poller import PollerTick  # the service's own load (see above)
+
+        function = next(iter(self.stack.scheduled_functions))
+        context = self.stack.context_for(function)
+
+        class ShardsHere:
+            """The poller's asynchronous self-invocation, run in this process instead."""
+
+            def invoke_shards(self, function_arn: str, shards: Any) -> list[str]:
+                for shard in shards:
+                    tick.handle({"shard": shard}, context)
+                return []  # every shard was handed off
+
+        tick = PollerTick(service, ShardsHere())
+        summary: dict[str, Any] = tick.handle(self.stack.schedule_event(function), context)
+        return summary
 
     def write_log(self) -> WriteLog:
         return WriteLog(self.dynamodb, self.s3, self.settings.outputs_bucket)

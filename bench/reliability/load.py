@@ -98,10 +98,18 @@ def _drain(h: Harness, accepted: list[str], drain_seconds: float) -> tuple[list[
     "0 server errors, 0 lost generations; report requests/s and p99",
 )
 def load(
-    r: Result, h: Harness, *, clients: int = 20, seconds: float = 60.0, drain_seconds: float = 120.0
+    r: Result,
+    h: Harness,
+    *,
+    clients: int = 20,
+    seconds: float = 60.0,
+    drain_seconds: float = 120.0,
+    schedule: bool = True,
 ) -> None:
+    """`schedule`: play the poller's schedule (off only in the negative control)."""
     sent = _Clients(h, seconds)
-    h.stack.start_timer(5.0)  # the schedule of `make local`
+    if schedule:
+        h.stack.start_timer(5.0)  # the schedule of `make local`
     try:
         started = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:

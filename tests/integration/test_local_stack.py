@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +221,53 @@ def test_proxy_event_reaches_the_handler(
     assert context.memory_limit_in_mb == local_stack.functions["ApiFunction"].memory_size
     assert 0 < context.get_remaining_time_in_millis() <= local_stack.functions["ApiFunction"].timeout * 1000
     assert context.invoked_function_arn.endswith(":function:videogen-local-apifunction")
+
+
+def test_api_workers_serve_requests_at_once_and_keep_each_callers_own(
+    local_stack: LocalStack, api: ApiClient, other_api: ApiClient, simulator: Any
+) -> None:
+    """API requests in worker processes (LocalStack(api_workers=N)): slow submits of two callers
+    overlap (the pool saw more than one busy at once), each caller's answer is its own, every
+    submit reached the provider once, and each caller lists only its own generations (the
+    caller comes from the request each worker resolves, never from another's)."""
+    run = str(time.time_ns())
+    bodies = [
+        (client, {"model": "video-01", "prompt": f"workers {run} {i}-{n}"})
+        for n in range(3)
+        for i, client in enumerate((api, other_api))
+    ]
+    simulator.configure(latency_ms=400)
+    try:
+        with local_stack.concurrent_api(3) as pools, ThreadPoolExecutor(len(bodies)) as pool:
+            answers = list(pool.map(lambda cb: cb[0].post("/generations", json=cb[1]), bodies))
+            lists = {
+                id(client): client.get("/generations", params={"limit": 100}).json()["items"]
+                for client in (api, other_api)
+            }
+    finally:
+        simulator.configure(latency_ms=0)
+    assert [a.status_code for a in answers] == [202] * len(bodies)
+    assert [a.json()["request"]["prompt"] for a in answers] == [b["prompt"] for _, b in bodies]
+    assert pools["ApiFunction"].busy_peak > 1
+    paid = simulator.submits_by("prompt")
+    assert all(paid.get(b["prompt"]) == 1 for _, b in bodies), paid
+    for client in (api, other_api):
+        mine = {a.json()["id"] for (c, _), a in zip(bodies, answers, strict=True) if c is client}
+        listed = {
+            g["id"] for g in lists[id(client)] if g["request"].get("prompt", "").startswith(f"workers {run}")
+        }
+        assert listed == mine
+
+
+def test_a_worker_that_died_while_idle_is_replaced(local_stack: LocalStack, api: ApiClient) -> None:
+    with local_stack.concurrent_api(1) as pools:
+        workers = pools["ApiFunction"]
+        assert api.get("/models").status_code == 200
+        (idle,) = workers._idle
+        idle.process.kill()  # the one worker this test started
+        idle.process.wait(timeout=10)
+        assert api.get("/models").status_code == 200
+        assert workers.started == 2
 
 
 def test_handler_crash_becomes_a_502(

@@ -1,7 +1,9 @@
 """The reliability scenarios (bench/reliability/), smaller than `make chaos` runs them, on the
 session's local stack: duplicates, overlaps, provider chaos, crashes at every step, AWS faults,
 a fuzzed API and a short load. Each asserts what must hold, measured from ground
-truth (the simulator's jobs, the table, botocore hooks on the clients)."""
+truth (the simulator's jobs, the table, botocore hooks on the clients). Then each negative
+control, small: the same scenario with its guard removed must fail, or the scenario proves
+nothing."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from bench.reliability import idempotent_submit as idempotent_submit_scenario
 from bench.reliability import load as load_scenario
 from bench.reliability import overlapping_sweeps as overlapping_sweeps_scenario
 from bench.reliability import provider_chaos as provider_chaos_scenario
+from bench.reliability.controls import CONTROLS, negative_control
 from local.stack import LocalStack
 
 
@@ -38,9 +41,16 @@ def holds(result: Result) -> bool:
 
 
 def test_idempotent_submit_one_key_many_concurrent_posts(h: Harness) -> None:
-    result = idempotent_submit_scenario(h, concurrency=20)
+    # Over HTTP the API runs in 4 worker processes at once, as concurrent Lambda invocations do.
+    with h.stack.concurrent_api(4) as pools:
+        result = idempotent_submit_scenario(h, concurrency=20)
     assert holds(result)
     assert result.measured["provider_submits"] == 2 and result.measured["records"] == 2
+    http = result.measured["http"]
+    assert http["provider_submits_during_the_burst"] == 1
+    # the POSTs overlapped: those that met the first one in flight were answered 409
+    assert http["409_retry_after"] > 0 and http["202_same_generation"] > 0
+    assert pools["ApiFunction"].busy_peak > 1
 
 
 def test_duplicate_deliveries_submit_and_complete_once(h: Harness) -> None:
@@ -74,7 +84,7 @@ def test_a_crash_at_every_step_leaves_no_paid_job_unrecorded(h: Harness) -> None
 
 
 def test_aws_throttling_and_s3_errors_are_retried_and_nothing_is_lost(h: Harness) -> None:
-    result = aws_faults_scenario(h, generations=2, every=3)
+    result = aws_faults_scenario(h, generations=4, every=3, lose_every=2)
     assert holds(result)
     assert result.measured["botocore_retries"]["mode"] in ("standard", "adaptive")
     assert sum(result.measured["injected"].values()) > 0 and result.measured["errors_escaped"] == 0
@@ -90,3 +100,23 @@ def test_short_load_has_no_server_error_and_loses_nothing(h: Harness) -> None:
     result = load_scenario(h, clients=4, seconds=3.0, drain_seconds=30.0)
     assert holds(result)
     assert result.measured["accepted"] > 0 and result.measured["lost"] == 0
+
+
+# Small sizes: enough for the guard's absence to show.
+CONTROL_SIZES: dict[str, dict[str, Any]] = {
+    "idempotent_submit": {"concurrency": 8},
+    "duplicate_deliveries": {"generations": 2},
+    "overlapping_sweeps": {"generations": 10, "sweeps": 3},
+    "provider_chaos": {"generations": 60, "seed": 11},
+    "crash_points": {"steps": {"record_write/after": "flagged", "provider_submit/after": "flagged"}},
+    "aws_faults": {"generations": 4, "every": 3, "lose_every": 2},
+    "fuzzed_api": {"cases": 40},
+    "load": {"clients": 2, "seconds": 2.0, "drain_seconds": 2.0},
+}
+
+
+@pytest.mark.parametrize("key", list(CONTROLS))
+def test_negative_control_fails_without_its_guard(h: Harness, key: str) -> None:
+    control = negative_control(key, h, **CONTROL_SIZES[key])
+    assert control["detected"], control
+    assert control["guard_removed"] and control["summary"]

@@ -1,6 +1,13 @@
 """DynamoDB access for generation records. Every write is conditional: creation on the id being
 new, every later write on the version the writer read. A lost race surfaces as StaleWriteError,
-never as a silently overwritten record."""
+never as a silently overwritten record.
+
+A write whose answer is lost (it landed, then the connection dropped or DynamoDB answered 500)
+is retried by botocore, and the retry meets its own write: ConditionalCheckFailed. That is not
+a lost race: each write carries a random `write_token`, and the condition failure returns the
+stored item (ReturnValuesOnConditionCheckFailure=ALL_OLD, no extra read); when the stored item
+holds this write's token, the write landed and succeeds. Without it a landed record creation
+would fail the request and a landed completion would be counted as another writer's."""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import json
+import secrets
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
@@ -19,6 +27,9 @@ from videogen.lazy import client_error, lazy_import, once
 
 OWNER_INDEX = "by-owner"
 DUE_INDEX = "due"
+# The attribute naming the write that stored an item (see the module's docstring); not a field
+# of the generation.
+WRITE_TOKEN = "write_token"  # noqa: S105 (an attribute name, no secret)
 # A page token's key values are ids, owners (at most 128 characters) and times.
 MAX_TOKEN_KEY_BYTES = 256
 
@@ -65,6 +76,7 @@ def generation_from_item(item: Mapping[str, Any]) -> Generation:
     deserializer = _deserializer()
     plain = {k: _from_dynamo(deserializer.deserialize(v)) for k, v in item.items()}
     plain.pop("due_shard", None)
+    plain.pop(WRITE_TOKEN, None)
     return Generation.model_validate(plain)
 
 
@@ -84,16 +96,11 @@ class GenerationStore:
 
     # -- writes ---------------------------------------------------------------------------
     def create(self, generation: Generation) -> Generation:
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=self._item(generation),
-                ConditionExpression="attribute_not_exists(id)",
-            )
-        except client_error() as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise StaleWriteError(f"generation {generation.id} already exists") from None
-            raise
+        self._put(
+            generation,
+            {"ConditionExpression": "attribute_not_exists(id)"},
+            f"generation {generation.id} already exists",
+        )
         return generation
 
     def save(self, current: Generation, **changes: Any) -> Generation:
@@ -101,19 +108,32 @@ class GenerationStore:
         `current.version`. Returns the new record (version + 1)."""
         updated = current.model_copy(update={**changes, "version": current.version + 1})
         updated = Generation.model_validate(updated.model_dump())  # re-validate the changed fields
+        condition = {
+            "ConditionExpression": "#v = :v",
+            "ExpressionAttributeNames": {"#v": "version"},
+            "ExpressionAttributeValues": {":v": {"N": str(current.version)}},
+        }
+        self._put(updated, condition, f"generation {current.id} changed concurrently")
+        return updated
+
+    def _put(self, generation: Generation, condition: dict[str, Any], conflict: str) -> None:
+        """One conditional PutItem; StaleWriteError(`conflict`) when another write got there
+        first, success when the item stored is this very write (its answer was lost, botocore's
+        retry met it)."""
+        token = secrets.token_hex(8)
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=self._item(updated),
-                ConditionExpression="#v = :v",
-                ExpressionAttributeNames={"#v": "version"},
-                ExpressionAttributeValues={":v": {"N": str(current.version)}},
+                Item={**self._item(generation), WRITE_TOKEN: {"S": token}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **condition,
             )
         except client_error() as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise StaleWriteError(f"generation {current.id} changed concurrently") from None
-            raise
-        return updated
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            if own_write(exc.response.get("Item"), token):
+                return
+            raise StaleWriteError(conflict) from None
 
     # -- reads ----------------------------------------------------------------------------
     def get(self, generation_id: str) -> Generation | None:
@@ -200,6 +220,11 @@ class GenerationStore:
                 details=[{"field": "next_token", "message": "not a token from this API"}],
             )
         return key
+
+
+def own_write(stored: Mapping[str, Any] | None, token: str) -> bool:
+    """Whether the item a failed condition returned was written with `token`."""
+    return ((stored or {}).get(WRITE_TOKEN) or {}).get("S") == token
 
 
 def _is_string_key(value: Any) -> bool:

@@ -25,11 +25,13 @@ KEY_TTL_SECONDS = 24 * 3600
 
 
 def idempotent_submit(
-    service: GenerationService, *, table_name: str, dynamodb_client: Any
+    service: GenerationService, *, table_name: str, dynamodb_client: Any, persistence: Any = None
 ) -> tuple[Callable[..., dict[str, Any]], IdempotencyConfig]:
     """Wrap service.submit. The idempotency record is keyed on (owner, key), so two callers
-    can use the same key; the body is checked so a reused key cannot mean another request."""
-    persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb_client)
+    can use the same key; the body is checked so a reused key cannot mean another request.
+    `persistence`: another Powertools persistence layer than the table's (a test double)."""
+    if persistence is None:
+        persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb_client)
     config = IdempotencyConfig(
         event_key_jmespath="[owner, idempotency_key]",
         payload_validation_jmespath="body",
