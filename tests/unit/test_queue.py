@@ -19,6 +19,7 @@ from videogen.adapters.dynamodb_queue import DynamoSemaphore
 from videogen.domain.capacity import Capacity, CapacityRules
 from videogen.domain.errors import ConflictError, QueueFull
 from videogen.domain.models import QUEUE_EXPIRED, Status
+from videogen.domain.ports import QueueEntry
 from videogen.logic.queue import QueueSettings, fair_number, make_rank
 from videogen.logic.service import GenerationService
 
@@ -224,16 +225,67 @@ def test_a_crashed_dispatcher_leaks_no_slot(queued: GenerationService, clock: Cl
     assert queued.store.get(gen.id).status is Status.QUEUED
 
 
+class MemoryQueueIndex:
+    """QueueIndex in memory, with DynamoQueue's semantics (sorted ranks, counters changed with the
+    entries, the cap on add): moto's transactions cost ~50 ms each, too slow for a 1,000 burst.
+    DynamoQueue itself is exercised by every other test here."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, QueueEntry] = {}
+
+    def add(self, entry: QueueEntry, cap: int) -> bool:
+        if entry.rank in self.entries or self.owner_count(entry.owner) >= cap:
+            return False
+        self.entries[entry.rank] = entry
+        return True
+
+    def remove(self, rank: str, owner: str) -> None:
+        self.entries.pop(rank, None)
+
+    def head(self, limit: int) -> list[QueueEntry]:
+        return [self.entries[r] for r in sorted(self.entries)[:limit]]
+
+    def ahead_of(self, rank: str) -> int:
+        return sum(1 for r in self.entries if r < rank)
+
+    def depth(self) -> int:
+        return len(self.entries)
+
+    def owner_last(self, owner: str) -> str | None:
+        return max((r for r, e in self.entries.items() if e.owner == owner), default=None)
+
+    def owner_count(self, owner: str) -> int:
+        return sum(1 for e in self.entries.values() if e.owner == owner)
+
+
 def test_one_burst_does_not_starve_another_callers_single_request(
-    queued: GenerationService, sim: Simulator
+    aws: dict[str, str], sim: Simulator, clock: Clock, rules: CapacityRules
 ) -> None:
-    for i in range(1000):
-        queued.accept("key-a", body(f"burst {i}"))
-    single = queued.accept("key-b", body("just one"))
-    position = queued.queue_view(single)[0]
-    assert position is not None and position <= 1  # next in line (after key-a's head), not 1,001st
-    dispatch(queued)  # two slots: key-a's head and key-b's request
-    assert queued.store.get(single.id).status is Status.QUEUED
+    settings = QueueSettings(owner_cap=1100, deadline_seconds=3600, claim_seconds=60, job_lease_seconds=600)
+    queue = make_queue(aws, clock, rules=rules, settings=settings)
+    queue.index = MemoryQueueIndex()
+    service = make_service(aws, no_retry_client(sim), clock, queue=queue)
+    burst = [service.accept("key-a", body(f"burst {i}")) for i in range(1000)]
+    assert service.queue_view(burst[-1])[0] == 999
+    single = service.accept("key-b", body("just one"))
+    assert service.queue_view(burst[-1])[0] == 1000  # key-b's one request went ahead of it
+    assert service.queue_view(single)[0] == 1  # after key-a's head, not 1,001st
+    dispatch(service)  # two slots: key-a's head and key-b's request
+    assert service.store.get(single.id).status is Status.QUEUED
+    assert service.store.get(burst[0].id).status is Status.QUEUED
+    assert service.store.get(burst[1].id).status is Status.PENDING
+    # key-b sends another while key-a still has 998 queued: one round later, still not last
+    second = service.accept("key-b", body("and another"))
+    assert service.queue_view(second)[0] <= 2
+
+
+def test_owners_alternate_in_the_queue(queued: GenerationService) -> None:
+    """Round-robin on DynamoDB: a burst of 5 and a burst of 3 interleave."""
+    a = [queued.accept("key-a", body(f"a{i}")) for i in range(5)]
+    b = [queued.accept("key-b", body(f"b{i}")) for i in range(3)]
+    assert queued.queue is not None
+    order = [e.generation_id for e in queued.queue.index.head(10)]
+    assert order == [a[0].id, b[0].id, a[1].id, b[1].id, a[2].id, b[2].id, a[3].id, a[4].id]
 
 
 def test_an_owner_beyond_its_cap_gets_queue_full(aws: dict[str, str], sim: Simulator, clock: Clock) -> None:
