@@ -85,15 +85,22 @@ def test_submit_once_records_a_workflow_generation_outside_the_pollers_index(
 def test_a_record_read_back_waits_for_its_grace_period_or_is_due(
     service: GenerationService, clock: Clock
 ) -> None:
-    """The table keeps next_poll_at for the poller's index only: a workflow generation read back
-    (a retried Submit) is due at once, or after the grace period while still submitting."""
+    """A workflow generation read back (a retried Submit, the Fetch after the dispatcher submitted
+    it) waits as the schedule said, or the grace period while still submitting; it is in no
+    index (the poller never polls it)."""
     pending = service.submit_once(GEN_ID, "owner-a", T2V)
     assert service.wait_seconds(pending) == 15  # in the submit queue: look again soon
     generation = submitted(service)
     stored = service.store.get(GEN_ID)
-    assert stored is not None and stored.next_poll_at is None
+    assert stored is not None and stored.next_poll_at is not None
+    assert (
+        "due_shard"
+        not in service.store._client.get_item(
+            TableName=service.store._table, Key={"id": {"S": GEN_ID}}
+        )["Item"]
+    )
 
-    assert service.wait_seconds(stored) == 0
+    assert service.wait_seconds(stored) == max(0, math.ceil(stored.next_poll_at - service.clock()))
     submitting = generation.model_copy(update={"status": Status.SUBMITTING, "next_poll_at": None})
     assert (
         service.submit_grace_seconds - 2 <= service.wait_seconds(submitting) <= service.submit_grace_seconds
