@@ -95,9 +95,9 @@ def test_a_record_read_back_waits_for_its_grace_period_or_is_due(
     assert stored is not None and stored.next_poll_at is not None
     assert (
         "due_shard"
-        not in service.store._client.get_item(
-            TableName=service.store._table, Key={"id": {"S": GEN_ID}}
-        )["Item"]
+        not in service.store._client.get_item(TableName=service.store._table, Key={"id": {"S": GEN_ID}})[
+            "Item"
+        ]
     )
 
     assert service.wait_seconds(stored) == max(0, math.ceil(stored.next_poll_at - service.clock()))
