@@ -329,3 +329,32 @@ def test_cancel_of_a_pending_generation_removes_it_and_costs_nothing(
     assert sim.state()["submit_attempts"] == 0
     with pytest.raises(ConflictError):
         queued.cancel("key-a", gen.id)
+
+
+# -- the dispatcher's function: wake-ups on the dispatch queue ----------------------------------------
+def test_the_dispatcher_function_runs_once_per_batch_and_a_throttled_run_wakes_itself_later(
+    aws: dict[str, str], sim: Simulator, clock: Clock, rules: CapacityRules
+) -> None:
+    from videogen.adapters.sqs_waker import SqsWaker
+    from videogen.entrypoints.dispatcher import DispatchWakeups
+
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=aws["DispatchQueue"])["QueueUrl"]
+    service = make_service(
+        aws, no_retry_client(sim), clock, queue=make_queue(aws, clock, rules=rules, waker=SqsWaker(sqs, url))
+    )
+    gen = service.accept("key-a", body())
+    woken = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert len(woken) == 1  # the accept's wake-up, at once
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=woken[0]["ReceiptHandle"])
+
+    class Context:
+        @staticmethod
+        def get_remaining_time_in_millis() -> int:
+            return 60_000
+
+    sim.inject({"on": "submit", "status": 429})
+    answer = DispatchWakeups(service).handle({"Records": [{"body": "{}"}] * 3}, Context())
+    assert answer["batchItemFailures"] == [] and answer["throttled"] == 1 and answer["retry_in"] == 2
+    assert sqs.receive_message(QueueUrl=url).get("Messages") is None  # delayed: not visible yet
+    assert service.store.get(gen.id).status is Status.PENDING
