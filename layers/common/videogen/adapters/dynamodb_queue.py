@@ -15,6 +15,8 @@ generations' stream."""
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
@@ -28,7 +30,7 @@ OWNER_INDEX = "by-owner"
 SEMAPHORE_PARTITION = "semaphore"
 COUNTER_PARTITION = "counters"  # per owner and per queue: what is queued (no `owner`: not indexed)
 # Lost races on the semaphore before giving up for this round (a later wake-up tries again).
-SEMAPHORE_ATTEMPTS = 8
+SEMAPHORE_ATTEMPTS = 12
 
 
 def _n(value: float) -> dict[str, str]:
@@ -238,7 +240,11 @@ class DynamoSemaphore:
         return True
 
     def update(self, change: Callable[[Capacity], Capacity | None]) -> Capacity | None:
-        for _ in range(SEMAPHORE_ATTEMPTS):
+        for attempt in range(SEMAPHORE_ATTEMPTS):
+            if attempt:
+                # a lost race: another writer changed the item; spread the retries of many
+                # concurrent writers (a sweep's threads releasing slots) apart
+                time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 5)))  # noqa: S311 (jitter)
             current = self.read()
             new = change(current)
             if new is None:
