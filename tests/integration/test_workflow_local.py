@@ -39,7 +39,7 @@ def start(stack: LocalStack, payload: dict[str, Any]) -> str:
     return str(answer["executionArn"])
 
 
-def finish(stack: LocalStack, execution_arn: str, timeout: float = 30) -> dict[str, Any]:
+def finish(stack: LocalStack, execution_arn: str, timeout: float = 60) -> dict[str, Any]:
     sfn = stack.client("stepfunctions")
     done = wait_for_execution(sfn, execution_arn, timeout=timeout)
     done["events"] = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
@@ -137,7 +137,7 @@ def test_the_age_limit_ends_the_execution_as_timed_out(
         ]
         return submitted_generation_id({"events": events}) if len(fetches) >= 2 else None
 
-    generation_id = wait_for(polled_generation, timeout=15)
+    generation_id = wait_for(polled_generation, timeout=45)  # a first wait of 15 s while pending
     # Time passes: the generation is now older than MAX_GENERATION_AGE_SECONDS. Bumping the
     # version makes a fetch in flight lose its conditional write, as any concurrent writer would.
     max_age = int(local_stack.environment["MAX_GENERATION_AGE_SECONDS"])
