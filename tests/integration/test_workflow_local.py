@@ -144,7 +144,8 @@ def test_the_age_limit_ends_the_execution_as_timed_out(
     local_stack.client("dynamodb").update_item(
         TableName=local_stack.endpoints["table_name"],
         Key={"id": {"S": generation_id}},
-        UpdateExpression="SET created_epoch = :old ADD #v :one",
+        # the age counts from the submit (a generation may wait in the submit queue first)
+        UpdateExpression="SET created_epoch = :old, submitted_epoch = :old ADD #v :one",
         ExpressionAttributeNames={"#v": "version"},
         ExpressionAttributeValues={":old": {"N": str(time.time() - max_age - 5)}, ":one": {"N": "1"}},
     )
