@@ -223,7 +223,10 @@ class Harness:
             "log": None,
             **overrides,
         }
+        waker = BackgroundDispatch()
+        parts.setdefault("waker", waker)
         service: GenerationService = build_service(self.settings, **parts)
+        waker.service = service
         return service
 
     def write_log(self) -> WriteLog:
@@ -267,6 +270,31 @@ class Harness:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+class BackgroundDispatch:
+    """The dispatch queue and DispatcherFunction, in process: a wake-up runs the service's
+    dispatcher in a thread of its own (one run at a time, as one concurrent invocation), a
+    delayed wake-up after its delay."""
+
+    def __init__(self) -> None:
+        self.service: GenerationService | None = None
+        self._lock = threading.Lock()
+
+    def wake(self, delay_seconds: int = 0) -> None:
+        timer = threading.Timer(max(0, delay_seconds), self._run)
+        timer.daemon = True
+        timer.start()
+
+    def _run(self) -> None:
+        service = self.service
+        if service is None or service.dispatcher is None:
+            return
+        with self._lock:
+            try:
+                service.dispatcher.run(lambda: 600_000, reserve_ms=0)
+            except Exception:  # noqa: BLE001 (as a failed invocation: the next wake-up runs again)
+                return
+
+
 def unique_prompts(tag: str, n: int) -> list[str]:
     """Prompts no other run shares: the simulator's jobs per prompt count paid submits."""
     run = uuid.uuid4().hex[:8]

@@ -165,9 +165,15 @@ def build_service(settings: Settings, **overrides: Any) -> Any:
         parts["store"] = GenerationStore(client, settings.table_name, due_shards=settings.due_shards)
     if "queue" not in parts:
         parts["queue"] = build_queue(
-            settings, client, parts.pop("sqs", None), clock=parts.get("clock"), metrics=parts.get("metrics")
+            settings,
+            client,
+            parts.pop("sqs", None),
+            clock=parts.get("clock"),
+            metrics=parts.get("metrics"),
+            waker=parts.pop("waker", None),
         )
     parts.pop("sqs", None)
+    parts.pop("waker", None)
     if parts["queue"] is not None and "mint" not in parts:
         parts["mint"] = upload_links(settings, parts.get("s3"))
     if "provider" not in parts:
