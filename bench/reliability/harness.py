@@ -260,11 +260,15 @@ class Harness:
         return {p: n for p, n in self.sim.submits_by("prompt").items() if p in prompts}
 
     def wait_for_provider(self, prompts: set[str], timeout: float = 30.0) -> None:
-        """Until every simulator job of these prompts is finished at the provider."""
+        """Until no record of these prompts waits in the submit queue or in a submit (the
+        dispatcher runs in the background), and every simulator job of them is finished."""
+        from videogen.domain.models import Status
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            waiting = any(g.status in (Status.PENDING, Status.SUBMITTING) for g in self.records(prompts))
             jobs = [j for j in self.sim.state()["jobs"] if j["body"].get("prompt") in prompts]
-            if all(j["status"] in ("completed", "error") for j in jobs):
+            if not waiting and all(j["status"] in ("completed", "error") for j in jobs):
                 return
             time.sleep(0.1)
 
