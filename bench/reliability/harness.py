@@ -38,7 +38,9 @@ from videogen.settings import Settings
 
 MODEL = "video-01"
 # Where a status stands in a record's life: a write may only keep or raise it.
+# `pending` and `submitting` share a rank: a throttled submit goes back to the queue.
 RANK = {
+    Status.PENDING.value: 0,
     Status.SUBMITTING.value: 0,
     Status.QUEUED.value: 1,
     Status.GENERATING.value: 2,

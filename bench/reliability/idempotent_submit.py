@@ -101,7 +101,8 @@ def idempotent_submit(r: Result, h: Harness, *, concurrency: int = 50) -> None:
     firsts, in_flight, refused = _in_process(r, h, prompt_a, prompt_b, concurrency)
     accepted, busy, reused, reused_code = _over_http(r, h, prompt_c, prompt_d, concurrency)
 
-    # Ground truth: the provider's jobs and the table's records.
+    # Ground truth: the provider's jobs and the table's records, once the submit queue drained.
+    h.wait_for_provider({prompt_a, prompt_b, prompt_c, prompt_d})
     paid = h.paid({prompt_a, prompt_b, prompt_c, prompt_d})
     records = Counter(g.request["prompt"] for g in h.records({prompt_a, prompt_b, prompt_c, prompt_d}))
     r.check(paid.get(prompt_a) == 1 and paid.get(prompt_c) == 1, f"provider submits {paid}")
