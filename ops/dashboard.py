@@ -40,12 +40,16 @@ FUNCTIONS = (
     "UploadFunction",
     "NotifierFunction",
     "WebhookFunction",
+    "DispatcherFunction",
+    "PollTimerFunction",
+    "SpendFunction",
 )
 DEAD_LETTER_QUEUES = (
     "WebhookDeadLetterQueue",
     "PollerFailureQueue",
     "UploadDeadLetterQueue",
     "NotifierFailureQueue",
+    "SpendFailureQueue",
 )
 
 

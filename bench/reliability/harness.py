@@ -39,7 +39,9 @@ from videogen.settings import Settings
 
 MODEL = "video-01"
 # Where a status stands in a record's life: a write may only keep or raise it.
+# `pending` and `submitting` share a rank: a throttled submit goes back to the queue.
 RANK = {
+    Status.PENDING.value: 0,
     Status.SUBMITTING.value: 0,
     Status.QUEUED.value: 1,
     Status.GENERATING.value: 2,
@@ -221,7 +223,10 @@ class Harness:
         for name, make in self.removed.items():
             if name in ("store", "provider", "archive"):
                 parts[name] = make({**parts, "settings": self.settings})
+        waker = BackgroundDispatch()  # a wake-up runs the dispatcher in the background
+        parts.setdefault("waker", waker)
         service: GenerationService = build_service(self.settings, **parts)
+        waker.service = service
         return service
 
     def service(
@@ -301,16 +306,45 @@ class Harness:
         return {p: n for p, n in self.sim.submits_by("prompt").items() if p in prompts}
 
     def wait_for_provider(self, prompts: set[str], timeout: float = 30.0) -> None:
-        """Until every simulator job of these prompts is finished at the provider."""
+        """Until no record of these prompts waits in the submit queue or in a submit (the
+        dispatcher runs in the background), and every simulator job of them is finished."""
+        from videogen.domain.models import Status
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            waiting = any(g.status in (Status.PENDING, Status.SUBMITTING) for g in self.records(prompts))
             jobs = [j for j in self.sim.state()["jobs"] if j["body"].get("prompt") in prompts]
-            if all(j["status"] in ("completed", "error") for j in jobs):
+            if not waiting and all(j["status"] in ("completed", "error") for j in jobs):
                 return
             time.sleep(0.1)
 
 
 # -- helpers ------------------------------------------------------------------------------------
+class BackgroundDispatch:
+    """The dispatch queue and DispatcherFunction, in process: a wake-up runs the service's
+    dispatcher in a thread of its own (one run at a time, as one concurrent invocation), a
+    delayed wake-up after its delay."""
+
+    def __init__(self) -> None:
+        self.service: GenerationService | None = None
+        self._lock = threading.Lock()
+
+    def wake(self, delay_seconds: int = 0) -> None:
+        timer = threading.Timer(max(0, delay_seconds), self._run)
+        timer.daemon = True
+        timer.start()
+
+    def _run(self) -> None:
+        service = self.service
+        if service is None or service.dispatcher is None:
+            return
+        with self._lock:
+            try:
+                service.dispatcher.run(lambda: 600_000, reserve_ms=0)
+            except Exception:  # noqa: BLE001 (as a failed invocation: the next wake-up runs again)
+                return
+
+
 def unique_prompts(tag: str, n: int) -> list[str]:
     """Prompts no other run shares: the simulator's jobs per prompt count paid submits."""
     run = uuid.uuid4().hex[:8]

@@ -121,7 +121,8 @@ def idempotent_submit(r: Result, h: Harness, *, concurrency: int = 50, http: boo
     if http:
         accepted, busy, reused, reused_code, http_paid = _over_http(r, h, prompt_c, prompt_d, concurrency)
 
-    # Ground truth: the provider's jobs and the table's records.
+    # Ground truth: the provider's jobs and the table's records, once the submit queue drained.
+    h.wait_for_provider({prompt_a, prompt_b, prompt_c, prompt_d})
     paid = h.paid({prompt_a, prompt_b, prompt_c, prompt_d})
     records = Counter(g.request["prompt"] for g in h.records({prompt_a, prompt_b, prompt_c, prompt_d}))
     r.check(all(paid.get(p) == 1 for p in keyed), f"provider submits {paid}")

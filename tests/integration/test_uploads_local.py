@@ -6,6 +6,7 @@ scheduled poller like any other."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,17 @@ def find(api: ApiClient, key: str, bucket: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
+def submitted(api: ApiClient, key: str, bucket: str, timeout: float = 15) -> dict[str, Any]:
+    """The upload's generation once the dispatcher (woken through the dispatch queue) sent it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        generation = find(api, key, bucket)
+        if generation is not None and generation["provider_generation_id"]:
+            return generation
+        assert time.monotonic() < deadline, f"not submitted within {timeout} s: {generation}"
+        time.sleep(0.1)
+
+
 def test_endpoints_json_names_the_uploads_bucket(local_stack: LocalStack) -> None:
     data = json.loads(local_stack.endpoints_path.read_text())
     assert (
@@ -57,7 +69,12 @@ def test_an_upload_becomes_a_completed_generation(
     assert generation is not None, "the upload handler made no generation"
     assert generation["source"] == "s3" and generation["model"] == "video-01"
     assert generation["request"]["prompt"] == "The sun sets behind the hill."
-    assert generation["status"] in {"queued", "generating"}
+    assert generation["status"] in {
+        "pending",
+        "submitting",
+        "queued",
+        "generating",
+    }  # the queue, then the provider
 
     def done() -> dict[str, Any] | None:
         local_stack.poll_now()
@@ -78,8 +95,7 @@ def test_the_provider_got_a_presigned_url_and_the_record_an_s3_reference(
 
     upload(local_stack, key, owner=local_stack.key_id(api.http.headers["x-api-key"]))
 
-    generation = find(api, key, local_stack.uploads_bucket)
-    assert generation is not None
+    generation = submitted(api, key, local_stack.uploads_bucket)
     assert generation["request"]["image_url"] == f"s3://{local_stack.uploads_bucket}/{key}"
     (job_id,) = set(simulator.jobs) - before
     url = simulator.jobs[job_id].body["image_url"]
@@ -119,6 +135,7 @@ def test_a_redelivered_event_is_one_generation(
     key = f"uploads/twice-{uuid.uuid4().hex[:8]}.png"
     owner = local_stack.key_id(api.http.headers["x-api-key"])
     upload(local_stack, key, owner=owner)
+    submitted(api, key, local_stack.uploads_bucket)
     submits = simulator.submit_count
     # S3 delivers at least once: send the same event again, twice, as S3 would (asynchronously)
     head = local_stack.client("s3").head_object(Bucket=local_stack.uploads_bucket, Key=key)

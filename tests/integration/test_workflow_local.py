@@ -39,7 +39,7 @@ def start(stack: LocalStack, payload: dict[str, Any]) -> str:
     return str(answer["executionArn"])
 
 
-def finish(stack: LocalStack, execution_arn: str, timeout: float = 30) -> dict[str, Any]:
+def finish(stack: LocalStack, execution_arn: str, timeout: float = 60) -> dict[str, Any]:
     sfn = stack.client("stepfunctions")
     done = wait_for_execution(sfn, execution_arn, timeout=timeout)
     done["events"] = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
@@ -137,14 +137,15 @@ def test_the_age_limit_ends_the_execution_as_timed_out(
         ]
         return submitted_generation_id({"events": events}) if len(fetches) >= 2 else None
 
-    generation_id = wait_for(polled_generation, timeout=15)
+    generation_id = wait_for(polled_generation, timeout=45)  # a first wait of 15 s while pending
     # Time passes: the generation is now older than MAX_GENERATION_AGE_SECONDS. Bumping the
     # version makes a fetch in flight lose its conditional write, as any concurrent writer would.
     max_age = int(local_stack.environment["MAX_GENERATION_AGE_SECONDS"])
     local_stack.client("dynamodb").update_item(
         TableName=local_stack.endpoints["table_name"],
         Key={"id": {"S": generation_id}},
-        UpdateExpression="SET created_epoch = :old ADD #v :one",
+        # the age counts from the submit (a generation may wait in the submit queue first)
+        UpdateExpression="SET created_epoch = :old, submitted_epoch = :old ADD #v :one",
         ExpressionAttributeNames={"#v": "version"},
         ExpressionAttributeValues={":old": {"N": str(time.time() - max_age - 5)}, ":one": {"N": "1"}},
     )

@@ -38,6 +38,23 @@ SPEND_RESERVE = {
     ("dynamodb:UpdateItem", "SpendTable"): "SpendCounters.reserve: conditional ADDs in one transaction",
     ("dynamodb:BatchGetItem", "SpendTable"): "SpendCounters.totals: the spent figures of a refusal",
 }
+QUEUE_OWNER_INDEX = "QueueTable/index/by-owner"
+# The submit queue (videogen.logic.queue, adapters.dynamodb_queue, adapters.sqs_waker).
+ACCEPT = {
+    ("dynamodb:PutItem", "QueueTable"): "DynamoQueue.add (TransactWriteItems Put): the entry",
+    ("dynamodb:UpdateItem", "QueueTable"): "DynamoQueue.add/remove (TransactWriteItems): the counters",
+    ("dynamodb:DeleteItem", "QueueTable"): "DynamoQueue.remove: the entry of a refused record",
+    ("dynamodb:Query", "QueueTable"): "DynamoQueue.head: the head's rank (fair order)",
+    ("dynamodb:Query", QUEUE_OWNER_INDEX): "DynamoQueue.owner_last: the owner's last rank",
+    ("sqs:SendMessage", "DispatchQueue"): "SqsWaker.wake: the dispatcher's wake-up",
+}
+RELEASE = {
+    ("dynamodb:GetItem", "QueueTable"): "DynamoSemaphore.read: a job's end frees its slot",
+    ("dynamodb:PutItem", "QueueTable"): "DynamoSemaphore.update (conditional put)",
+    ("dynamodb:DeleteItem", "QueueTable"): "DynamoQueue.remove: an expired or cancelled entry",
+    ("dynamodb:UpdateItem", "QueueTable"): "DynamoQueue.remove (TransactWriteItems): the counters",
+    ("sqs:SendMessage", "DispatchQueue"): "SqsWaker.wake: a freed slot wakes the dispatcher",
+}
 # Submitting to the provider reads its key (bootstrap.secret_reader, Powertools SecretsProvider).
 PROVIDER_KEY = {("secretsmanager:GetSecretValue", "AimlApiKeySecret"): "AimlClient's key (secret_reader)"}
 # Poll timers (videogen.logic.timers): whoever sets a due time arms the generation's timer.
@@ -63,8 +80,9 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("secretsmanager:GetSecretValue", "WebhookSecret"): "owner_secrets: the caller's master",
         **IDEMPOTENCY,  # idempotent_submit: the Idempotency-Key of POST /generations
         **PROVIDER_KEY,
-        **ARM_TIMER,
-        **READ_STATS,
+        **ACCEPT,
+        **RELEASE,  # DELETE of a running generation frees its slot; GET reads the limit (estimate)
+        ("dynamodb:Query", "QueueTable"): "DynamoQueue.head and ahead_of: rank, queue_position",
     },
     "PollerFunctionRole": {
         ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.save: every sweep outcome",
@@ -78,6 +96,7 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         **PROVIDER_KEY,
         **ARM_TIMER,
         **LEARN,
+        **RELEASE,  # and every tick wakes the dispatcher (the safety net)
     },
     "PollTimerFunctionRole": {
         ("dynamodb:GetItem", "GenerationsTable"): "GenerationStore.get: the timer's generation",
@@ -90,6 +109,7 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         **PROVIDER_KEY,
         **ARM_TIMER,  # the next poll's timer, and the next hop of a wait over 900 s
         **LEARN,
+        **RELEASE,  # a job's end frees its slot
     },
     "WorkflowFunctionRole": {
         ("dynamodb:GetItem", "GenerationsTable"): "GenerationStore.get: WorkflowSteps.submit_once, fetch",
@@ -100,6 +120,8 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         **SPEND_RESERVE,
         **PROVIDER_KEY,
         **LEARN,  # a Fetch that sees a completion; Wait's delay reads
+        **ACCEPT,
+        **RELEASE,
     },
     "UploadFunctionRole": {
         ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.create and save: an upload's submit",
@@ -112,13 +134,30 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("sqs:SendMessage", "UploadDeadLetterQueue"): "Lambda: EventInvokeConfig OnFailure (SAM's policy)",
         **SPEND_RESERVE,
         **PROVIDER_KEY,
-        **ARM_TIMER,
-        **READ_STATS,
+        **ACCEPT,
     },
     "SpendFunctionRole": {
         ("dynamodb:GetItem", "SpendTable"): "SpendCounters.settle: the reservation to reconcile",
         ("dynamodb:UpdateItem", "SpendTable"): "SpendCounters.settle: the transaction of ADDs",
         ("sqs:SendMessage", "SpendFailureQueue"): "Lambda: the stream mapping's OnFailure (SAM's policy)",
+    },
+    "DispatcherFunctionRole": {
+        ("dynamodb:GetItem", "GenerationsTable"): "GenerationStore.get: the record of a queue entry",
+        ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.save: claim, accepted, requeue",
+        ("dynamodb:GetItem", "QueueTable"): "DynamoSemaphore.read",
+        ("dynamodb:PutItem", "QueueTable"): "DynamoSemaphore.update: leases, the learned limit",
+        ("dynamodb:DeleteItem", "QueueTable"): "DynamoQueue.remove: claimed, stale or expired entries",
+        ("dynamodb:UpdateItem", "QueueTable"): "DynamoQueue.add/remove (TransactWriteItems): counters",
+        ("dynamodb:Query", "QueueTable"): "DynamoQueue.head and depth (QueueDepth)",
+        ("sqs:SendMessage", "DispatchQueue"): "SqsWaker.wake: a throttled run's delayed wake-up",
+        ("sqs:ReceiveMessage", "DispatchQueue"): "Lambda: the SQS event source mapping polls the queue",
+        ("sqs:GetQueueAttributes", "DispatchQueue"): "Lambda: the SQS event source mapping",
+        ("sqs:DeleteMessage", "DispatchQueue"): "Lambda: deletes the batch once the run returns",
+        ("s3:GetObject", "UploadsBucket/*"): "S3Uploads.link: a queued upload's presigned GET",
+        ("s3:GetObjectVersion", "UploadsBucket/*"): "S3Uploads.link: by VersionId",
+        **PROVIDER_KEY,
+        **ARM_TIMER,  # the first poll's timer, once the provider took the job
+        **READ_STATS,
     },
     "NotifierFunctionRole": {
         ("events:PutEvents", EVENT_BUS_ARN): "Notifier: one completion event per terminal transition",
@@ -164,6 +203,11 @@ MANAGED: dict[str, set[str]] = {
         BASIC,
         XRAY,
         "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole",
+    },
+    "DispatcherFunctionRole": {
+        BASIC,
+        XRAY,
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
     },
     # the SQS event source: SAM adds it to every SQS event, beside the queue-scoped statement
     "PollTimerFunctionRole": {

@@ -44,6 +44,15 @@ EXPECTED_ENV: dict[str, Any] = {
     "BUDGET_OVERRIDES": {"Ref": "BudgetOverrides"},
     "POLL_TIMER_QUEUE_URL": {"Ref": "PollTimerQueue"},
     "MODEL_STATS_TABLE_NAME": {"Ref": "ModelStatsTable"},
+    # the submit queue (videogen.bootstrap.build_queue)
+    "QUEUE_TABLE_NAME": {"Ref": "QueueTable"},
+    "DISPATCH_QUEUE_URL": {"Ref": "DispatchQueue"},
+    "QUEUE_DEADLINE_SECONDS": {"Ref": "QueueDeadlineSeconds"},
+    "QUEUE_OWNER_CAP": {"Ref": "QueueOwnerCap"},
+    "PROVIDER_LIMIT_FLOOR": {"Ref": "ProviderLimitFloor"},
+    "PROVIDER_LIMIT_CEILING": {"Ref": "ProviderLimitCeiling"},
+    "PROVIDER_LIMIT_INITIAL": {"Ref": "ProviderLimitInitial"},
+    "PROVIDER_LIMIT_INCREASE_AFTER": {"Ref": "ProviderLimitIncreaseAfter"},
 }
 # Variables a function has on top of the Globals.
 FUNCTION_ENV: dict[str, dict[str, Any]] = {
@@ -424,17 +433,29 @@ def test_upload_function_reads_uploads_writes_generations_and_spend(source: dict
                     "Action": ["dynamodb:UpdateItem", "dynamodb:BatchGetItem"],
                     "Resource": {"Fn::GetAtt": ["SpendTable", "Arn"]},
                 },
+                # accept into the submit queue (no read of the semaphore: an upload frees no slot)
                 {
-                    "Sid": "ArmFirstPoll",
+                    "Sid": "SubmitQueue",
                     "Effect": "Allow",
-                    "Action": "sqs:SendMessage",
-                    "Resource": {"Fn::GetAtt": ["PollTimerQueue", "Arn"]},
+                    "Action": [
+                        "dynamodb:PutItem",
+                        "dynamodb:UpdateItem",
+                        "dynamodb:DeleteItem",
+                        "dynamodb:Query",
+                    ],
+                    "Resource": {"Fn::GetAtt": ["QueueTable", "Arn"]},
                 },
                 {
-                    "Sid": "ReadModelStats",
+                    "Sid": "SubmitQueueByOwner",
                     "Effect": "Allow",
-                    "Action": "dynamodb:GetItem",
-                    "Resource": {"Fn::GetAtt": ["ModelStatsTable", "Arn"]},
+                    "Action": "dynamodb:Query",
+                    "Resource": {"Fn::Sub": "${QueueTable.Arn}/index/by-owner"},
+                },
+                {
+                    "Sid": "WakeDispatcher",
+                    "Effect": "Allow",
+                    "Action": "sqs:SendMessage",
+                    "Resource": {"Fn::GetAtt": ["DispatchQueue", "Arn"]},
                 },
             ],
         ),

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from videogen.domain.errors import RequestValidationError
-from videogen.domain.models import Generation, Status
+from videogen.domain.models import Driver, Generation, Status
 from videogen.domain.ports import StaleWriteError
 from videogen.lazy import client_error, lazy_import, once
 
@@ -65,8 +65,10 @@ def item_from_generation(generation: Generation, *, due_shards: int) -> dict[str
     data = generation.model_dump(mode="json", exclude_none=True)
     if generation.due_for_poller:
         data["due_shard"] = shard_of(generation.id, due_shards)
-    else:
+    elif generation.is_terminal or generation.driver is not Driver.WORKFLOW:
         data.pop("next_poll_at", None)  # sparse index: out of `due` once not poller-driven/active
+    # A workflow-driven record keeps its next poll time (without `due_shard` it is in no index):
+    # its Fetch reads it back after the dispatcher submitted it, and waits as the schedule says.
     serializer = _serializer()
     return {k: serializer.serialize(v) for k, v in _to_dynamo(data).items()}
 

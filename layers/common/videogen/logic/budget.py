@@ -135,8 +135,9 @@ class SpendGuard:
 def settled_credits(generation: Generation) -> int | None:
     """What the generation cost, if its record says so: the provider's reported usage, or 0 for
     a submit the provider certainly refused; None while unknown. A record cancelled or timed out
-    without a provider id keeps its estimate: the provider may still take a submit in flight
-    (Submitter._record_accepted writes a late id onto an ended record)."""
+    after it was sent, without a provider id, keeps its estimate: the provider may still take a
+    submit in flight (Submitter._record_accepted writes a late id onto an ended record); one
+    cancelled while still pending in the submit queue was never sent and costs nothing."""
     reported = reported_credits(generation.usage)
     if reported is not None:
         return reported
@@ -146,6 +147,12 @@ def settled_credits(generation: Generation) -> int | None:
         and not generation.submit_outcome_unknown
     ):
         return 0
+    if (
+        generation.status is Status.CANCELLED
+        and generation.provider_id is None
+        and generation.submitted_epoch is None
+    ):
+        return 0  # cancelled while pending in the submit queue: never sent, costs nothing
     return None
 
 
