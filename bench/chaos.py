@@ -31,6 +31,7 @@ FULL: dict[str, dict[str, Any]] = {
     "aws_faults": {"generations": 20},
     "fuzzed_api": {"cases": 1000},
     "load": {"clients": 20, "seconds": 60.0},
+    "burst_cap_halved": {"cap": 8, "multiple": 10},
 }
 QUICK: dict[str, dict[str, Any]] = {
     "idempotent_submit": {"concurrency": 20},
@@ -41,6 +42,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "aws_faults": {"generations": 10},
     "fuzzed_api": {"cases": 100},
     "load": {"clients": 5, "seconds": 5.0},
+    "burst_cap_halved": {"cap": 4, "multiple": 10},
 }
 
 
@@ -137,6 +139,12 @@ def _measured(key: str, m: dict[str, Any]) -> str:
             f"{m['accepted']} accepted "
             f"= {m.get('records', '?')} records = {m.get('provider_submits', '?')} provider jobs, "
             f"{m['lost']} lost, {m['not_completed_after_drain']} not completed after the drain"
+        )
+    if key == "burst_cap_halved":
+        return (
+            f"{m['requests']} at once, provider cap {m['cap_before']} -> {m['cap_after']} after "
+            f"{m['cut_after_s']} s ({m['provider_429_after_cut']} provider 429s after the cut): "
+            f"{_pairs(m['statuses'])}; {m['lost']} lost, {m['paid_submits_repeated']} paid submits repeated"
         )
     return ""
 

@@ -86,7 +86,12 @@ FIGURES = {  # figure -> what it is; the sizes come from the run's details
     "detection_delay_vs_fixed15s": "mean detection delay: the schedule / fixed 15 s polling",
     "cold_start_vs_boto3": "slowest handler import + first build / `import boto3` ({worst_handler})",
     "layer_size_mb": "built common layer, unzipped (MB)",
+    "burst_lost": "burst of 10x the provider's cap: requests that did not end completed",
+    "burst_duplicate_submits": "burst: provider jobs beyond one per request (the simulator's)",
+    "burst_capacity_utilization": "burst: provider running jobs / cap, over the drain",
+    "burst_fairness": "burst: the small caller's wait / its wait alone",
 }
+COUNTS = {"burst_lost", "burst_duplicate_submits"}  # whole numbers: shown as such
 # Constants the capacity lines use (not measured): where each comes from.
 ROUNDS_PER_TICK = 40  # videogen/logic/fanout.py: one invocation takes ROUNDS_PER_TICK x concurrency a tick
 POLLER_TIMEOUT_S = 120  # template.yaml: PollerFunction's Timeout
@@ -129,12 +134,12 @@ def render_bench(doc: dict[str, Any]) -> list[str]:
     for name, goal in doc["goals"].items():
         value = doc[name]
         op, target = goal.split()
-        ok = value >= float(target) if op == ">=" else value <= float(target)
+        ok = value is not None and (value >= float(target) if op == ">=" else value <= float(target))
         rows.append(
             [
                 f"`{name}`",
                 FIGURES.get(name, name).format(**sizes),
-                num(value),
+                "not measured" if value is None else count(value) if name in COUNTS else num(value),
                 goal,
                 "yes" if ok else "**no**",
             ]
@@ -284,7 +289,59 @@ def render_bench(doc: dict[str, Any]) -> list[str]:
         f"{count(round(SFN_TRANSITIONS_PER_SECOND / transitions_per_second, -3))} generations "
         "running at once.",
     ]
+    if "burst" in d:
+        out += render_burst(d["burst"])
     return out
+
+
+def render_burst(burst: dict[str, Any]) -> list[str]:
+    """bench/burst.py's paragraph: the workload, what became of it, and the learned limit."""
+    b = burst["details"]
+    callers = b["requests_by_caller"]
+    waits = b["queue_wait_s"]
+    settle = burst["limit_settle_s"]
+    lost = b["lost_reasons"]
+    learned = (
+        "The service keeps no learned limit: `limit_settle_s` not measured."
+        if not b["learned_limit_samples"]
+        else (
+            f"The learned limit came within 10% of the cap {num(settle)} s after the first request"
+            if settle is not None
+            else "The learned limit never came within 10% of the cap"
+        )
+        + (
+            f"; during the drain it ranged over {b['learned_limit_range_during_drain'][0]:g} to "
+            f"{b['learned_limit_range_during_drain'][1]:g}, within 10% of the cap "
+            f"{b['learned_limit_share_within_10pct']:.0%} of the time."
+            if b["learned_limit_range_during_drain"]
+            else "."
+        )
+    )
+    return [
+        "",
+        f"**Burst** (bench/burst.py). {b['requests']} requests at once through the local stack, "
+        f"{callers.get('big', 0)} from a big caller then {callers.get('small', 0)} from a small one, "
+        f"half `POST /generations`, half uploads, against a provider capped at {b['cap']} jobs at "
+        f"once that tells no one its cap; jobs of {b['job_seconds']:g} s, the schedule every "
+        f"{b['tick_seconds']:g} s. Answers: "
+        + ", ".join(f"{n} x {k}" for k, n in b["answers"].items())
+        + f"; ends after {num(b['drain_seconds'])} s: "
+        + ", ".join(f"{n} {k}" for k, n in b["statuses"].items())
+        + (("; lost: " + ", ".join(f"{n} {k}" for k, n in lost.items())) if lost else "")
+        + f". {b['provider_jobs']} provider jobs, {b['throttled_by_provider'].get('concurrency', 0)} "
+        f"submits refused by the provider (429). Running at the provider: {num(b['mean_running_jobs'])} "
+        f"of {b['cap']} on average over the {num(b['provider_window_s'])} s from the burst's first job "
+        f"to its last. The small caller's videos were "
+        + (
+            f"ready after {b['small_wait_s']} s"
+            if b["small_wait_s"] is not None
+            else "never all ready: one of its requests was lost"
+        )
+        + f" (alone: {b['small_wait_alone_s']} s); from request to the provider's start, median (max): "
+        + ", ".join(f"{caller} caller {w['median']} s ({w['max']} s)" for caller, w in waits.items() if w)
+        + ". "
+        + learned,
+    ]
 
 
 # ---------------------------------------------------------------------------- make chaos

@@ -1,0 +1,35 @@
+"""A burst of ten times the provider's concurrency cap on the session's local stack (bench/burst.py's
+workload, API and uploads, two owners), with the cap halved mid-burst (`make chaos`'s
+burst_cap_halved, smaller): nothing lost, nothing paid twice, measured from the simulator's jobs
+and the table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bench.reliability import Harness
+from bench.reliability import burst_cap_halved as burst_cap_halved_scenario
+from local.stack import LocalStack
+
+
+@pytest.fixture(scope="module")
+def harness(local_stack: LocalStack) -> Iterator[Harness]:
+    yield Harness(local_stack)
+
+
+@pytest.fixture
+def h(harness: Harness, simulator: Any) -> Harness:
+    return harness  # `simulator` puts the simulator's settings back after each test
+
+
+def test_a_burst_whose_provider_cap_halves_loses_nothing(h: Harness) -> None:
+    result = burst_cap_halved_scenario(h, cap=4, multiple=10, job_seconds=2.0, tick_seconds=0.5)
+    m = result.measured
+    assert not result.failures, f"{result.failures}\n{m}"
+    assert m["lost"] == 0 and m["statuses"] == {"completed": 40}
+    assert m["paid_jobs"] == 40 and m["paid_submits_repeated"] == 0
+    assert m["running_at_cut"] > m["cap_after"] == 2 and m["provider_429_after_cut"] > 0
+    assert h.sim.state()["config"]["max_concurrent_jobs"] is None  # the cap is put back
