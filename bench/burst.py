@@ -12,8 +12,10 @@ The workload (`Burst`):
 - the stack's own timer plays the EventBridge schedule every `tick_seconds`, the event source
   mappings run as in `make local`; nothing else is driven by hand.
 Time is scaled: jobs take `job_seconds` at the provider (a few seconds, not the real 1-4 min)
-and the schedule ticks in proportion (`tick_seconds`); polls are due at every tick
-(FIRST_POLL_FACTOR=0, POLL_INTERVAL_SECONDS=0), since the catalog's expected durations are minutes.
+and the schedule ticks in proportion: production's 60 s tick is to the median job of the schedule
+benchmark's model mix (about two minutes) as `tick_seconds` is to `job_seconds`. Polls are due at
+every tick (FIRST_POLL_FACTOR=0, POLL_INTERVAL_SECONDS=0), since the catalog's expected durations
+are minutes.
 
 The figures, from ground truth (the simulator's jobs, the table's records):
 - `burst_lost`: requests sent that did not end as a completed generation (a refused request
@@ -31,7 +33,7 @@ The figures, from ground truth (the simulator's jobs, the table's records):
 `cap_halved` (the chaos scenario, bench/reliability/burst_cap_halved.py) reuses `Burst` and
 halves the simulator's cap mid-burst.
 
-    python -m bench.burst [--cap 10] [--job-seconds 4] [--tick-seconds 1]   # the burst alone
+    python -m bench.burst [--cap 10] [--job-seconds 4] [--tick-seconds T]   # the burst alone
 """
 
 from __future__ import annotations
@@ -64,8 +66,13 @@ CAP = 10
 MULTIPLE = 10
 SMALL = 2
 JOB_SECONDS = 4.0
-TICK_SECONDS = 1.0
 SETTLE_BAND = 0.10  # "within 10% of the cap"
+# Where the submit queue keeps its learned limit (videogen/adapters/dynamodb_queue.py)
+SEMAPHORE_PARTITION, ACCOUNT_QUEUE = "semaphore", "aiml"
+# Production's timing, which the burst scales down: the poller's schedule (template.yaml's
+# PollSchedule default, rate(1 minute)) against the median job of the schedule benchmark's mix
+# of models (bench/schedule_sim.py, computed at run time): the tick is that share of a job.
+PRODUCTION_TICK_SECONDS = 60.0
 TERMINAL = {"completed", "failed", "timed_out", "cancelled", "expired"}
 
 
@@ -153,11 +160,22 @@ def settle_seconds(samples: list[tuple[float, float]], cap: float, since: float)
 
 
 def learned_limit(stack: LocalStack) -> float | None:
-    """The service's learned provider limit, read from its store; None while it has none.
-
-    Filled in against the submit queue's store (issue 11, items 1-2): until then the service
-    learns nothing and the burst reports no settle time."""
-    return None
+    """The service's learned provider limit: the semaphore item of the submit queue's table
+    (videogen/adapters/dynamodb_queue.py: `queue` = "semaphore", `rank` = the provider account's
+    queue, its `limit`); None while the service has written none, or has no queue at all."""
+    table = stack.environment.get("QUEUE_TABLE_NAME")
+    if not table:
+        return None
+    item = (
+        stack.client("dynamodb")
+        .get_item(
+            TableName=table,
+            Key={"queue": {"S": SEMAPHORE_PARTITION}, "rank": {"S": ACCOUNT_QUEUE}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    return float(item["limit"]["N"]) if item and "limit" in item else None
 
 
 class LimitSampler:
@@ -406,6 +424,17 @@ def burst_stack(*, job_seconds: float, tick_seconds: float) -> Iterator[LocalSta
         yield stack
 
 
+def production_tick(job_seconds: float) -> tuple[float, float]:
+    """The schedule's period scaled as jobs of `job_seconds` scale the production mix's median
+    job; and that median."""
+    import statistics
+
+    from bench import schedule_sim
+
+    median = statistics.median(job.duration for job in schedule_sim.make_jobs())
+    return job_seconds * PRODUCTION_TICK_SECONDS / median, median
+
+
 def bench(
     *,
     log: Callable[[str], None] = print,
@@ -413,11 +442,15 @@ def bench(
     multiple: int = MULTIPLE,
     small: int = SMALL,
     job_seconds: float = JOB_SECONDS,
-    tick_seconds: float = TICK_SECONDS,
+    tick_seconds: float | None = None,
     drain_timeout: float = 300.0,
 ) -> dict[str, Any]:
-    """The burst, then the small caller alone on the same stack (its baseline); the figures."""
+    """The burst, then the small caller alone on the same stack (its baseline); the figures.
+    `tick_seconds` None: production's tick, scaled (`production_tick`)."""
     logging.getLogger("local.stack").setLevel(logging.ERROR)
+    median_job = None
+    if tick_seconds is None:
+        tick_seconds, median_job = production_tick(job_seconds)
     with burst_stack(job_seconds=job_seconds, tick_seconds=tick_seconds) as stack:
         stack.simulator.configure(max_concurrent_jobs=cap)
         owners = {"big": stack.key_id(BIG_KEY), "small": stack.key_id(SMALL_KEY)}
@@ -435,7 +468,9 @@ def bench(
         result["details"].update(
             {
                 "job_seconds": job_seconds,
-                "tick_seconds": tick_seconds,
+                "tick_seconds": round(tick_seconds, 3),
+                "production_median_job_s": None if median_job is None else round(median_job, 1),
+                "production_tick_s": PRODUCTION_TICK_SECONDS,
                 "throttled_by_provider": stack.simulator.throttled,
                 "alone_lost": len(alone.lost()),
             }
@@ -448,8 +483,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=int, default=CAP)
     parser.add_argument("--multiple", type=int, default=MULTIPLE)
     parser.add_argument("--job-seconds", type=float, default=JOB_SECONDS)
-    parser.add_argument("--tick-seconds", type=float, default=TICK_SECONDS)
+    parser.add_argument("--tick-seconds", type=float, default=None, help="default: production's, scaled")
     args = parser.parse_args(argv)
+    layer = str(ROOT / "layers" / "common")  # the schedule benchmark's mix reads the catalog
+    if layer not in sys.path:
+        sys.path.insert(0, layer)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     result = bench(

@@ -323,7 +323,14 @@ def render_burst(burst: dict[str, Any]) -> list[str]:
         f"{callers.get('big', 0)} from a big caller then {callers.get('small', 0)} from a small one, "
         f"half `POST /generations`, half uploads, against a provider capped at {b['cap']} jobs at "
         f"once that tells no one its cap; jobs of {b['job_seconds']:g} s, the schedule every "
-        f"{b['tick_seconds']:g} s. Answers: "
+        f"{b['tick_seconds']:g} s"
+        + (
+            f" (production's {b['production_tick_s']:g} s tick to the median job of the schedule's "
+            f"model mix, {b['production_median_job_s']:g} s, scaled)"
+            if b.get("production_median_job_s")
+            else ""
+        )
+        + ". Answers: "
         + ", ".join(f"{n} x {k}" for k, n in b["answers"].items())
         + f"; ends after {num(b['drain_seconds'])} s: "
         + ", ".join(f"{n} {k}" for k, n in b["statuses"].items())
