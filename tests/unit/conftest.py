@@ -20,10 +20,13 @@ from local.clock import Clock
 from local.simulator import Simulator
 from tests.templates import deployed_template, source_template
 from videogen.adapters.aiml_provider import AimlClient
+from videogen.adapters.dynamodb_queue import DynamoQueue, DynamoSemaphore
 from videogen.adapters.dynamodb_store import GenerationStore
 from videogen.adapters.s3_archive import OutputArchive
 from videogen.adapters.url_safety import check_callback_url, check_image_reference
+from videogen.domain.capacity import CapacityRules
 from videogen.domain.limits import MAX_INLINE_IMAGE_BYTES
+from videogen.logic.queue import QueueSettings, SlotKeeper, SubmitQueue
 from videogen.logic.schedule import PollSchedule
 from videogen.logic.service import GenerationService
 
@@ -98,6 +101,38 @@ def service(aws: dict[str, str], client: AimlClient, clock: Clock) -> Generation
     return make_service(aws, client, clock)
 
 
+class RecordingWaker:
+    """A Waker that remembers its wake-ups (tests run the dispatcher themselves)."""
+
+    def __init__(self) -> None:
+        self.wakeups: list[int] = []
+
+    def wake(self, delay_seconds: int = 0) -> None:
+        self.wakeups.append(delay_seconds)
+
+
+def make_queue(
+    aws: dict[str, str],
+    clock: Any,
+    *,
+    rules: CapacityRules | None = None,
+    settings: QueueSettings | None = None,
+    waker: Any = None,
+) -> SubmitQueue:
+    """The submit queue on moto's QueueTable (created from template.yaml)."""
+    rules = rules or CapacityRules(floor=1, ceiling=20, initial=4, increase_after=2)
+    settings = settings or QueueSettings(
+        owner_cap=50, deadline_seconds=3600, claim_seconds=60, job_lease_seconds=600
+    )
+    dynamodb = boto3.client("dynamodb")
+    return SubmitQueue(
+        DynamoQueue(dynamodb, aws["QueueTable"]),
+        SlotKeeper(DynamoSemaphore(dynamodb, aws["QueueTable"], rules), rules, settings, clock),
+        waker if waker is not None else RecordingWaker(),
+        settings=settings,
+    )
+
+
 def make_service(aws: dict[str, str], provider: Any, clock: Clock, **overrides: Any) -> GenerationService:
     options: dict[str, Any] = {
         "store": GenerationStore(boto3.client("dynamodb"), aws["GenerationsTable"], due_shards=4),
@@ -115,6 +150,8 @@ def make_service(aws: dict[str, str], provider: Any, clock: Clock, **overrides: 
         "check_callback_url": functools.partial(check_callback_url, strict_dns=False),
     }
     options.update(overrides)
+    if "queue" not in options:
+        options["queue"] = make_queue(aws, clock)
     return GenerationService(**options)
 
 

@@ -32,6 +32,23 @@ IDEMPOTENCY = {
     ("dynamodb:UpdateItem", "IdempotencyTable"): "DynamoDBPersistenceLayer._update_record",
     ("dynamodb:DeleteItem", "IdempotencyTable"): "DynamoDBPersistenceLayer._delete_record",
 }
+QUEUE_OWNER_INDEX = "QueueTable/index/by-owner"
+# The submit queue (videogen.logic.queue, adapters.dynamodb_queue, adapters.sqs_waker).
+ACCEPT = {
+    ("dynamodb:PutItem", "QueueTable"): "DynamoQueue.add (TransactWriteItems Put): the entry",
+    ("dynamodb:UpdateItem", "QueueTable"): "DynamoQueue.add/remove (TransactWriteItems): the counters",
+    ("dynamodb:DeleteItem", "QueueTable"): "DynamoQueue.remove: the entry of a refused record",
+    ("dynamodb:Query", "QueueTable"): "DynamoQueue.head: the head's rank (fair order)",
+    ("dynamodb:Query", QUEUE_OWNER_INDEX): "DynamoQueue.owner_last: the owner's last rank",
+    ("sqs:SendMessage", "DispatchQueue"): "SqsWaker.wake: the dispatcher's wake-up",
+}
+RELEASE = {
+    ("dynamodb:GetItem", "QueueTable"): "DynamoSemaphore.read: a job's end frees its slot",
+    ("dynamodb:PutItem", "QueueTable"): "DynamoSemaphore.update (conditional put)",
+    ("dynamodb:DeleteItem", "QueueTable"): "DynamoQueue.remove: an expired or cancelled entry",
+    ("dynamodb:UpdateItem", "QueueTable"): "DynamoQueue.remove (TransactWriteItems): the counters",
+    ("sqs:SendMessage", "DispatchQueue"): "SqsWaker.wake: a freed slot wakes the dispatcher",
+}
 # Submitting to the provider reads its key (bootstrap.secret_reader, Powertools SecretsProvider).
 PROVIDER_KEY = {("secretsmanager:GetSecretValue", "AimlApiKeySecret"): "AimlClient's key (secret_reader)"}
 
@@ -43,6 +60,9 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("s3:GetObject", VIDEOS): "OutputArchive.link: the presigned GET is checked against the signer",
         **IDEMPOTENCY,  # idempotent_submit: the Idempotency-Key of POST /generations
         **PROVIDER_KEY,
+        **ACCEPT,
+        **RELEASE,  # DELETE of a running generation frees its slot; GET reads the limit (estimate)
+        ("dynamodb:Query", "QueueTable"): "DynamoQueue.head and ahead_of: rank, queue_position",
     },
     "PollerFunctionRole": {
         ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.save: every sweep outcome",
@@ -54,6 +74,7 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("lambda:InvokeFunction", POLLER_ARN): "LambdaShardInvoker.invoke_shards: the fan-out to itself",
         ("sqs:SendMessage", "PollerFailureQueue"): "Lambda: EventInvokeConfig OnFailure (SAM's policy)",
         **PROVIDER_KEY,
+        **RELEASE,  # and every tick wakes the dispatcher (the safety net)
     },
     "WorkflowFunctionRole": {
         ("dynamodb:GetItem", "GenerationsTable"): "GenerationStore.get: WorkflowSteps.submit_once, fetch",
@@ -62,6 +83,8 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("s3:AbortMultipartUpload", VIDEOS): "OutputArchive.archive (upload_fileobj, on a failed part)",
         ("s3:GetObject", VIDEOS): "OutputArchive.link: a completed generation's state carries its link",
         **PROVIDER_KEY,
+        **ACCEPT,
+        **RELEASE,
     },
     "UploadFunctionRole": {
         ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.create and save: an upload's submit",
@@ -72,6 +95,23 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         # (ObjectGoneError) from a refused one by the 404
         ("s3:ListBucket", "UploadsBucket"): "S3Uploads._GONE: a missing key answers 404, not 403",
         ("sqs:SendMessage", "UploadDeadLetterQueue"): "Lambda: EventInvokeConfig OnFailure (SAM's policy)",
+        **PROVIDER_KEY,
+        **ACCEPT,
+    },
+    "DispatcherFunctionRole": {
+        ("dynamodb:GetItem", "GenerationsTable"): "GenerationStore.get: the record of a queue entry",
+        ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.save: claim, accepted, requeue",
+        ("dynamodb:GetItem", "QueueTable"): "DynamoSemaphore.read",
+        ("dynamodb:PutItem", "QueueTable"): "DynamoSemaphore.update: leases, the learned limit",
+        ("dynamodb:DeleteItem", "QueueTable"): "DynamoQueue.remove: claimed, stale or expired entries",
+        ("dynamodb:UpdateItem", "QueueTable"): "DynamoQueue.add/remove (TransactWriteItems): counters",
+        ("dynamodb:Query", "QueueTable"): "DynamoQueue.head and depth (QueueDepth)",
+        ("sqs:SendMessage", "DispatchQueue"): "SqsWaker.wake: a throttled run's delayed wake-up",
+        ("sqs:ReceiveMessage", "DispatchQueue"): "Lambda: the SQS event source mapping polls the queue",
+        ("sqs:GetQueueAttributes", "DispatchQueue"): "Lambda: the SQS event source mapping",
+        ("sqs:DeleteMessage", "DispatchQueue"): "Lambda: deletes the batch once the run returns",
+        ("s3:GetObject", "UploadsBucket/*"): "S3Uploads.link: a queued upload's presigned GET",
+        ("s3:GetObjectVersion", "UploadsBucket/*"): "S3Uploads.link: by VersionId",
         **PROVIDER_KEY,
     },
     "NotifierFunctionRole": {
@@ -111,6 +151,11 @@ MANAGED: dict[str, set[str]] = {
         BASIC,
         XRAY,
         "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole",
+    },
+    "DispatcherFunctionRole": {
+        BASIC,
+        XRAY,
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
     },
     # the SQS event source: SAM adds it to every SQS event, beside the queue-scoped statement
     "WebhookFunctionRole": {

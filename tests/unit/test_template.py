@@ -35,6 +35,15 @@ EXPECTED_ENV: dict[str, Any] = {
     "POWERTOOLS_SERVICE_NAME": "videogen",
     "POWERTOOLS_METRICS_NAMESPACE": "Videogen",
     "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
+    # the submit queue (videogen.bootstrap.build_queue)
+    "QUEUE_TABLE_NAME": {"Ref": "QueueTable"},
+    "DISPATCH_QUEUE_URL": {"Ref": "DispatchQueue"},
+    "QUEUE_DEADLINE_SECONDS": {"Ref": "QueueDeadlineSeconds"},
+    "QUEUE_OWNER_CAP": {"Ref": "QueueOwnerCap"},
+    "PROVIDER_LIMIT_FLOOR": {"Ref": "ProviderLimitFloor"},
+    "PROVIDER_LIMIT_CEILING": {"Ref": "ProviderLimitCeiling"},
+    "PROVIDER_LIMIT_INITIAL": {"Ref": "ProviderLimitInitial"},
+    "PROVIDER_LIMIT_INCREASE_AFTER": {"Ref": "ProviderLimitIncreaseAfter"},
 }
 # Variables a function has on top of the Globals.
 FUNCTION_ENV: dict[str, dict[str, Any]] = {
@@ -399,7 +408,31 @@ def test_upload_function_reads_uploads_and_writes_only_generations(source: dict,
                     "Effect": "Allow",
                     "Action": "dynamodb:PutItem",
                     "Resource": {"Fn::GetAtt": ["GenerationsTable", "Arn"]},
-                }
+                },
+                # accept into the submit queue (no read of the semaphore: an upload frees no slot)
+                {
+                    "Sid": "SubmitQueue",
+                    "Effect": "Allow",
+                    "Action": [
+                        "dynamodb:PutItem",
+                        "dynamodb:UpdateItem",
+                        "dynamodb:DeleteItem",
+                        "dynamodb:Query",
+                    ],
+                    "Resource": {"Fn::GetAtt": ["QueueTable", "Arn"]},
+                },
+                {
+                    "Sid": "SubmitQueueByOwner",
+                    "Effect": "Allow",
+                    "Action": "dynamodb:Query",
+                    "Resource": {"Fn::Sub": "${QueueTable.Arn}/index/by-owner"},
+                },
+                {
+                    "Sid": "WakeDispatcher",
+                    "Effect": "Allow",
+                    "Action": "sqs:SendMessage",
+                    "Resource": {"Fn::GetAtt": ["DispatchQueue", "Arn"]},
+                },
             ],
         ),
         ("AWSSecretsManagerGetSecretValuePolicy", {"SecretArn": {"Ref": "AimlApiKeySecret"}}),

@@ -14,6 +14,7 @@ reliability scenarios replace single parts (a clock, a provider client, a store)
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -98,6 +99,49 @@ def check_download_url(settings: Settings) -> Callable[[str], None]:
     return lambda url: checker()(url)
 
 
+def build_queue(settings: Settings, dynamodb: Any, sqs: Any = None, **overrides: Any) -> Any:
+    """The submit queue over QueueTable and DispatchQueue; None when the stack has no queue table
+    (then requests go straight to the provider, as before the queue)."""
+    if not settings.queue_table_name:
+        return None
+    from videogen.adapters.dynamodb_queue import DynamoQueue, DynamoSemaphore
+    from videogen.adapters.sqs_waker import SqsWaker
+    from videogen.domain.capacity import CapacityRules
+    from videogen.logic.queue import QueueSettings, SlotKeeper, SubmitQueue
+
+    rules = CapacityRules(
+        floor=settings.provider_limit_floor,
+        ceiling=max(settings.provider_limit_ceiling, settings.provider_limit_floor),
+        initial=settings.provider_limit_initial,
+        increase_after=settings.provider_limit_increase_after,
+    )
+    queue_settings = QueueSettings(
+        owner_cap=settings.queue_owner_cap,
+        deadline_seconds=settings.queue_deadline_seconds,
+        claim_seconds=max(60, settings.submit_grace_seconds),
+        job_lease_seconds=settings.max_generation_age_seconds,
+    )
+    clock = overrides.get("clock") or time.time
+    semaphore = DynamoSemaphore(dynamodb, settings.queue_table_name, rules)
+    sqs = sqs if sqs is not None else LazyClient("sqs", retries=AWS_RETRIES)
+    waker = overrides.get("waker") or SqsWaker(sqs, settings.dispatch_queue_url, logger)
+    return SubmitQueue(
+        DynamoQueue(dynamodb, settings.queue_table_name),
+        SlotKeeper(semaphore, rules, queue_settings, clock),
+        waker,
+        settings=queue_settings,
+        metrics=overrides.get("metrics") or metrics,
+    )
+
+
+def upload_links(settings: Settings, s3: Any = None) -> Callable[[Any], str]:
+    """The dispatcher's minting of an upload's provider-side URL (a presigned GET, made at submit)."""
+    from videogen.adapters.s3_uploads import S3Uploads
+
+    uploads = S3Uploads(s3 if s3 is not None else s3_client(settings))
+    return lambda pinned: uploads.link(pinned, expires_in=settings.upload_image_url_expiry_seconds)
+
+
 def build_service(settings: Settings, **overrides: Any) -> Any:
     """The GenerationService of this stack. `overrides` replace any of its constructor's
     arguments (store, provider, archive, clock, metrics, log, concurrency, ...)."""
@@ -116,10 +160,16 @@ def build_service(settings: Settings, **overrides: Any) -> Any:
         "log": logger,
         **overrides,
     }
+    client = parts.pop("dynamodb", None) or dynamodb_client(settings)
     if "store" not in parts:
-        client = parts.pop("dynamodb", None) or dynamodb_client(settings)
         parts["store"] = GenerationStore(client, settings.table_name, due_shards=settings.due_shards)
-    parts.pop("dynamodb", None)
+    if "queue" not in parts:
+        parts["queue"] = build_queue(
+            settings, client, parts.pop("sqs", None), clock=parts.get("clock"), metrics=parts.get("metrics")
+        )
+    parts.pop("sqs", None)
+    if parts["queue"] is not None and "mint" not in parts:
+        parts["mint"] = upload_links(settings, parts.get("s3"))
     if "provider" not in parts:
         # A submit must answer within API Gateway's 29 s: one read of 20 s, short Retry-After
         # waits. A longer throttle during a sweep just reschedules the poll (see PollSchedule).
@@ -128,6 +178,9 @@ def build_service(settings: Settings, **overrides: Any) -> Any:
             secret_reader(settings.aiml_api_key_secret_id, settings.secret_max_age_seconds, strip=True),
             submit_read_timeout=20,
             submit_retries=1,
+            # With the submit queue, a 429 goes back to the queue at once and shrinks the learned
+            # limit; a retry here would hide it from the limit.
+            submit_retry_statuses=() if settings.queue_table_name else (429,),
             retry_after_max=5,
             pool_maxsize=parts["concurrency"],
         )
@@ -204,6 +257,13 @@ def build_poller(settings: Settings, **overrides: Any) -> Any:
         LazyClient("lambda", retries={"mode": "standard", "max_attempts": 3}), logger
     )
     return PollerTick(build_service(settings, **overrides), invoker, log=logger)
+
+
+def build_dispatcher(settings: Settings, **overrides: Any) -> Any:
+    """One run of the dispatcher per batch of wake-ups (the dispatch queue)."""
+    from videogen.entrypoints.dispatcher import DispatchWakeups
+
+    return DispatchWakeups(build_service(settings, **overrides), log=logger)
 
 
 def build_notifier(settings: Settings) -> Any:

@@ -99,6 +99,24 @@ class Settings(BaseModel):
         "address (the local stack's loopback receivers); empty in AWS",
     )
 
+    # The submit queue (QueueTable, DispatchQueue, DispatcherFunction; docs/architecture.md).
+    queue_table_name: str = Field("", description="DynamoDB table of the submit queue and the capacity")
+    dispatch_queue_url: str = Field("", description="SQS queue of the dispatcher's wake-ups")
+    queue_deadline_seconds: int = Field(
+        10_800, ge=60, le=86_400, description="a generation pending this long ends failed (queue_expired)"
+    )
+    queue_owner_cap: int = Field(
+        1000, ge=1, le=100_000, description="queued generations one owner may have; beyond: 429 queue_full"
+    )
+    provider_limit_floor: int = Field(1, ge=1, le=1000, description="the learned limit's lowest value")
+    provider_limit_ceiling: int = Field(
+        50, ge=1, le=1000, description="the learned provider limit's highest value"
+    )
+    provider_limit_initial: int = Field(4, ge=1, le=1000, description="the limit before anything was learned")
+    provider_limit_increase_after: int = Field(
+        3, ge=1, le=1000, description="accepted submits at a full window before the limit grows by one"
+    )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from an environment mapping; a missing or bad value fails loudly at cold

@@ -2,8 +2,11 @@
 
 Retries are layered on urllib3's ``Retry``. A poll is a read, so it is retried on 429, 5xx, read
 timeouts and connection errors. A submit costs credits, so it is retried only where the provider
-certainly did not take the job: connection failures, 429 and 503. After a read timeout, a 500/502/504
-or a broken 2xx answer the job may exist: the error says ``outcome_unknown`` and is never resent.
+certainly did not take the job: connection failures and 429 (`submit_retry_statuses`; the submit
+queue's client retries no status at all, so every 429 reaches the learned limit). After a read
+timeout, any 5xx (the docs' 5xx page does not say a 503 took no work: "could not complete your
+request") or a broken 2xx answer the job may exist: the error says ``outcome_unknown`` and is
+never resent.
 
 Failures are classified by status code and exception type, never by message text. The API key comes
 from a callable on each request and never appears in an error message, a repr or a log.
@@ -82,6 +85,7 @@ class AimlClient:
         poll_read_timeout: float = 15,
         poll_retries: int = 3,
         submit_retries: int = 2,
+        submit_retry_statuses: tuple[int, ...] = (429,),
         backoff_factor: float = 0.5,
         backoff_jitter: float | None = None,
         backoff_max: float = 10,
@@ -101,6 +105,7 @@ class AimlClient:
             "respect_retry_after_header": True,
         }
         self._poll_retries, self._submit_retries = poll_retries, submit_retries
+        self._submit_retry_statuses = submit_retry_statuses
         self._pool_maxsize = pool_maxsize
         self._given_session = session
         self._made_session: requests.Session | None = None
@@ -127,7 +132,7 @@ class AimlClient:
             read=0,  # never resend a submit the provider may have received
             other=0,
             allowed_methods={"POST"},
-            status_forcelist={429, 503},  # refused before any work: safe to resend
+            status_forcelist=set(self._submit_retry_statuses),  # refused before any work: safe to resend
             **self._retry_options,
         )
         adapter = _http.ByMethodAdapter(
@@ -263,8 +268,9 @@ def _http_error(response: requests.Response, is_submit: bool, key: str) -> Provi
         _redact(str(message or f"HTTP {status}"), key)[:500],
         status_code=status,
         retry_after=_retry_after(response.headers.get("Retry-After")),
-        # Only a 503 (or 501) says the request was refused before any work; other 5xx may hide a job.
-        outcome_unknown=is_submit and status >= 500 and status not in (501, 503),
+        # Only a 501 says the request was refused before any work; any other 5xx may hide a job
+        # (a 503 included: the provider's docs do not say it took none; docs/reliability-and-security.md).
+        outcome_unknown=is_submit and status >= 500 and status != 501,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from videogen.domain.uploads import ObjectGoneError, ObjectHead, UploadRecord
@@ -71,6 +72,24 @@ class S3Uploads:
         whatever a later PUT wrote there, unchecked, for as long as the URL lives."""
         # The provider sees the type the bytes proved, whatever the uploader declared.
         params = {**self._pinned(record), "ResponseContentType": content_type}
+        return str(self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in))
+
+    def pin(self, record: UploadRecord) -> dict[str, str]:
+        """Where the checked object stays as checked (see `_pinned`): bucket, key and version_id
+        when there is one. A queued upload keeps this, not a URL; `link` makes the URL later."""
+        params = self._pinned(record)
+        pinned = {"bucket": params["Bucket"], "key": params["Key"]}
+        if params.get("VersionId"):
+            pinned["version_id"] = params["VersionId"]
+        return pinned
+
+    def link(self, pinned: Mapping[str, str], *, expires_in: int) -> str:
+        """A presigned GET of a pinned object (`pin`), served as its proven `content_type`."""
+        params = {"Bucket": pinned["bucket"], "Key": pinned["key"]}
+        if pinned.get("version_id"):
+            params["VersionId"] = pinned["version_id"]
+        if pinned.get("content_type"):
+            params["ResponseContentType"] = pinned["content_type"]
         return str(self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in))
 
     def _pinned(self, record: UploadRecord) -> dict[str, str]:

@@ -54,3 +54,10 @@ class ProviderThrottled(VideogenError):
 
     code = "provider_rate_limited"
     http_status = 429
+
+
+class QueueFull(VideogenError):
+    """Our own limit on one caller's queued work (not the provider's): videogen.logic.queue."""
+
+    code = "queue_full"
+    http_status = 429

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Status(StrEnum):
+    PENDING = "pending"  # accepted and queued here; not yet sent to the provider (see logic/queue.py)
     SUBMITTING = "submitting"  # record written, provider call in flight
     QUEUED = "queued"
     GENERATING = "generating"
@@ -26,7 +27,9 @@ class Status(StrEnum):
 
 TERMINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.TIMED_OUT, Status.CANCELLED})
 # Forward order of the active states: a refresh never moves a generation back in this order.
-ACTIVE_ORDER = {Status.SUBMITTING: 0, Status.QUEUED: 1, Status.GENERATING: 2}
+ACTIVE_ORDER = {Status.PENDING: 0, Status.SUBMITTING: 1, Status.QUEUED: 2, Status.GENERATING: 3}
+# The error code of a generation that waited in our queue past the queue deadline (status failed).
+QUEUE_EXPIRED = "queue_expired"
 
 
 class Source(StrEnum):
@@ -95,10 +98,22 @@ class Generation(BaseModel):
     poll_failures: int = 0
     last_poll_error: str | None = None
     callback_url: str | None = None  # receives a signed webhook on the terminal transition
+    # The submit queue (logic/queue.py): the fair rank while pending, when the record left the
+    # queue for the provider, and private inputs the dispatcher turns into provider-side values at
+    # submit time (an upload's pinned S3 object -> a fresh presigned GET URL, never stored).
+    queue_rank: str | None = None
+    submitted_epoch: float | None = None
+    provider_refs: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     @property
     def is_terminal(self) -> bool:
         return self.status.terminal
+
+    @property
+    def started_epoch(self) -> float:
+        """When the provider's part began: the submit (a queued generation waited before it),
+        or the creation for a record written before the queue existed."""
+        return self.submitted_epoch if self.submitted_epoch is not None else self.created_epoch
 
     @property
     def due_for_poller(self) -> bool:

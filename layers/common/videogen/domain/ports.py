@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from videogen.domain.errors import ConflictError
 
 if TYPE_CHECKING:
+    from videogen.domain.capacity import Capacity
     from videogen.domain.catalog import ModelSpec
     from videogen.domain.models import Generation, Status
 
@@ -128,6 +129,46 @@ class Store(Protocol):
         self, owner: str, *, status: Status | None, limit: int, next_token: str | None
     ) -> tuple[list[Generation], str | None]: ...
     def due(self, shard: str, now: float) -> Iterator[Generation]: ...
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One pending generation in the submit queue, in fair order (see logic/queue.py)."""
+
+    rank: str
+    generation_id: str
+    owner: str
+    added_epoch: float = 0.0
+
+
+class QueueIndex(Protocol):
+    """The submit queue's order: entries kept beside the records. An entry is a pointer (the
+    record decides whether it is still pending). `add` and `remove` change the owner's count and
+    the queue's depth in the same transaction as the entry; `add` is False (nothing written)
+    when the owner already has `cap` entries; `remove` of an absent entry changes nothing."""
+
+    def add(self, entry: QueueEntry, cap: int) -> bool: ...
+    def remove(self, rank: str, owner: str) -> None: ...
+    def head(self, limit: int) -> list[QueueEntry]: ...
+    def ahead_of(self, rank: str) -> int: ...
+    def depth(self) -> int: ...
+    def owner_last(self, owner: str) -> str | None: ...
+    def owner_count(self, owner: str) -> int: ...
+
+
+class Semaphore(Protocol):
+    """The provider's learned capacity with its leases (videogen.domain.capacity), shared by
+    every dispatcher. `update` applies a change with a write conditional on the version read,
+    re-reading and re-applying after a lost race; the change returns None to write nothing."""
+
+    def read(self) -> Capacity: ...
+    def update(self, change: Any) -> Capacity | None: ...
+
+
+class Waker(Protocol):
+    """Wakes the dispatcher (an SQS message; `delay_seconds` for a throttled retry)."""
+
+    def wake(self, delay_seconds: int = 0) -> None: ...
 
 
 class MetricsSink(Protocol):

@@ -59,7 +59,8 @@ class VideoOut(_Model):
 class GenerationOut(_Model):
     id: str = Field(description="generation id")
     status: Status = Field(
-        description="submitting, queued, generating, completed, failed, timed_out or cancelled"
+        description="pending (in our submit queue), submitting, queued (at the provider), generating, "
+        "completed, failed, timed_out or cancelled"
     )
     model: str
     source: str = Field(description="how it was requested: api, s3 or workflow")
@@ -79,9 +80,22 @@ class GenerationOut(_Model):
     )
     video: VideoOut | None = Field(None, description="present once completed")
     callback_url: str | None = Field(None, description="receives a signed webhook when the generation ends")
+    queue_position: int | None = Field(
+        None, description="while pending: generations ahead of this one in the submit queue (0: next)"
+    )
+    estimated_start: str | None = Field(
+        None,
+        description="while pending: when it should be submitted to the provider (ISO-8601 UTC), an "
+        "estimate from the queue position, the learned provider limit and the model's typical time",
+    )
 
     @classmethod
-    def of(cls, generation: Generation, link: VideoLink | None) -> GenerationOut:
+    def of(
+        cls,
+        generation: Generation,
+        link: VideoLink | None,
+        queue: tuple[int | None, str | None] = (None, None),
+    ) -> GenerationOut:
         return cls(
             id=generation.id,
             status=generation.status,
@@ -99,6 +113,8 @@ class GenerationOut(_Model):
             submit_outcome_unknown=generation.submit_outcome_unknown,
             video=VideoOut(url=link.url, expires_at=link.expires_at) if link else None,
             callback_url=generation.callback_url,
+            queue_position=queue[0],
+            estimated_start=queue[1],
         )
 
 

@@ -90,7 +90,8 @@ class GenerationRoutes:
         return key_id
 
     def present(self, generation: Generation) -> GenerationOut:
-        return GenerationOut.of(generation, self.components().service.video_link(generation))
+        service = self.components().service
+        return GenerationOut.of(generation, service.video_link(generation), service.queue_view(generation))
 
     def _make_idempotent_submit(self) -> tuple[Callable[..., dict[str, Any]], Any]:
         from videogen.entrypoints.idempotency import idempotent_submit
@@ -136,7 +137,7 @@ class GenerationRoutes:
         if idempotency_key:
             generation = self.submit_idempotently(self.owner(), idempotency_key, body)
         else:
-            generation = self.components().service.submit(self.owner(), body)
+            generation = self.components().service.accept(self.owner(), body)
         if generation.error is not None and generation.status is Status.FAILED:
             raise submit_failure(generation)
         return Response[Any](
@@ -207,11 +208,13 @@ ROUTES: list[tuple[str, str, str, dict[str, Any]]] = [
         {
             "summary": "Request a video",
             "description": (
-                "Checks the request against the model catalog, records it, submits it to the provider."
+                "Checks the request against the model catalog and records it `pending` in the submit "
+                "queue; a dispatcher submits it to the provider when there is room. 429 queue_full: "
+                "this API key already has the most generations queued that one key may have."
             ),
             "responses": {
-                202: _answer(GenerationOut, "Accepted: the generation, queued at the provider"),
-                **_errors(400, 409, 422, 429, 502, 504),
+                202: _answer(GenerationOut, "Accepted: the generation, pending in the submit queue"),
+                **_errors(400, 409, 422, 429),
             },
             "tags": ["generations"],
         },

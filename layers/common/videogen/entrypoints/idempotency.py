@@ -26,7 +26,7 @@ KEY_TTL_SECONDS = 24 * 3600
 def idempotent_submit(
     service: GenerationService, *, table_name: str, dynamodb_client: Any
 ) -> tuple[Callable[..., dict[str, Any]], IdempotencyConfig]:
-    """Wrap service.submit. The idempotency record is keyed on (owner, key), so two callers
+    """Wrap service.accept. The idempotency record is keyed on (owner, key), so two callers
     can use the same key; the body is checked so a reused key cannot mean another request."""
     persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb_client)
     config = IdempotencyConfig(
@@ -40,7 +40,7 @@ def idempotent_submit(
     def submit_once(request: dict[str, Any]) -> dict[str, Any]:
         # Provider failures come back as a failed record (not an exception), so they are
         # remembered too: a retry never resubmits a job whose first outcome is unknown.
-        generation: Generation = service.submit(request["owner"], request["body"])
+        generation: Generation = service.accept(request["owner"], request["body"])
         return generation.model_dump(mode="json")
 
     return submit_once, config

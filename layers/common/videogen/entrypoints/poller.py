@@ -26,6 +26,9 @@ class PollerTick:
 
     def handle(self, event: Any, context: Any) -> dict[str, Any]:
         shard = fanout.shard_of_event(event, self.service.store.due_shards)
+        if shard is None:
+            # The schedule is the dispatcher's safety net: a lost wake-up waits one tick at most.
+            self.service.wake_dispatcher()
         report = self.service.sweeper.tick(
             context.get_remaining_time_in_millis,
             shard=shard,

@@ -22,6 +22,7 @@ from videogen.domain.ports import (
     ProviderStatus,
     StaleWriteError,
 )
+from videogen.logic.queue import SubmitQueue, expire
 from videogen.logic.recorder import Recorder
 from videogen.logic.schedule import PollSchedule, poll_at
 
@@ -40,6 +41,7 @@ class RefreshOutcome(StrEnum):
     UNKNOWN_STATUS = "unknown_status"  # provider said something unmapped; kept active
     CONFLICT = "conflict"  # another writer changed the record first
     SKIPPED = "skipped"  # terminal or not ours to poll
+    EXPIRED = "expired"  # still pending at the queue deadline: failed with queue_expired
 
 
 # The metric each outcome is counted under (outcomes not listed are not counted).
@@ -67,7 +69,9 @@ class Refresher:
         max_age_seconds: int,
         submit_grace_seconds: int,
         archive_lease_seconds: int,
+        queue: SubmitQueue | None = None,
     ) -> None:
+        self.queue = queue
         self.recorder = recorder
         self.provider = provider
         self.archive = archive
@@ -104,8 +108,15 @@ class Refresher:
         """A generation that must not be polled again: a submit that never finished (flagged),
         a job past the age limit, a finished video that could never be copied. None otherwise
         (and for a submit still within its grace period, which waits)."""
-        age = now - gen.created_epoch
+        age = now - gen.started_epoch
         end = self.recorder.end
+        if gen.status is Status.PENDING:
+            # Waiting in our queue: nothing to poll. Ended at the queue deadline; the dispatcher
+            # submits it before then.
+            if self.queue is not None and now >= self.queue.deadline(gen):
+                expired = expire(self.recorder, gen, now, self.queue.settings.deadline_seconds)
+                return expired, RefreshOutcome.EXPIRED
+            return gen, RefreshOutcome.WAITING
         if gen.status is Status.SUBMITTING:
             if age < self.submit_grace_seconds:
                 return gen, RefreshOutcome.WAITING
@@ -140,7 +151,7 @@ class Refresher:
 
     def _apply(self, gen: Generation, model: ModelSpec, result: PollResult, now: float) -> Refreshed:
         """Record what the provider said about the job."""
-        age = now - gen.created_epoch
+        age = now - gen.started_epoch
         end = self.recorder.end
         common = {
             "provider_status": result.raw_status,
@@ -150,6 +161,13 @@ class Refresher:
             "updated_at": utc_now_iso(now),
             "usage": {**gen.usage, **result.usage},
         }
+        if result.status in (
+            ProviderStatus.COMPLETED,
+            ProviderStatus.FAILED,
+            ProviderStatus.EXPIRED,
+            ProviderStatus.CANCELLED,
+        ):
+            self.recorder.left(gen)  # the provider's job is over: its slot is free (before any copy)
         match result.status:
             case ProviderStatus.COMPLETED:
                 if gen.video_provider_url is None:  # first sight of it done (not an archive retry)
@@ -189,7 +207,7 @@ class Refresher:
         """Teach the schedule how long this model took: the job finished between the previous
         poll (the record's last write) and this one."""
         try:
-            last_poll = datetime.fromisoformat(gen.updated_at).timestamp() - gen.created_epoch
+            last_poll = datetime.fromisoformat(gen.updated_at).timestamp() - gen.started_epoch
         except ValueError:
             last_poll = age
         seconds = (min(max(last_poll, 0.0), age) + age) / 2

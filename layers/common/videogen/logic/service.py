@@ -6,11 +6,15 @@ names them."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from videogen.domain.catalog import get_model
+from videogen.domain.models import Generation, utc_now_iso
 from videogen.domain.ports import Archive, MetricsSink, Provider, Store
+from videogen.logic.dispatch import Dispatcher
 from videogen.logic.queries import Queries
+from videogen.logic.queue import SubmitQueue
 from videogen.logic.recorder import Recorder
 from videogen.logic.refresh import Refresher
 from videogen.logic.schedule import PollSchedule
@@ -37,12 +41,18 @@ class GenerationService:
         clock: Callable[[], float] = time.time,
         metrics: MetricsSink | None = None,
         log: Any = None,
+        queue: SubmitQueue | None = None,
+        mint: Callable[[Mapping[str, str]], str] | None = None,
     ) -> None:
         self.store, self.provider, self.archive, self.clock = store, provider, archive, clock
         self.schedule = schedule or PollSchedule()
         self.max_age_seconds = max_age_seconds
         self.submit_grace_seconds = submit_grace_seconds
         self.recorder = Recorder(store, clock=clock, metrics=metrics, log=log)
+        # The submit queue (logic/queue.py): without one, requests go straight to the provider.
+        self.queue = queue
+        if queue is not None:
+            self.recorder.on_leave.append(queue.left)
         self.submitter = Submitter(
             self.recorder,
             provider,
@@ -50,6 +60,7 @@ class GenerationService:
             submit_grace_seconds=submit_grace_seconds,
             check_image_url=check_image_url,
             check_callback_url=check_callback_url,
+            queue=queue,
         )
         self.refresher = Refresher(
             self.recorder,
@@ -59,6 +70,14 @@ class GenerationService:
             max_age_seconds=max_age_seconds,
             submit_grace_seconds=submit_grace_seconds,
             archive_lease_seconds=archive_lease_seconds,
+            queue=queue,
+        )
+        self.dispatcher = (
+            Dispatcher(
+                self.recorder, self.submitter, queue, submit_grace_seconds=submit_grace_seconds, mint=mint
+            )
+            if queue is not None
+            else None
         )
         self.sweeper = Sweeper(self.recorder, self.refresher, concurrency=concurrency)
         self.queries = Queries(self.recorder, archive, presign_expiry_seconds=presign_expiry_seconds)
@@ -66,6 +85,7 @@ class GenerationService:
 
         # The use cases by name.
         self.submit = self.submitter.submit
+        self.accept = self.submitter.accept
         self.record_rejected = self.submitter.record_rejected
         self.refresh = self.refresher.refresh
         self.due = self.sweeper.due
@@ -78,6 +98,23 @@ class GenerationService:
         self.fetch = self.workflow.fetch
         self.wait_seconds = self.workflow.wait_seconds
         self.record_failure = self.workflow.record_failure
+
+    def queue_view(self, generation: Generation) -> tuple[int | None, str | None]:
+        """A pending generation's place in the queue and its estimated start (ISO time);
+        (None, None) for any other."""
+        if self.queue is None:
+            return None, None
+        position = self.queue.position(generation)
+        if position is None:
+            return None, None
+        now = self.clock()
+        typical = get_model(generation.model).typical_seconds
+        wait = self.queue.estimated_wait(position, typical, self.queue.slots.read(), now)
+        return position, utc_now_iso(now + wait)
+
+    def wake_dispatcher(self) -> None:
+        if self.queue is not None:
+            self.queue.wake()
 
     @property
     def metrics(self) -> MetricsSink:

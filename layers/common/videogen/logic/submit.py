@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from videogen.domain.catalog import ModelSpec
 from videogen.domain.errors import UnsafeUrlError
 from videogen.domain.limits import check_record_fits, check_text
 from videogen.domain.models import (
@@ -16,9 +17,10 @@ from videogen.domain.models import (
     new_generation_id,
     utc_now_iso,
 )
-from videogen.domain.ports import Provider, ProviderError, StaleWriteError, SubmitResult
+from videogen.domain.ports import ErrorClass, Provider, ProviderError, StaleWriteError, SubmitResult
 from videogen.domain.validation import validate_request
 from videogen.logic.images import check_data_url_images
+from videogen.logic.queue import SubmitQueue
 from videogen.logic.recorder import Recorder
 from videogen.logic.schedule import PollSchedule, poll_at
 
@@ -49,7 +51,9 @@ class Submitter:
         submit_grace_seconds: int,
         check_image_url: Callable[[str], None],
         check_callback_url: Callable[[str], None],
+        queue: SubmitQueue | None = None,
     ) -> None:
+        self.queue = queue
         self.recorder = recorder
         self.provider = provider
         self.schedule = schedule
@@ -58,6 +62,84 @@ class Submitter:
         self.check_image_url = check_image_url
         # Webhook receivers: the same public-https rule (checked again at each delivery).
         self.check_callback_url = check_callback_url
+
+    def _validate(
+        self, body: Mapping[str, Any], private: Mapping[str, Any]
+    ) -> tuple[ModelSpec, dict[str, Any], str | None]:
+        """The model, the validated fields and the callback URL of a request. `private`: the url
+        fields whose s3:// reference the caller resolves itself (see submit); every other url
+        field must be public."""
+        body = dict(body)
+        check_text(body)
+        callback_url = self.callback_url(body.pop("callback_url", None))
+        model, fields = validate_request(body, check_url=self._url_check(body, private))
+        check_data_url_images(model, fields)
+        check_record_fits(fields)
+        for name, value in fields.items():
+            if name not in private and isinstance(value, str) and value.startswith("s3://"):
+                raise UnsafeUrlError(
+                    f"invalid request for {model.id}: {name}: only https URLs are accepted",
+                    details=[{"field": name, "message": "only https URLs are accepted"}],
+                )
+        return model, fields, callback_url
+
+    def accept(
+        self,
+        owner: str,
+        body: Mapping[str, Any],
+        *,
+        source: Source = Source.API,
+        driver: Driver = Driver.POLLER,
+        generation_id: str | None = None,
+        provider_refs: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> Generation:
+        """Accept a request: validate it, record it `pending` in the submit queue and wake the
+        dispatcher, which submits it when the provider has room (logic/dispatch.py). No provider
+        call here. The one way in for the API, uploads and the workflow.
+
+        `generation_id`: as in submit (a redelivered event raises StaleWriteError, and its queue
+        entry is taken back). `provider_refs`: for url fields the body sets to a private
+        `s3://bucket/key` reference, where the object is (bucket, key, version_id, content_type);
+        the dispatcher mints the provider-side URL from it at submit time, so a generation that
+        waits does not carry an expiring link (nor its credentials)."""
+        queue = self.queue
+        if queue is None:
+            raise RuntimeError("accept needs a submit queue (GenerationService(queue=...))")
+        refs = {name: dict(ref) for name, ref in (provider_refs or {}).items()}
+        model, fields, callback_url = self._validate(body, refs)
+        now = self.recorder.clock()
+        stamp = utc_now_iso(now)
+        generation_id = generation_id or new_generation_id()
+        rank = queue.admit(owner, stamp, generation_id)
+        generation = Generation(
+            id=generation_id,
+            owner=owner,
+            status=Status.PENDING,
+            model=model.id,
+            request=fields,
+            source=source,
+            driver=driver,
+            created_at=stamp,
+            updated_at=stamp,
+            created_epoch=now,
+            # The sweep looks at it again at the queue deadline (and ends it there if still pending).
+            next_poll_at=poll_at(now, queue.settings.deadline_seconds),
+            callback_url=callback_url,
+            queue_rank=rank,
+            provider_refs=refs,
+        )
+        # The entry first: a crash before the record leaves an entry without a record, which the
+        # dispatcher drops; the other order could leave a pending record no dispatcher sees.
+        queue.enter(generation, now)
+        try:
+            self.recorder.store.create(generation)
+        except BaseException:
+            queue.index.remove(rank, owner)
+            raise
+        self.recorder.count("GenerationsAccepted")
+        self.recorder.event("info", "generation accepted", generation, queue_rank=rank)
+        queue.wake()
+        return generation
 
     def submit(
         self,
@@ -69,7 +151,8 @@ class Submitter:
         generation_id: str | None = None,
         provider_fields: Mapping[str, str] | None = None,
     ) -> Generation:
-        """Validate, record, then call the provider. The record is written before the paid call,
+        """Validate, record, then call the provider at once, outside the submit queue (tools and
+        tests; the entry points use `accept`). The record is written before the paid call,
         so a job the provider accepted is never unrecorded. Provider failures do not raise: the
         returned record is `failed` with the classified reason (and flagged when the provider may
         have taken the job anyway).
@@ -82,32 +165,36 @@ class Submitter:
         stored); neither the reference nor the minted URL goes through the public-URL check, every
         other url field still does."""
         minted = dict(provider_fields or {})
-        body = dict(body)
-        check_text(body)
-        callback_url = self.callback_url(body.pop("callback_url", None))
-        model, fields = validate_request(body, check_url=self._url_check(body, minted))
-        check_data_url_images(model, fields)
-        check_record_fits(fields)
-        for name, value in fields.items():
-            if name not in minted and isinstance(value, str) and value.startswith("s3://"):
-                raise UnsafeUrlError(
-                    f"invalid request for {model.id}: {name}: only https URLs are accepted",
-                    details=[{"field": name, "message": "only https URLs are accepted"}],
-                )
-        recorder = self.recorder
+        for name, url in minted.items():
+            if not isinstance(url, str):
+                raise ValueError(f"provider_fields[{name!r}] must be a URL")
+        model, fields, callback_url = self._validate(body, minted)
         generation = self._record(
             generation_id or new_generation_id(), owner, model.id, fields, source, driver, callback_url
         )
+        sent, _ = self.send(generation, model, minted, requeue=False)
+        return sent
+
+    def send(
+        self, generation: Generation, model: ModelSpec, minted: Mapping[str, str], *, requeue: bool
+    ) -> tuple[Generation, bool]:
+        """The paid call for a `submitting` record, and its outcome recorded: accepted (`queued`
+        with the provider's id), or failed with the reason. With `requeue` (the dispatcher), a
+        429 is returned as (record, True), the record unchanged: the dispatcher puts it back in
+        the queue. A submit whose outcome is unknown is never sent again (failed, flagged)."""
+        recorder = self.recorder
         try:
-            result = self.provider.submit(model, {**fields, **minted})
+            result = self.provider.submit(model, {**generation.request, **minted})
         except ProviderError as exc:
             recorder.count(f"ProviderErrors_{exc.error_class.value}")
-            return self._fail(generation, exc)
+            if requeue and exc.error_class is ErrorClass.RATE_LIMITED and not exc.outcome_unknown:
+                return generation, True
+            return self._fail(generation, exc), False
         recorder.count("GenerationsSubmitted")
         first_poll = self.schedule.first_delay(model.typical_seconds, model=model.id)
         accepted = self._record_accepted(generation, result, first_poll)
         recorder.event("info", "generation submitted", accepted, provider_id=result.provider_id)
-        return accepted
+        return accepted, False
 
     def _record_accepted(self, generation: Generation, result: SubmitResult, first_poll: float) -> Generation:
         """Write the provider's id onto the record: the job is paid for, and without its id it
@@ -199,16 +286,16 @@ class Submitter:
             f"callback_url: {message}", details=[{"field": "callback_url", "message": message}]
         )
 
-    def _url_check(self, body: Mapping[str, Any], minted: Mapping[str, str]) -> Callable[[str], None]:
-        """The URL check for one submit: `check_image_url`, except for the s3:// references
-        whose provider-side URL the caller minted (see submit)."""
-        if not minted:
+    def _url_check(self, body: Mapping[str, Any], private: Mapping[str, Any]) -> Callable[[str], None]:
+        """The URL check for one request: `check_image_url`, except for the s3:// references
+        whose provider-side URL the caller resolves (see submit and accept)."""
+        if not private:
             return self.check_image_url
         references = set()
-        for name, url in minted.items():
+        for name in private:
             reference = body.get(name)
-            if not (isinstance(reference, str) and reference.startswith("s3://") and isinstance(url, str)):
-                raise ValueError(f"provider_fields[{name!r}] must replace an s3:// reference of the body")
+            if not (isinstance(reference, str) and reference.startswith("s3://")):
+                raise ValueError(f"provider field {name!r} must replace an s3:// reference of the body")
             references.add(reference)
 
         def check(value: str) -> None:
@@ -278,4 +365,5 @@ class Submitter:
         )
         self.recorder.count("GenerationsFailed")
         self.recorder.event("warning", "submit failed", failed, error_code=error.code, detail=str(exc))
+        self.recorder.left(generation)
         return failed

@@ -132,11 +132,8 @@ class UploadProcessor:
                 details = [{"field": IMAGE_FIELD, "message": problem} for problem in problems]
                 message = f"the image does not suit {model.id}: {'; '.join(problems)}"
                 raise _Rejected(IMAGE_NOT_ACCEPTED, message, details)
-            url = self.objects.presign(
-                record, content_type=MIME_TYPES[kind], expires_in=self.defaults.image_url_expiry_seconds
-            )
             body = {"model": request.model, **request.body, IMAGE_FIELD: record.reference}
-            generation = self._submit(request.owner, body, generation_id, url)
+            generation = self._submit(request.owner, body, generation_id, record, MIME_TYPES[kind])
         except ObjectGoneError as exc:
             return self._skip(record, generation_id, str(exc))
         except _Rejected as rejected:
@@ -147,8 +144,25 @@ class UploadProcessor:
         self._info("upload submitted", record, generation_id=generation.id, status=generation.status.value)
         return UploadResult(UploadOutcome.ACCEPTED, record.reference, generation.id, generation.status.value)
 
-    def _submit(self, owner: str, body: dict[str, Any], generation_id: str, url: str) -> Generation:
+    def _submit(
+        self, owner: str, body: dict[str, Any], generation_id: str, record: UploadRecord, content_type: str
+    ) -> Generation:
+        """Into the submit queue (the dispatcher mints the presigned GET of the pinned object when
+        it submits, so a queued upload's link cannot expire while it waits); straight to the
+        provider with a link minted now when the service has no queue."""
         try:
+            if self.service.queue is not None:
+                pinned = self.objects.pin(record)
+                return self.service.accept(
+                    owner,
+                    body,
+                    source=Source.S3,
+                    generation_id=generation_id,
+                    provider_refs={IMAGE_FIELD: {**pinned, "content_type": content_type}},
+                )
+            url = self.objects.presign(
+                record, content_type=content_type, expires_in=self.defaults.image_url_expiry_seconds
+            )
             return self.service.submit(
                 owner,
                 body,

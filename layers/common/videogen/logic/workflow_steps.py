@@ -17,6 +17,9 @@ from videogen.logic.submit import Submitter
 MAX_ERROR_MESSAGE_CHARS = 1000
 # A workflow step that finds another worker copying the video looks again this soon.
 ARCHIVE_CLAIM_RECHECK_SECONDS = 5
+# A workflow whose generation waits in the submit queue looks again this soon (the dispatcher,
+# not the workflow, submits it; 3 h of waiting is 720 fetches, within the workflow's 1,500).
+PENDING_RECHECK_SECONDS = 15
 
 
 class WorkflowSteps:
@@ -41,6 +44,10 @@ class WorkflowSteps:
         existing = store.get(generation_id)
         if existing is None:
             try:
+                if self.submitter.queue is not None:
+                    return self.submitter.accept(
+                        owner, body, source=source, driver=driver, generation_id=generation_id
+                    )
                 return self.submitter.submit(
                     owner, body, source=source, driver=driver, generation_id=generation_id
                 )
@@ -89,15 +96,19 @@ class WorkflowSteps:
         if generation.is_terminal:
             return 0
         now = self.recorder.clock()
+        if generation.status is Status.PENDING:
+            # In the submit queue: the dispatcher submits it; look again soon (a fetch past the
+            # queue deadline ends it).
+            return PENDING_RECHECK_SECONDS
         if generation.next_poll_at is not None:
             wait = generation.next_poll_at - now
         elif generation.archive_claim_until is not None:  # another fetch is copying the video
             wait = min(generation.archive_claim_until - now, ARCHIVE_CLAIM_RECHECK_SECONDS)
         elif generation.status is Status.SUBMITTING:
-            wait = generation.created_epoch + self.refresher.submit_grace_seconds - now
+            wait = generation.started_epoch + self.refresher.submit_grace_seconds - now
         else:
             wait = 0
-        left = generation.created_epoch + self.refresher.max_age_seconds - now
+        left = generation.started_epoch + self.refresher.max_age_seconds - now
         if left > 0:
             wait = min(wait, left + 1)
         return max(0, math.ceil(wait))

@@ -1,0 +1,96 @@
+"""The provider's capacity as we learn it: an AIMD limit (additive increase, multiplicative
+decrease) over a set of slot leases. Pure values and rules; the DynamoDB item that holds them
+(adapters/dynamodb_queue.py) applies them with conditional writes, so any number of dispatchers
+share one limit and one set of leases.
+
+- A slot is a lease: generation id -> epoch second it lapses. A dispatcher takes one before the
+  paid call (short: the submit window), the job's lease is extended when the provider accepts it
+  and at every poll that finds the job running, and it is released when the job ends. A crashed
+  dispatcher or poller never leaks a slot: its lease lapses.
+- The limit shrinks by `decrease_factor` on a 429 (at most once per `decrease_cooldown_seconds`,
+  so the burst of 429s of one overload halves it once, as TCP halves once per round trip), and
+  grows by one after `increase_after` consecutive accepted submits that each found the window
+  full (growing while the window is not even used would learn nothing). It stays within
+  [floor, ceiling].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class CapacityRules:
+    floor: int = 1
+    ceiling: int = 50
+    initial: int = 4
+    increase_after: int = 3
+    decrease_factor: float = 0.5
+    decrease_cooldown_seconds: float = 5.0
+
+    def bound(self, limit: float) -> float:
+        return min(max(limit, float(self.floor)), float(self.ceiling))
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """One semaphore's state: the learned limit, the run of successes, and the leases."""
+
+    limit: float
+    successes: int = 0
+    decreased_at: float = 0.0
+    throttles: int = 0  # 429s since the last accepted submit (the dispatcher's retry backoff)
+    leases: dict[str, float] = field(default_factory=dict)
+    version: int = 0
+
+    @classmethod
+    def initial(cls, rules: CapacityRules) -> Capacity:
+        return cls(limit=rules.bound(rules.initial))
+
+    @property
+    def slots(self) -> int:
+        """Jobs the provider is allowed to hold at once (the limit, whole)."""
+        return max(1, math.floor(self.limit))
+
+    def live(self, now: float) -> dict[str, float]:
+        """The leases that have not lapsed."""
+        return {gid: until for gid, until in self.leases.items() if until > now}
+
+    def free(self, now: float) -> int:
+        return max(0, self.slots - len(self.live(now)))
+
+    def acquire(self, generation_id: str, now: float, until: float) -> Capacity | None:
+        """The state with a lease for `generation_id` (lapsed leases dropped), or None when every
+        slot is taken. Holding a lease already renews it."""
+        live = self.live(now)
+        if generation_id not in live and len(live) >= self.slots:
+            return None
+        return replace(self, leases={**live, generation_id: until})
+
+    def extend(self, generation_id: str, until: float) -> Capacity:
+        return replace(self, leases={**self.leases, generation_id: until})
+
+    def release(self, generation_id: str) -> Capacity:
+        return replace(self, leases={k: v for k, v in self.leases.items() if k != generation_id})
+
+    def succeeded(self, rules: CapacityRules, now: float) -> Capacity:
+        """An accepted submit. Counts toward growth only when the window is full."""
+        if len(self.live(now)) < self.slots:
+            return replace(self, successes=0, throttles=0)
+        successes = self.successes + 1
+        if successes >= rules.increase_after:
+            return replace(self, limit=rules.bound(math.floor(self.limit) + 1), successes=0, throttles=0)
+        return replace(self, successes=successes, throttles=0)
+
+    def throttled(self, rules: CapacityRules, now: float) -> Capacity:
+        """A 429: halve, unless this overload already halved the limit."""
+        throttles = self.throttles + 1
+        if now - self.decreased_at < rules.decrease_cooldown_seconds:
+            return replace(self, successes=0, throttles=throttles)
+        limit = rules.bound(self.limit * rules.decrease_factor)
+        return replace(self, limit=limit, successes=0, decreased_at=now, throttles=throttles)
+
+    def retry_delay(self, longest: int = 60) -> int:
+        """Seconds before a throttled dispatcher tries again: 2, 4, 8, ... up to `longest`."""
+        return int(min(longest, 2 ** min(max(self.throttles, 1), 6)))

@@ -1,0 +1,331 @@
+"""The submit queue (issue 11): accept first, a learned capacity with leases, fair order, the
+per-owner cap, the deadline, cancel while pending, and ambiguous submits never resent.
+
+DynamoDB is moto (tables from template.yaml), the provider is the simulator reached by the real
+client; faults (429, 503, timeouts) are injected into the simulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from local.clock import Clock
+from local.simulator import Simulator
+from tests.unit.conftest import RecordingWaker, make_queue, make_service
+from videogen.adapters.aiml_provider import AimlClient
+from videogen.adapters.dynamodb_queue import DynamoSemaphore
+from videogen.domain.capacity import Capacity, CapacityRules
+from videogen.domain.errors import ConflictError, QueueFull
+from videogen.domain.models import QUEUE_EXPIRED, Status
+from videogen.domain.ports import QueueEntry
+from videogen.logic.queue import QueueSettings, fair_number, make_rank
+from videogen.logic.service import GenerationService
+
+T2V = {"model": "kling-video/v1.6/standard/text-to-video", "prompt": "a red fox runs", "duration": 5}
+FOREVER = lambda: 10**9  # noqa: E731 (an invocation with all the time it needs)
+
+
+def body(prompt: str = "a red fox runs") -> dict[str, Any]:
+    return {**T2V, "prompt": prompt}
+
+
+def no_retry_client(sim: Simulator) -> AimlClient:
+    """The client as the dispatcher's: no status retried on submit, so every 429 is seen."""
+    from tests.unit.conftest import SIM_KEY
+
+    return AimlClient(
+        sim.url,
+        lambda: SIM_KEY,
+        connect_timeout=1,
+        submit_read_timeout=1,
+        poll_read_timeout=1,
+        poll_retries=1,
+        backoff_factor=0.01,
+        submit_retry_statuses=(),
+    )
+
+
+@pytest.fixture
+def rules() -> CapacityRules:
+    return CapacityRules(floor=1, ceiling=6, initial=2, increase_after=3, decrease_cooldown_seconds=5)
+
+
+@pytest.fixture
+def waker() -> RecordingWaker:
+    return RecordingWaker()
+
+
+@pytest.fixture
+def queued(
+    aws: dict[str, str], sim: Simulator, clock: Clock, rules: CapacityRules, waker: RecordingWaker
+) -> GenerationService:
+    settings = QueueSettings(owner_cap=1100, deadline_seconds=3600, claim_seconds=60, job_lease_seconds=600)
+    queue = make_queue(aws, clock, rules=rules, settings=settings, waker=waker)
+    return make_service(aws, no_retry_client(sim), clock, queue=queue)
+
+
+def dispatch(service: GenerationService) -> Any:
+    assert service.dispatcher is not None
+    return service.dispatcher.run(FOREVER, reserve_ms=0)
+
+
+def limit(service: GenerationService) -> float:
+    assert service.queue is not None
+    return service.queue.slots.read().limit
+
+
+# -- the capacity rules, on their own ------------------------------------------------------------
+def test_aimd_grows_only_at_a_full_window_and_halves_on_a_throttle(rules: CapacityRules) -> None:
+    cap = Capacity.initial(rules)
+    assert cap.slots == 2
+    cap = cap.acquire("a", 0, 100)
+    assert cap is not None
+    cap = cap.succeeded(rules, 0)  # one of two slots used: not a full window, no growth
+    assert (cap.limit, cap.successes) == (2, 0)
+    cap = cap.acquire("b", 0, 100)
+    assert cap is not None and cap.acquire("c", 0, 100) is None  # both slots taken
+    cap = cap.succeeded(rules, 0).succeeded(rules, 0)
+    assert cap.limit == 2  # two of the three successes needed
+    cap = cap.succeeded(rules, 0)
+    assert cap.limit == 3
+    cap = cap.throttled(rules, 10)
+    assert cap.limit == 1.5 and cap.slots == 1
+    cap = cap.throttled(rules, 11)  # the same overload (within the cooldown): not halved again
+    assert cap.limit == 1.5
+    assert cap.throttled(rules, 20).limit == 1  # the floor
+
+
+def test_the_ceiling_bounds_growth(rules: CapacityRules) -> None:
+    cap = Capacity.initial(rules)
+    for i in range(40):
+        acquired = cap.acquire(f"g{i}", 0, 100)
+        cap = (acquired or cap).succeeded(rules, 0)
+    assert cap.limit == rules.ceiling
+
+
+def test_a_lapsed_lease_frees_its_slot(rules: CapacityRules) -> None:
+    cap = Capacity.initial(rules)
+    cap = cap.acquire("a", 0, 60)
+    cap = cap.acquire("b", 0, 60) if cap else None
+    assert cap is not None and cap.acquire("c", 30, 90) is None
+    later = cap.acquire("c", 61, 120)  # a and b lapsed (their holders died)
+    assert later is not None and set(later.leases) == {"c"}
+
+
+def test_fair_rank_puts_a_late_single_request_at_the_head() -> None:
+    head = make_rank(5, "2026-01-01T00:00:00.000Z", "gen_a5")
+    assert fair_number(None, head) == 5  # a new owner: the head's round
+    assert fair_number(make_rank(999, "t", "gen_a999"), head) == 1000  # a busy owner: after its last
+    assert fair_number(make_rank(1, "t", "gen_b1"), head) == 5  # an owner that fell behind catches up
+
+
+# -- the semaphore in DynamoDB -----------------------------------------------------------------------
+def test_concurrent_acquires_never_exceed_the_limit(aws: dict[str, str], rules: CapacityRules) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    semaphore = DynamoSemaphore(boto3.client("dynamodb"), aws["QueueTable"], rules)
+    with ThreadPoolExecutor(8) as pool:
+        taken = list(pool.map(lambda i: semaphore.update(lambda c: c.acquire(f"g{i}", 0, 100)), range(8)))
+    assert sum(1 for t in taken if t is not None) == 2
+    assert len(semaphore.read().leases) == 2
+
+
+# -- accept, dispatch, complete --------------------------------------------------------------------
+def test_accept_records_pending_with_a_position_and_submits_nothing(
+    queued: GenerationService, sim: Simulator, waker: RecordingWaker
+) -> None:
+    first = queued.accept("key-a", body())
+    second = queued.accept("key-a", body("two"))
+    assert first.status is Status.PENDING and second.status is Status.PENDING
+    assert sim.state()["submit_attempts"] == 0  # accepted, not sent
+    assert queued.queue_view(first)[0] == 0
+    position, start = queued.queue_view(second)
+    assert position == 1 and start is not None
+    assert waker.wakeups == [0, 0]  # each accept wakes the dispatcher at once
+
+
+def test_dispatch_submits_up_to_the_limit_and_a_finished_job_frees_its_slot(
+    queued: GenerationService, sim: Simulator, clock: Clock, waker: RecordingWaker
+) -> None:
+    ids = [queued.accept("key-a", body(f"p{i}")).id for i in range(3)]
+    report = dispatch(queued)
+    assert report.submitted == 2  # the initial limit
+    states = [queued.store.get(i).status for i in ids]
+    assert states.count(Status.QUEUED) == 2 and states.count(Status.PENDING) == 1
+    assert queued.queue_view(queued.store.get(ids[2]))[0] == 0
+    # the first job finishes at the provider: the sweep sees it, frees its slot and wakes the dispatcher
+    import time
+
+    time.sleep(0.5)
+    waker.wakeups.clear()
+    queued.sweep(FOREVER)
+    assert waker.wakeups, "a freed slot wakes the dispatcher"
+    assert dispatch(queued).submitted == 1
+    assert all(queued.store.get(i).status is not Status.PENDING for i in ids)
+    assert sim.state()["submit_count"] == 3
+
+
+def test_a_429_requeues_the_generation_and_halves_the_limit(
+    queued: GenerationService, sim: Simulator, waker: RecordingWaker
+) -> None:
+    gen = queued.accept("key-a", body())
+    sim.inject({"on": "submit", "status": 429})
+    report = dispatch(queued)
+    assert report.throttled == 1 and report.submitted == 0
+    back = queued.store.get(gen.id)
+    assert back.status is Status.PENDING and back.error is None  # a throttle never fails it
+    assert back.queue_rank == gen.queue_rank  # keeps its place
+    assert limit(queued) == 1
+    assert waker.wakeups[-1] >= 2  # a delayed wake-up: the dispatcher tries again later
+    assert dispatch(queued).submitted == 1
+    assert queued.store.get(gen.id).status is Status.QUEUED
+
+
+def test_successes_at_a_full_window_grow_the_limit(queued: GenerationService) -> None:
+    import time
+
+    for i in range(8):
+        queued.accept("key-a", body(f"p{i}"))
+    assert limit(queued) == 2
+    for _ in range(3):  # jobs end and new ones start, the window always full
+        dispatch(queued)
+        time.sleep(0.5)
+        queued.sweep(FOREVER)
+    assert limit(queued) >= 3
+
+
+@pytest.mark.parametrize(
+    "fault", [{"status": 503}, {"status": 500}, {"timeout": True, "seconds": 1.5}, {"drop": True}]
+)
+def test_an_ambiguous_submit_is_never_resent(
+    queued: GenerationService, sim: Simulator, fault: dict[str, Any]
+) -> None:
+    gen = queued.accept("key-a", body())
+    sim.inject({"on": "submit", **fault})
+    dispatch(queued)
+    ended = queued.store.get(gen.id)
+    assert ended.status is Status.FAILED and ended.submit_outcome_unknown
+    assert sim.state()["submit_attempts"] == 1
+    assert dispatch(queued).submitted == 0  # nothing is left to send
+    assert sim.state()["submit_attempts"] == 1
+    assert queued.queue.slots.read().live(queued.clock()) == {}  # the slot was given back
+
+
+def test_a_crashed_dispatcher_leaks_no_slot(queued: GenerationService, clock: Clock) -> None:
+    """A dispatcher took both slots and died before submitting: the leases lapse."""
+    assert queued.queue is not None
+    gen = queued.accept("key-a", body())
+    assert queued.queue.slots.acquire("gen_crashed_1") is not None
+    assert queued.queue.slots.acquire("gen_crashed_2") is not None
+    assert dispatch(queued).submitted == 0  # no room
+    clock.advance(61)  # past the claim lease
+    assert dispatch(queued).submitted == 1
+    assert queued.store.get(gen.id).status is Status.QUEUED
+
+
+class MemoryQueueIndex:
+    """QueueIndex in memory, with DynamoQueue's semantics (sorted ranks, counters changed with the
+    entries, the cap on add): moto's transactions cost ~50 ms each, too slow for a 1,000 burst.
+    DynamoQueue itself is exercised by every other test here."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, QueueEntry] = {}
+
+    def add(self, entry: QueueEntry, cap: int) -> bool:
+        if entry.rank in self.entries or self.owner_count(entry.owner) >= cap:
+            return False
+        self.entries[entry.rank] = entry
+        return True
+
+    def remove(self, rank: str, owner: str) -> None:
+        self.entries.pop(rank, None)
+
+    def head(self, limit: int) -> list[QueueEntry]:
+        return [self.entries[r] for r in sorted(self.entries)[:limit]]
+
+    def ahead_of(self, rank: str) -> int:
+        return sum(1 for r in self.entries if r < rank)
+
+    def depth(self) -> int:
+        return len(self.entries)
+
+    def owner_last(self, owner: str) -> str | None:
+        return max((r for r, e in self.entries.items() if e.owner == owner), default=None)
+
+    def owner_count(self, owner: str) -> int:
+        return sum(1 for e in self.entries.values() if e.owner == owner)
+
+
+def test_one_burst_does_not_starve_another_callers_single_request(
+    aws: dict[str, str], sim: Simulator, clock: Clock, rules: CapacityRules
+) -> None:
+    settings = QueueSettings(owner_cap=1100, deadline_seconds=3600, claim_seconds=60, job_lease_seconds=600)
+    queue = make_queue(aws, clock, rules=rules, settings=settings)
+    queue.index = MemoryQueueIndex()
+    service = make_service(aws, no_retry_client(sim), clock, queue=queue)
+    burst = [service.accept("key-a", body(f"burst {i}")) for i in range(1000)]
+    assert service.queue_view(burst[-1])[0] == 999
+    single = service.accept("key-b", body("just one"))
+    assert service.queue_view(burst[-1])[0] == 1000  # key-b's one request went ahead of it
+    assert service.queue_view(single)[0] == 1  # after key-a's head, not 1,001st
+    dispatch(service)  # two slots: key-a's head and key-b's request
+    assert service.store.get(single.id).status is Status.QUEUED
+    assert service.store.get(burst[0].id).status is Status.QUEUED
+    assert service.store.get(burst[1].id).status is Status.PENDING
+    # key-b sends another while key-a still has 998 queued: one round later, still not last
+    second = service.accept("key-b", body("and another"))
+    assert service.queue_view(second)[0] <= 2
+
+
+def test_owners_alternate_in_the_queue(queued: GenerationService) -> None:
+    """Round-robin on DynamoDB: a burst of 5 and a burst of 3 interleave."""
+    a = [queued.accept("key-a", body(f"a{i}")) for i in range(5)]
+    b = [queued.accept("key-b", body(f"b{i}")) for i in range(3)]
+    assert queued.queue is not None
+    order = [e.generation_id for e in queued.queue.index.head(10)]
+    assert order == [a[0].id, b[0].id, a[1].id, b[1].id, a[2].id, b[2].id, a[3].id, a[4].id]
+
+
+def test_an_owner_beyond_its_cap_gets_queue_full(aws: dict[str, str], sim: Simulator, clock: Clock) -> None:
+    settings = QueueSettings(owner_cap=3, deadline_seconds=3600, claim_seconds=60, job_lease_seconds=600)
+    service = make_service(aws, no_retry_client(sim), clock, queue=make_queue(aws, clock, settings=settings))
+    for i in range(3):
+        service.accept("key-a", body(f"p{i}"))
+    with pytest.raises(QueueFull) as refused:
+        service.accept("key-a", body("four"))
+    assert refused.value.http_status == 429 and refused.value.code == "queue_full"
+    assert service.accept("key-b", body("other")).status is Status.PENDING  # the cap is per owner
+
+
+def test_a_generation_pending_past_the_deadline_expires(
+    queued: GenerationService, sim: Simulator, clock: Clock
+) -> None:
+    assert queued.queue is not None
+    for i in range(2):
+        queued.queue.slots.acquire(f"gen_busy_{i}")  # the provider has no room
+    gen = queued.accept("key-a", body())
+    clock.advance(3599)
+    queued.sweep(FOREVER)
+    assert queued.store.get(gen.id).status is Status.PENDING
+    clock.advance(2)
+    queued.sweep(FOREVER)  # the due-index brings it back at its deadline
+    ended = queued.store.get(gen.id)
+    assert ended.status is Status.FAILED and ended.error is not None and ended.error.code == QUEUE_EXPIRED
+    assert queued.queue.index.depth() == 0
+    assert sim.state()["submit_attempts"] == 0
+
+
+def test_cancel_of_a_pending_generation_removes_it_and_costs_nothing(
+    queued: GenerationService, sim: Simulator
+) -> None:
+    assert queued.queue is not None
+    gen = queued.accept("key-a", body())
+    cancelled = queued.cancel("key-a", gen.id)
+    assert cancelled.status is Status.CANCELLED
+    assert queued.queue.index.depth() == 0
+    assert dispatch(queued).submitted == 0
+    assert sim.state()["submit_attempts"] == 0
+    with pytest.raises(ConflictError):
+        queued.cancel("key-a", gen.id)
