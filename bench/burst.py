@@ -62,7 +62,7 @@ from local.stack import LocalStack
 MODEL = "video-01"  # takes a prompt alone (the API) and an image (uploads)
 SAMPLE_PNG = (ROOT / "local" / "assets" / "upload-sample.png").read_bytes()
 BIG_KEY, SMALL_KEY = "burst-big-key", "burst-small-key"
-CAP = 10
+CAP = 8
 MULTIPLE = 10
 SMALL = 2
 JOB_SECONDS = 4.0
@@ -176,6 +176,67 @@ def learned_limit(stack: LocalStack) -> float | None:
         .get("Item")
     )
     return float(item["limit"]["N"]) if item and "limit" in item else None
+
+
+class HandlerTimes:
+    """Calls and seconds per function, by wrapping the stack's loaded handlers in its table (the
+    API, the event source mappings and the timer call them from there) and in the Lambda shim's
+    copy (S3 notifications: the uploads). The local stack runs one invocation at a time: their sum
+    over the wall time shows how busy that one lane was."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self._tables: list[dict[str, Any]] = [stack._handlers]
+        if stack.lambdas is not None:
+            self._tables.append(stack.lambdas._handlers)
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def installed(self) -> Iterator[HandlerTimes]:
+        saved = [dict(table) for table in self._tables]
+        for table, originals in zip(self._tables, saved, strict=True):
+            for name, handler in originals.items():
+                table[name] = self._timed(name, handler)
+        try:
+            yield self
+        finally:
+            for table, originals in zip(self._tables, saved, strict=True):
+                table.update(originals)
+
+    def _timed(self, name: str, handler: Any) -> Callable[..., Any]:
+        def timed(event: Any, context: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return handler(event, context)
+            finally:
+                with self._lock:
+                    self.calls[name] += 1
+                    self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+        return timed
+
+    def summary(self, wall_seconds: float) -> dict[str, Any]:
+        return {
+            "by_function": {
+                name: {"calls": self.calls[name], "seconds": round(self.seconds[name], 1)}
+                for name in sorted(self.calls)
+            },
+            "busy_share": round(sum(self.seconds.values()) / wall_seconds, 3) if wall_seconds > 0 else None,
+        }
+
+
+def refill_gaps(jobs: list[Any]) -> list[float]:
+    """For each job that ended while later jobs were still to start: seconds from its end to the
+    next job's start at the provider (how soon a freed slot was used again)."""
+    starts = sorted(j.created for j in jobs)
+    gaps = []
+    for job in jobs:
+        end = job.created + job.duration
+        later = [t for t in starts if t >= end]
+        if later:
+            gaps.append(later[0] - end)
+    return sorted(gaps)
 
 
 class LimitSampler:
@@ -323,7 +384,6 @@ def measure_burst(
     multiple: int,
     small: int,
     drain_timeout: float,
-    during: Callable[[Outcome | None], None] | None = None,
 ) -> tuple[Outcome, LimitSampler]:
     """One burst: the big caller's requests at once, then the small caller's; drained."""
     big = burst.requests_for("big", multiple * cap - small, "burst")
@@ -333,8 +393,6 @@ def measure_burst(
         started = time.monotonic()
         burst.send(big)
         burst.send(little)
-        if during is not None:
-            during(None)
         outcome = burst.drain(big + little, started, drain_timeout)
     return outcome, sampler
 
@@ -381,6 +439,7 @@ def figures(outcome: Outcome, alone: Outcome, sampler: LimitSampler, cap: int) -
             "provider_jobs": len(all_jobs),
             "provider_window_s": round(drain_end - drain_start, 2),
             "mean_running_jobs": round(mean_running, 2),
+            "refill_s": _summary(refill_gaps(all_jobs)),
             "small_wait_s": None if wait_burst is None else round(wait_burst, 2),
             "small_wait_alone_s": None if wait_alone is None else round(wait_alone, 2),
             "big_wait_s": None if (w := outcome.wait("big")) is None else round(w, 2),
@@ -456,9 +515,10 @@ def bench(
         owners = {"big": stack.key_id(BIG_KEY), "small": stack.key_id(SMALL_KEY)}
         burst = Burst(stack, {"big": BIG_KEY, "small": SMALL_KEY}, owners)
         log(f"  burst: {multiple * cap} requests at once, provider cap {cap}, jobs {job_seconds:g} s")
-        outcome, sampler = measure_burst(
-            burst, cap=cap, multiple=multiple, small=small, drain_timeout=drain_timeout
-        )
+        with HandlerTimes(stack).installed() as times:
+            outcome, sampler = measure_burst(
+                burst, cap=cap, multiple=multiple, small=small, drain_timeout=drain_timeout
+            )
         log(f"  the small caller alone ({small} requests)")
         alone_sent = burst.requests_for("small", small, "alone")
         started = time.monotonic()
@@ -473,6 +533,7 @@ def bench(
                 "production_tick_s": PRODUCTION_TICK_SECONDS,
                 "throttled_by_provider": stack.simulator.throttled,
                 "alone_lost": len(alone.lost()),
+                "handlers_during_burst": times.summary(outcome.ended - outcome.started),
             }
         )
     return result
