@@ -2,13 +2,21 @@
 once (API and uploads, two owners, bench/burst.py's workload); the first time the provider runs
 its cap, the simulator's cap drops to half, unannounced, as a provider under load might. Jobs
 running then finish; the provider refuses submits (429, no Retry-After) until fewer than the new
-cap run. Nothing may be lost: every request ends completed, each paid for once."""
+cap run. Nothing may be lost: every request ends completed, each paid for once.
+
+Its negative control (`burst_cap_halved_control`, `CONTROL_GUARD`): the same burst against a stack
+whose accepting functions (API, uploads) are built without the submit queue, as before it:
+requests go straight to the provider and a 429 that outlasts the HTTP client's retries fails the
+generation. It must fail (requests lost)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from typing import Any
 
 from bench.burst import Burst, LimitSampler, learned_limit, occupancy, settle_seconds
 from bench.reliability.harness import Harness, Result, scenario
@@ -106,3 +114,42 @@ def burst_cap_halved(
         f"({throttled_after_cut} provider 429s after the cut): {dict(statuses)}; "
         f"{len(lost)} lost, {duplicates} repeated"
     )
+
+
+CONTROL_GUARD = (
+    "the submit queue (accept first; a 429 puts the generation back in the queue): the API and "
+    "upload functions built without it submit straight to the provider"
+)
+
+
+@contextlib.contextmanager
+def without_the_queue(h: Harness) -> Iterator[None]:
+    """The stack's API and upload functions rebuilt by videogen.bootstrap with no queue table in
+    their settings (bootstrap.build_queue then gives none: the service submits at once, its HTTP
+    client retrying 429s as before the queue), swapped into the stack's handler tables (the one
+    the API adapter calls, the Lambda shim's for S3 notifications) and put back afterwards."""
+    from videogen.bootstrap import build_api, build_service, build_uploads
+    from videogen.entrypoints.s3_events import UploadEvents
+
+    bare = h.settings.model_copy(update={"queue_table_name": "", "dispatch_queue_url": ""})
+    api = build_api(bare)
+    uploads = UploadEvents(build_uploads(bare, service=build_service(bare)))
+    doubles: dict[str, Any] = {
+        "ApiFunction": lambda event, context: api.handle(event, context),
+        "UploadFunction": lambda event, context: uploads.handle(event, context),
+    }
+    tables = [h.stack._handlers] + ([h.stack.lambdas._handlers] if h.stack.lambdas is not None else [])
+    saved = [{name: table[name] for name in doubles if name in table} for table in tables]
+    for table in tables:
+        table.update({name: double for name, double in doubles.items() if name in table})
+    try:
+        yield
+    finally:
+        for table, originals in zip(tables, saved, strict=True):
+            table.update(originals)
+
+
+def burst_cap_halved_control(h: Harness, **sizes: Any) -> Result:
+    """The scenario without its guard (CONTROL_GUARD): it must not hold."""
+    with without_the_queue(h):
+        return burst_cap_halved(h, **sizes)
