@@ -355,11 +355,22 @@ function renderCurrent() {
   badge.dataset.status = g.status;
   $("cancel").hidden = TERMINAL.has(g.status);
   $("current-message").textContent = g.error ? `${g.error.code}: ${g.error.message}` : `${g.model} · ${promptOf(g)}`;
+  $("current-queue").textContent = queueText(g);
   renderElapsed();
   if (TERMINAL.has(g.status)) clearInterval(state.tickTimer);
   if (g.status === "completed" && g.video && g.video.url && !$("current-video").querySelector("video")) {
     $("current-video").append(player(g, true));
   }
+}
+
+// While pending in the submit queue: the place and the estimated start (docs/api.md).
+function queueText(g) {
+  if (g.status !== "pending" || g.queue_position === null || g.queue_position === undefined) return "";
+  const place = g.queue_position === 0 ? "next in the queue" : `${g.queue_position} ahead in the queue`;
+  const start = g.estimated_start ? Date.parse(g.estimated_start) : NaN;
+  if (Number.isNaN(start)) return place;
+  const wait = Math.max(0, Math.round((start - Date.now()) / 1000));
+  return `${place} · starts in ~${formatDuration(wait)}`;
 }
 
 function renderElapsed() {

@@ -49,7 +49,7 @@ from videogen_cli.uploads import Uploaded, build_metadata, upload_image
 
 DEFAULT_TEXT_MODEL = "kling-video/v1.6/standard/text-to-video"
 DEFAULT_IMAGE_MODEL = "video-01"
-STATUSES = ("submitting", "queued", "generating", "completed", "failed", "timed_out", "cancelled")
+STATUSES = ("pending", "submitting", "queued", "generating", "completed", "failed", "timed_out", "cancelled")
 RESERVED_PARAMS = {"model": "--model", "prompt": "the prompt argument", "image_url": "--image"}
 
 
@@ -484,6 +484,8 @@ def cmd_status(ctx: Context) -> int:
     rows: list[tuple[str, Any]] = [
         ("id", generation.get("id")),
         ("status", generation.get("status")),
+        ("queue position", generation.get("queue_position")),
+        ("est. start", generation.get("estimated_start")),
         ("model", generation.get("model")),
         ("source", generation.get("source")),
         ("prompt", request.pop("prompt", None)),

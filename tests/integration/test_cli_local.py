@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -104,6 +105,10 @@ def test_status_list_cancel(run: Run, api: Any) -> None:
     assert code == 0, err
     generation_id = out.strip()
     assert generation_id.startswith("gen_") and f"videogen wait {generation_id}" in err
+    # accepted `pending`; the dispatcher (woken through the dispatch queue) submits it
+    deadline = time.monotonic() + 15
+    while api_get(api, generation_id)["status"] != "queued" and time.monotonic() < deadline:
+        time.sleep(0.1)
 
     code, out, _ = run("status", generation_id)
     assert code == 0

@@ -191,7 +191,7 @@ def test_a_generation_from_the_page_to_a_playing_video(
 
     page.wait_for_selector('#current-status[data-status="completed"]')
     seen = page.evaluate("window.seenStatuses")
-    assert seen[0] in ("queued", "generating") and seen[-1] == "completed", seen
+    assert seen[0] in ("pending", "queued", "generating") and seen[-1] == "completed", seen
     assert "took" in page.text_content("#current-elapsed")
     generation_id = page.text_content("#current-id")
     video = wait_for_playable_video(page, "#current-player")

@@ -306,8 +306,11 @@ def _submit(api: ApiClient, **fields: Any) -> dict[str, Any]:
 
 def test_end_to_end_submit_poll_download(local_stack: LocalStack, api: ApiClient, wait_for: Any) -> None:
     created = _submit(api)
-    assert created["status"] in {"submitting", "queued"}
-    assert created["video"] is None
+    # accepted first: pending in the submit queue, with its place; the dispatcher (woken through
+    # DispatchQueue -> DispatcherFunction, played by the local event sources) submits it
+    assert created["status"] == "pending"
+    assert isinstance(created["queue_position"], int) and created["estimated_start"]
+    assert created["video"] is None and created["provider_generation_id"] is None
 
     def finished() -> dict[str, Any] | None:
         local_stack.poll_now()
@@ -316,6 +319,7 @@ def test_end_to_end_submit_poll_download(local_stack: LocalStack, api: ApiClient
 
     done = wait_for(finished, timeout=20, interval=0.1)
     assert done["status"] == "completed", done
+    assert done["provider_generation_id"] and done["queue_position"] is None
     video = requests.get(done["video"]["url"], timeout=10)
     assert video.status_code == 200
     assert video.content[4:8] == b"ftyp"

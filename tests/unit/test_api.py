@@ -90,13 +90,36 @@ def call(aws: dict[str, str], client: AimlClient, clock: Clock) -> Any:
     return invoke
 
 
-def test_post_returns_202_with_the_queued_generation(call: Any, sim: Simulator) -> None:
+def dispatch(call: Any) -> Any:
+    """One run of the dispatcher (DispatcherFunction's work), with all the time it needs."""
+    return call.service.dispatcher.run(lambda: 10**9, reserve_ms=0)
+
+
+def test_post_returns_202_with_the_pending_generation_then_the_dispatcher_submits_it(
+    call: Any, sim: Simulator
+) -> None:
     status, body, headers = call("POST", "/generations", body=T2V)
 
     assert status == 202
-    assert body["status"] == "queued" and body["model"] == T2V["model"] and body["id"].startswith("gen_")
-    assert body["provider_generation_id"] in sim.jobs
+    assert body["status"] == "pending" and body["model"] == T2V["model"] and body["id"].startswith("gen_")
+    assert body["queue_position"] == 0 and body["estimated_start"]
+    assert body["provider_generation_id"] is None and sim.submit_attempts == 0  # accepted, not sent
     assert headers["Location"] == f"/generations/{body['id']}"
+
+    dispatch(call)
+    _, after, _ = call("GET", f"/generations/{body['id']}")
+    assert after["status"] == "queued" and after["provider_generation_id"] in sim.jobs
+    assert after["queue_position"] is None and after["estimated_start"] is None
+
+
+def test_post_beyond_the_owners_queue_cap_is_a_429_queue_full(call: Any, sim: Simulator) -> None:
+    cap = call.service.queue.settings.owner_cap
+    for i in range(cap):
+        assert call("POST", "/generations", body={**T2V, "prompt": f"clip {i}"})[0] == 202
+    status, body, _ = call("POST", "/generations", body=T2V)
+    assert status == 429 and body["error"]["code"] == "queue_full"
+    assert body["error"]["details"] == [{"limit": cap}]
+    assert call("POST", "/generations", body=T2V, key_id="key-b")[0] == 202  # another key is not held up
 
 
 def test_get_returns_the_generation_and_another_key_gets_404(call: Any) -> None:
@@ -128,13 +151,29 @@ def test_list_pages_with_next_token(call: Any) -> None:
     assert status == 422 and body["error"]["details"][0]["field"] == "limit"
 
 
-def test_delete_cancels_then_409(call: Any) -> None:
+def test_delete_cancels_then_409(call: Any, sim: Simulator) -> None:
     _, created, _ = call("POST", "/generations", body=T2V)
+    dispatch(call)  # at the provider
 
     status, body, _ = call("DELETE", f"/generations/{created['id']}")
     assert status == 200 and body["status"] == "cancelled"
     status, body, _ = call("DELETE", f"/generations/{created['id']}")
     assert status == 409 and body["error"]["code"] == "conflict"
+
+
+def test_delete_of_a_pending_generation_takes_it_out_of_the_queue_for_nothing(
+    call: Any, sim: Simulator
+) -> None:
+    _, first, _ = call("POST", "/generations", body=T2V)
+    _, second, _ = call("POST", "/generations", body={**T2V, "prompt": "second"})
+    assert second["queue_position"] == 1
+
+    status, body, _ = call("DELETE", f"/generations/{first['id']}")
+    assert status == 200 and body["status"] == "cancelled" and body["queue_position"] is None
+    assert call("GET", f"/generations/{second['id']}")[1]["queue_position"] == 0  # moved up
+    dispatch(call)
+    assert sim.submit_attempts == 1  # only the second: the cancelled one was never sent
+    assert call("GET", f"/generations/{first['id']}")[1]["provider_generation_id"] is None
 
 
 def test_delete_while_the_submit_is_in_flight_is_a_409_saying_to_retry(call: Any, sim: Simulator) -> None:
@@ -161,13 +200,15 @@ def test_delete_while_the_submit_is_in_flight_is_a_409_saying_to_retry(call: Any
     service.submitter.provider = CancelDuringSubmit()
 
     status, created, _ = call("POST", "/generations", body=T2V)
+    dispatch(call)
 
     ((delete_status, delete_body),) = answers
     assert delete_status == 409 and delete_body["error"]["code"] == "conflict"
     assert "being submitted" in delete_body["error"]["message"]
     assert "try again in a few seconds" in delete_body["error"]["message"]
-    assert status == 202 and created["status"] == "queued"
-    assert created["provider_generation_id"] in sim.jobs
+    assert status == 202 and created["status"] == "pending"
+    _, after, _ = call("GET", f"/generations/{created['id']}")
+    assert after["status"] == "queued" and after["provider_generation_id"] in sim.jobs
 
 
 def test_models_lists_the_catalog_with_fields(call: Any) -> None:
@@ -215,25 +256,28 @@ def test_bad_input_is_a_4xx_naming_the_field_and_calls_no_provider(
 
 
 @pytest.mark.parametrize(
-    ("fault", "status", "code"),
+    ("fault", "code"),
     [
-        ({"status": 400}, 422, "provider_validation"),
-        ({"status": 401}, 502, "provider_auth"),
-        ({"status": 403}, 502, "provider_out_of_credits"),
-        ({"status": 500}, 502, "submit_outcome_unknown"),
+        ({"status": 400}, "provider_validation"),
+        ({"status": 401}, "provider_auth"),
+        ({"status": 403}, "provider_out_of_credits"),
+        ({"status": 500}, "submit_outcome_unknown"),
+        ({"status": 503}, "submit_outcome_unknown"),
     ],
 )
-def test_provider_failure_on_submit_reaches_the_answer_and_the_record(
-    call: Any, sim: Simulator, fault: dict[str, Any], status: int, code: str
+def test_provider_failure_on_submit_reaches_the_record(
+    call: Any, sim: Simulator, fault: dict[str, Any], code: str
 ) -> None:
     sim.inject({"on": "submit", **fault})
 
     got, answer, _ = call("POST", "/generations", body=T2V)
+    assert got == 202 and answer["status"] == "pending"  # the provider is called after the answer
+    dispatch(call)
 
-    assert got == status and answer["error"]["code"] == code
-    generation_id = answer["error"]["details"][0]["generation_id"]
-    _, record, _ = call("GET", f"/generations/{generation_id}")
+    _, record, _ = call("GET", f"/generations/{answer['id']}")
     assert record["status"] == "failed" and record["error"]["code"] == code
+    assert record["submit_outcome_unknown"] is (code == "submit_outcome_unknown")
+    assert sim.submit_attempts == 1  # never resent
 
 
 def test_idempotency_key_returns_the_first_answer_and_submits_once(call: Any, sim: Simulator) -> None:
@@ -243,6 +287,7 @@ def test_idempotency_key_returns_the_first_answer_and_submits_once(call: Any, si
 
     assert first[0] == again[0] == 202
     assert first[1]["id"] == again[1]["id"]
+    dispatch(call)
     assert sim.submit_count == 1
 
     other_key_owner = call("POST", "/generations", body=T2V, headers=headers, key_id="key-b")
@@ -250,17 +295,22 @@ def test_idempotency_key_returns_the_first_answer_and_submits_once(call: Any, si
 
     status, answer, _ = call("POST", "/generations", body={**T2V, "prompt": "another"}, headers=headers)
     assert status == 422 and answer["error"]["code"] == "idempotency_key_reused"
+    dispatch(call)
     assert sim.submit_count == 2
 
 
-def test_idempotency_remembers_an_ambiguous_submit(call: Any, sim: Simulator) -> None:
+def test_idempotency_never_resubmits_an_ambiguous_submit(call: Any, sim: Simulator) -> None:
     sim.inject({"on": "submit", "status": 500})
     headers = {"Idempotency-Key": "retry-me"}
 
     first = call("POST", "/generations", body=T2V, headers=headers)
+    dispatch(call)
     retry = call("POST", "/generations", body=T2V, headers=headers)
+    dispatch(call)
 
-    assert first[1] == retry[1] and first[1]["error"]["code"] == "submit_outcome_unknown"
+    assert first[1]["id"] == retry[1]["id"]  # the first answer, replayed: no second generation
+    _, record, _ = call("GET", f"/generations/{first[1]['id']}")
+    assert record["error"]["code"] == "submit_outcome_unknown"
     assert sim.submit_attempts == 1
 
 
@@ -269,6 +319,7 @@ def test_concurrent_retries_with_one_key_submit_once(call: Any, sim: Simulator) 
     headers = {"Idempotency-Key": "burst"}
     with ThreadPoolExecutor(max_workers=5) as pool:
         answers = list(pool.map(lambda _: call("POST", "/generations", body=T2V, headers=headers), range(5)))
+    dispatch(call)
 
     assert sim.submit_count == 1
     ids = {a[1]["id"] for a in answers if a[0] == 202}
@@ -512,11 +563,11 @@ def test_a_connection_error_is_answered_without_the_providers_address(
     app = build_app(lambda: Components(settings=settings, service=service, dynamodb=boto3.client("dynamodb")))
 
     answer = app.resolve(event("POST", "/generations", body=T2V), Context())
-    status, body = answer["statusCode"], json.loads(answer["body"])
-
-    assert status == 502 and body["error"]["code"] == "provider_connection"
-    generation_id = body["error"]["details"][0]["generation_id"]
+    generation_id = json.loads(answer["body"])["id"]
+    assert service.dispatcher is not None
+    service.dispatcher.run(lambda: 10**9, reserve_ms=0)
     stored = app.resolve(event("GET", f"/generations/{generation_id}"), Context())
+    assert json.loads(stored["body"])["error"]["code"] == "provider_connection"
     for text in (answer["body"], stored["body"]):
         assert "127.0.0.1" not in text and f":{port}" not in text and "Connection" not in text, text
     assert json.loads(stored["body"])["error"]["message"] == "the provider could not be reached"

@@ -264,10 +264,21 @@ def test_429_that_persists_is_rate_limited_with_retry_after(client: AimlClient, 
     assert (sim.submit_attempts, sim.submit_count) == (3, 0)  # submit_retries=2
 
 
-def test_503_on_submit_is_retried(client: AimlClient, sim: Simulator) -> None:
+def test_503_on_submit_is_ambiguous_and_not_resent(client: AimlClient, sim: Simulator) -> None:
+    """The provider's 5xx page does not say a 503 took no work ("could not complete your
+    request"): it is treated like any other 5xx (docs/reliability-and-security.md)."""
     sim.inject({"on": "submit", "status": 503})
-    client.submit(KLING, {"prompt": "p"})
-    assert (sim.submit_attempts, sim.submit_count) == (2, 1)
+    error = submit_error(client)
+    assert (error.error_class, error.status_code, error.outcome_unknown) == (ErrorClass.SERVER, 503, True)
+    assert sim.submit_attempts == 1
+
+
+def test_the_queues_client_retries_no_429_so_the_limit_sees_each(sim: Simulator) -> None:
+    client = make_client(sim.url, submit_retry_statuses=())
+    sim.inject({"on": "submit", "status": 429})
+    error = submit_error(client)
+    assert (error.error_class, error.outcome_unknown) == (ErrorClass.RATE_LIMITED, False)
+    assert sim.submit_attempts == 1
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,10 @@ class Uploads:
         self.metrics = RecordingMetrics()
         self.log = RecordingLog()
         self.service = service
+        # the dispatcher mints the provider's presigned GET of the pinned object when it submits
+        if service.dispatcher is not None:
+            uploads = S3Uploads(self.s3)
+            service.dispatcher.mint = lambda pinned: uploads.link(pinned, expires_in=3600)
         self.processor = UploadProcessor(
             service=service,
             objects=S3Uploads(self.s3),
@@ -134,7 +138,11 @@ class Uploads:
         return event
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
-        return handle_event(event, self.processor).as_dict()
+        """The upload function's answer; then the dispatcher's run its wake-up starts."""
+        answer = handle_event(event, self.processor).as_dict()
+        if self.service.dispatcher is not None:
+            self.service.dispatcher.run(lambda: 10**9, reserve_ms=0)
+        return answer
 
     def generation(self, generation_id: str) -> Any:
         return self.service.store.get(generation_id)
@@ -168,7 +176,7 @@ def test_an_uploaded_image_becomes_a_generation_and_the_provider_gets_a_presigne
 
     result = only(up.handle(event))
 
-    assert result["outcome"] == "accepted" and result["status"] == "queued"
+    assert result["outcome"] == "accepted" and result["status"] == "pending"  # then dispatched
     generation = up.generation(result["generation_id"])
     assert generation.source is Source.S3 and generation.owner == "s3-uploads"
     assert generation.model == "video-01"
@@ -473,7 +481,8 @@ SWAPPED = b"<html>not the image that was checked</html>"
 
 def _overwrite_after(up: Uploads, step: str, key: str) -> None:
     """Put other bytes under `key` right after the processor's `step` (read_start: the checks are
-    done; presign: the URL is minted), as a second PUT racing the processing would."""
+    done; pin: the object is pinned, its URL minted later by the dispatcher), as a second PUT
+    racing the processing would."""
     real = getattr(up.processor.objects, step)
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -504,11 +513,11 @@ def test_an_overwrite_after_the_check_cannot_swap_the_image_of_a_versioned_event
     assert "versionId=" in url and "/uploads/cheetah.png" in url
 
 
-def test_an_overwrite_after_the_url_is_minted_cannot_swap_the_image_of_an_unversioned_event(
+def test_an_overwrite_after_the_object_is_pinned_cannot_swap_the_image_of_an_unversioned_event(
     up: Uploads, sim: Simulator
 ) -> None:
     event = up.put("uploads/cheetah.png")  # moto's events carry no version id
-    _overwrite_after(up, "presign", "uploads/cheetah.png")
+    _overwrite_after(up, "pin", "uploads/cheetah.png")
 
     result = only(up.handle(event))
 

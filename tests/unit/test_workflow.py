@@ -36,6 +36,19 @@ class RecordingMetrics:
         self.counts[name] = self.counts.get(name, 0) + value
 
 
+def dispatch(service: GenerationService) -> None:
+    """The dispatcher's run (DispatcherFunction, woken when the Submit step accepted)."""
+    assert service.dispatcher is not None
+    service.dispatcher.run(lambda: 10**9, reserve_ms=0)
+
+
+def submitted(service: GenerationService, owner: str = "owner-a", body: dict[str, Any] = T2V) -> Any:
+    """submit_once (the Submit step: `pending`), then the dispatcher's run: the record as stored."""
+    service.submit_once(GEN_ID, owner, body)
+    dispatch(service)
+    return service.store.get(GEN_ID)
+
+
 def fetch_until_terminal(service: GenerationService, generation_id: str) -> Any:
     def done() -> Any:
         generation, wait = service.fetch(generation_id)
@@ -52,9 +65,12 @@ def step(action: str, **payload: Any) -> dict[str, Any]:
 def test_submit_once_records_a_workflow_generation_outside_the_pollers_index(
     service: GenerationService, sim: Simulator
 ) -> None:
-    generation = service.submit_once(GEN_ID, "owner-a", T2V)
+    accepted = service.submit_once(GEN_ID, "owner-a", T2V)
+    assert accepted.status is Status.PENDING and sim.submit_count == 0  # the dispatcher submits it
+    dispatch(service)
+    generation = service.store.get(GEN_ID)
 
-    assert generation.id == GEN_ID and generation.status is Status.QUEUED
+    assert generation is not None and generation.id == GEN_ID and generation.status is Status.QUEUED
     assert generation.source is Source.WORKFLOW and generation.driver is Driver.WORKFLOW
     assert sim.submit_count == 1
     assert list(service.due(service.clock() + 10_000)) == []  # the poller never polls it too
@@ -71,7 +87,9 @@ def test_a_record_read_back_waits_for_its_grace_period_or_is_due(
 ) -> None:
     """The table keeps next_poll_at for the poller's index only: a workflow generation read back
     (a retried Submit) is due at once, or after the grace period while still submitting."""
-    generation = service.submit_once(GEN_ID, "owner-a", T2V)
+    pending = service.submit_once(GEN_ID, "owner-a", T2V)
+    assert service.wait_seconds(pending) == 15  # in the submit queue: look again soon
+    generation = submitted(service)
     stored = service.store.get(GEN_ID)
     assert stored is not None and stored.next_poll_at is None
 
@@ -85,9 +103,10 @@ def test_a_record_read_back_waits_for_its_grace_period_or_is_due(
 def test_a_retried_submit_returns_the_record_and_never_submits_twice(
     service: GenerationService, sim: Simulator
 ) -> None:
-    first = service.submit_once(GEN_ID, "owner-a", T2V)
+    first = submitted(service)
 
     again = service.submit_once(GEN_ID, "owner-a", T2V)
+    dispatch(service)
 
     assert (again.id, again.provider_id, again.version) == (first.id, first.provider_id, first.version)
     assert sim.submit_count == 1
@@ -103,7 +122,7 @@ def test_submit_once_validates_before_recording(service: GenerationService, sim:
 
 # ---- fetch and its wait hint --------------------------------------------------------------------
 def test_fetch_drives_the_generation_to_completed(service: GenerationService) -> None:
-    service.submit_once(GEN_ID, "owner-a", T2V)
+    submitted(service)
 
     generation, wait = fetch_until_terminal(service, GEN_ID)
 
@@ -119,7 +138,7 @@ def test_the_wait_follows_the_poll_schedule_so_slow_models_are_not_hammered(
     )
     sim.configure(default_duration=60)  # still running at the first fetch
 
-    generation = service.submit_once(GEN_ID, "owner-a", T2V)
+    generation = submitted(service)
     first_wait = service.wait_seconds(generation)
 
     assert generation.next_poll_at is not None
@@ -133,7 +152,7 @@ def test_the_wait_follows_the_poll_schedule_so_slow_models_are_not_hammered(
 
 
 def test_the_wait_never_runs_far_past_the_age_limit(service: GenerationService, clock: Clock) -> None:
-    generation = service.submit_once(GEN_ID, "owner-a", T2V)
+    generation = submitted(service)
     generation = service.store.save(generation, next_poll_at=int(clock() + 10_000))
 
     clock.advance(service.max_age_seconds - 5)
@@ -147,7 +166,7 @@ def test_fetch_past_the_age_limit_times_out(
     metrics = RecordingMetrics()
     service = make_service(aws, client, clock, metrics=metrics)
     sim.configure(default_duration=3600)
-    service.submit_once(GEN_ID, "owner-a", T2V)
+    submitted(service)
     clock.advance(service.max_age_seconds + 1)
 
     generation, wait = service.fetch(GEN_ID)
@@ -158,7 +177,7 @@ def test_fetch_past_the_age_limit_times_out(
 
 
 def test_a_rate_limited_poll_raises_provider_throttled(service: GenerationService, sim: Simulator) -> None:
-    service.submit_once(GEN_ID, "owner-a", T2V)
+    submitted(service)
     sim.inject(*[{"on": "poll", "status": 429, "retry_after": 0}] * (POLL_RETRIES + 1))
 
     with pytest.raises(ProviderThrottled) as throttled:
@@ -179,7 +198,7 @@ def test_other_provider_errors_keep_the_loop_going_with_a_backed_off_wait(
     service = make_service(
         aws, client, clock, schedule=PollSchedule(first_poll_factor=0, interval_seconds=15)
     )
-    service.submit_once(GEN_ID, "owner-a", T2V)
+    submitted(service)
     sim.inject(*[{"on": "poll", "status": 503}] * (POLL_RETRIES + 1))
 
     generation, wait = service.fetch(GEN_ID)
@@ -191,7 +210,7 @@ def test_other_provider_errors_keep_the_loop_going_with_a_backed_off_wait(
 def test_fetch_retries_after_losing_a_race(
     service: GenerationService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service.submit_once(GEN_ID, "owner-a", T2V)
+    submitted(service)
     real_refresh = service.refresher.refresh
     calls: list[int] = []
 
@@ -219,7 +238,7 @@ def test_record_failure_fails_an_active_generation_once(
 ) -> None:
     metrics = RecordingMetrics()
     service = make_service(aws, client, clock, metrics=metrics)
-    service.submit_once(GEN_ID, "owner-a", T2V)
+    submitted(service)
 
     failed = service.record_failure(GEN_ID, "workflow_error", "Boom: " + "x" * 5000)
 
@@ -232,7 +251,7 @@ def test_record_failure_fails_an_active_generation_once(
 
 
 def test_record_failure_never_overwrites_a_finished_generation(service: GenerationService) -> None:
-    service.submit_once(GEN_ID, "owner-a", T2V)
+    submitted(service)
     completed, _ = fetch_until_terminal(service, GEN_ID)
 
     assert service.record_failure(GEN_ID, "workflow_error", "late") == completed
@@ -252,7 +271,7 @@ def test_submit_step_answers_the_workflow_state(service: GenerationService) -> N
 
     assert out == {
         "generation_id": GEN_ID,
-        "status": "queued",
+        "status": "pending",
         "wait_seconds": out["wait_seconds"],
         "polls": 0,
     }
@@ -265,6 +284,7 @@ def test_fetch_steps_until_completed_carry_the_generation_with_its_video_link(
     service: GenerationService,
 ) -> None:
     handle(step("submit", input={"owner": "owner-a", **T2V}), service)
+    dispatch(service)
 
     def fetched() -> Any:
         out = handle(step("fetch", generation_id=GEN_ID, polls=3), service)
@@ -280,6 +300,7 @@ def test_fetch_steps_until_completed_carry_the_generation_with_its_video_link(
 
 def test_a_failed_generation_carries_a_cause(service: GenerationService) -> None:
     handle(step("submit", input={"owner": "owner-a", **T2V, "prompt": "boom [sim:error]"}), service)
+    dispatch(service)
 
     def fetched() -> Any:
         out = handle(step("fetch", generation_id=GEN_ID, polls=1), service)
@@ -297,6 +318,9 @@ def test_a_provider_refusal_at_submit_ends_in_a_failed_state(
     sim.inject({"on": "submit", "status": 403})
 
     out = handle(step("submit", input={"owner": "owner-a", **T2V}), service)
+    assert out["status"] == "pending"
+    dispatch(service)
+    out = handle(step("fetch", generation_id=GEN_ID, polls=1), service)
 
     assert (
         out["status"] == "failed" and json.loads(out["cause"])["error"]["code"] == "provider_out_of_credits"
@@ -319,7 +343,7 @@ def test_bad_steps_are_refused_by_field(service: GenerationService, payload: dic
 
 
 def test_record_failure_step_records_the_steps_error(service: GenerationService) -> None:
-    service.submit_once(GEN_ID, "owner-a", T2V)
+    submitted(service)
     cause = json.dumps({"errorType": "KeyError", "errorMessage": "'video'", "stackTrace": ["..."]})
 
     out = handle(step("record_failure", error="KeyError", cause=cause), service)
@@ -409,7 +433,7 @@ def test_a_steps_internal_error_text_is_logged_not_stored(
     it keeps the code and a plain message; the text goes to the logs."""
     log = RecordingLog()
     service = make_service(aws, client, clock, log=log)
-    service.submit_once(GEN_ID, "owner-a", T2V)
+    submitted(service)
     arn = "arn:aws:lambda:us-east-1:123456789012:function:videogen-WorkflowFunction-AbC123"
     cause = json.dumps(
         {"errorType": "AccessDeniedException", "errorMessage": f"User: {arn} is not authorized"}
@@ -429,6 +453,7 @@ def test_inline_images_are_summarised_in_the_state(service: GenerationService) -
     png = "data:image/png;base64," + base64.b64encode(real_png()).decode()  # 480x360, ~2 KB
     body = {"model": "video-01", "prompt": "Cheetah turns toward the camera.", "image_url": png}
     handle(step("submit", input={"owner": "owner-a", **body}), service)
+    dispatch(service)
 
     out = wait_until(
         lambda: (
