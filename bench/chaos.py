@@ -31,6 +31,7 @@ FULL: dict[str, dict[str, Any]] = {
     "aws_faults": {"generations": 20},
     "fuzzed_api": {"cases": 1000},
     "load": {"clients": 20, "seconds": 60.0},
+    "burst_cap_halved": {"cap": 8, "multiple": 10},
 }
 # The negative controls (bench/reliability/controls.py): each scenario again, its guard removed,
 # smaller (a control needs to fail once, not to measure).
@@ -43,6 +44,7 @@ CONTROL_SIZES: dict[str, dict[str, Any]] = {
     "aws_faults": {"generations": 6},
     "fuzzed_api": {"cases": 200},
     "load": {"clients": 2, "seconds": 3.0, "drain_seconds": 5.0},
+    "burst_cap_halved": {"cap": 4, "multiple": 10},
 }
 # API requests served at once by the local stack (worker processes, local/aws/api_workers.py).
 API_WORKERS = 8
@@ -55,6 +57,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "aws_faults": {"generations": 10},
     "fuzzed_api": {"cases": 100},
     "load": {"clients": 5, "seconds": 5.0},
+    "burst_cap_halved": {"cap": 4, "multiple": 10},
 }
 
 
@@ -168,6 +171,12 @@ def _measured(key: str, m: dict[str, Any]) -> str:
             f"{m['accepted']} accepted "
             f"= {m.get('records', '?')} records = {m.get('provider_submits', '?')} provider jobs, "
             f"{m['lost']} lost, {m['not_completed_after_drain']} not completed after the drain"
+        )
+    if key == "burst_cap_halved":
+        return (
+            f"{m['requests']} at once, provider cap {m['cap_before']} -> {m['cap_after']} after "
+            f"{m['cut_after_s']} s ({m['provider_429_after_cut']} provider 429s after the cut): "
+            f"{_pairs(m['statuses'])}; {m['lost']} lost, {m['paid_submits_repeated']} paid submits repeated"
         )
     return ""
 

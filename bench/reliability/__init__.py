@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench.reliability.aws_faults import aws_faults
+from bench.reliability.burst_cap_halved import burst_cap_halved
 from bench.reliability.crash_points import CRASH_STEPS, crash_points
 from bench.reliability.duplicate_deliveries import duplicate_deliveries
 from bench.reliability.fuzzed_api import fuzzed_api
@@ -49,6 +50,7 @@ ALL: dict[str, Callable[..., Result]] = {
     "aws_faults": aws_faults,
     "fuzzed_api": fuzzed_api,
     "load": load,
+    "burst_cap_halved": burst_cap_halved,
 }
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "Harness",
     "Result",
     "aws_faults",
+    "burst_cap_halved",
     "crash_points",
     "duplicate_deliveries",
     "fuzzed_api",

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.reliability.burst_cap_halved import CONTROL_GUARD, burst_cap_halved_control
 from bench.reliability.harness import Harness, Result
 
 # A scenario's failures, cut to what a table cell can show.
@@ -261,6 +262,7 @@ CONTROLS: dict[str, Control] = {
     "load": Control(
         "the poller's schedule (the sweep that brings every accepted generation to its end)", _load
     ),
+    "burst_cap_halved": Control(CONTROL_GUARD, burst_cap_halved_control),
 }
 
 

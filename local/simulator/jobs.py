@@ -33,6 +33,10 @@ class SimConfig:
     timeout_seconds: float = 35.0  # sleep of a timeout fault without its own "seconds"
     random_faults: list[dict[str, Any]] = field(default_factory=list)  # faults with a "rate" (0..1)
     fault_seed: int | None = None  # seeds the random faults' draws (reproducible chaos)
+    # The account limits (limits.py), each per API key; None = none. Changeable mid-run.
+    max_concurrent_jobs: int | None = None  # jobs a key may have queued or generating at once
+    max_submits_per_minute: int | None = None  # submit requests a key may make in a sliding minute
+    extra_api_keys: list[str] = field(default_factory=list)  # keys accepted besides api_key
 
 
 @dataclass
@@ -47,6 +51,11 @@ class Job:
     credits_used: int
     directives: dict[str, str]
     polls: int = 0  # poll requests for this job (faulted ones included)
+    key_id: str = ""  # the submitting API key's fingerprint (limits.key_id), never the key
+
+    def running(self, now: float) -> bool:
+        """Queued or generating at the provider (it holds one of its key's concurrent slots)."""
+        return now - self.created < self.duration
 
     def status(self, config: SimConfig, now: float) -> str:
         elapsed = now - self.created

@@ -34,6 +34,13 @@ queued fault matches, each request draws from these; each entry is a fault as ab
 ``rate`` (0..1), e.g. ``{"rate": 0.1, "status": 429, "retry_after": 1, "on": "any"}``. The draw is
 seeded (``fault_seed``), and ``state()["faults_served"]`` counts what was served, per kind.
 
+Account limits (limits.py; ``configure(max_concurrent_jobs=n, max_submits_per_minute=m)``, or
+``POST /_sim/config``, at any time; None, the default, is no limit): per API key (``api_key`` and
+any ``extra_api_keys``), a submit while the key has ``max_concurrent_jobs`` jobs queued or
+generating, or its ``max_submits_per_minute + 1``-th submit request within 60 s, is the documented
+429 "Too Many Requests" with no Retry-After and no rate-limit header, and no job.
+``state()["throttled"]`` counts them per limit.
+
 Control over HTTP (no auth; loopback only): ``GET /_sim/state``, ``POST /_sim/faults`` (a fault,
 a list, or ``{"faults": [...]}``), ``POST /_sim/config`` (settings, see ``configure``),
 ``POST /_sim/reset``.
@@ -65,7 +72,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from local.simulator import contract
+from local.simulator import contract, limits
 from local.simulator.jobs import (
     Job,
     SimConfig,
@@ -170,7 +177,7 @@ class Simulator:
 
     def configure(self, **settings: Any) -> None:
         """Change settings (see ``SimConfig``: latency_ms, durations, default_duration, credits,
-        random_faults...)."""
+        random_faults, max_concurrent_jobs, max_submits_per_minute...)."""
         for fault in settings.get("random_faults") or []:
             rate = fault.get("rate")
             if not isinstance(rate, int | float) or not 0 <= rate <= 1:
@@ -230,6 +237,20 @@ class Simulator:
         return counts
 
     @property
+    def throttled(self) -> dict[str, int]:
+        """Submits refused with a 429 by the account limits, per limit (``concurrency``, ``rate``);
+        injected 429 faults are counted in ``faults_served`` instead."""
+        with self._lock:
+            return dict(self._limits.throttled)
+
+    def running_jobs(self, api_key: str | None = None) -> int:
+        """Jobs queued or generating now (of one API key, or of all)."""
+        now = time.monotonic()
+        wanted = None if api_key is None else limits.key_id(api_key)
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if j.running(now) and wanted in (None, j.key_id))
+
+    @property
     def pending_faults(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._faults)
@@ -245,7 +266,11 @@ class Simulator:
                 "poll_count": self._poll_count,
                 "faults": list(self._faults),
                 "faults_served": dict(self._faults_served),
-                "config": {k: v for k, v in asdict(self._config).items() if k != "api_key"},
+                "throttled": dict(self._limits.throttled),
+                "running_jobs": sum(1 for job in self._jobs.values() if job.running(now)),
+                "config": {
+                    k: v for k, v in asdict(self._config).items() if k not in ("api_key", "extra_api_keys")
+                },
                 "jobs": [
                     {
                         "id": job.id,
@@ -254,6 +279,8 @@ class Simulator:
                         "provider": job.provider,
                         "status": job.status(self._config, now),
                         "age_seconds": round(now - job.created, 3),
+                        "duration": job.duration,
+                        "key_id": job.key_id,
                         "polls": job.polls,
                         "body": job.body,
                     }
@@ -268,11 +295,17 @@ class Simulator:
         unknown = set(settings) - set(known)
         if unknown:
             raise ValueError(f"unknown simulator settings: {sorted(unknown)}")
+        for name in ("max_concurrent_jobs", "max_submits_per_minute"):
+            value = settings.get(name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"{name} must be a whole number >= 0, or null for no limit: {value!r}")
         for name, value in settings.items():
             if name == "durations":
                 value = dict(value)
             elif name == "random_faults":
                 value = [dict(fault) for fault in value]
+            elif name == "extra_api_keys":
+                value = [str(key) for key in value]
             setattr(config, name, value)
 
     def _reset_locked(self) -> None:
@@ -283,6 +316,7 @@ class Simulator:
         self._submit_attempts = 0
         self._poll_count = 0
         self._faults_served: dict[str, int] = {}
+        self._limits = limits.Limits()
         self._random = random.Random(self._config.fault_seed)  # noqa: S311 (not crypto)
 
     def _take_fault(self, kind: str) -> dict[str, Any] | None:
@@ -307,20 +341,33 @@ class Simulator:
                 self._faults_served[name] = self._faults_served.get(name, 0) + 1
             return chosen
 
+    def _over_rate(self, key: str) -> bool:
+        """Count a submit request of this key; whether it is over max_submits_per_minute."""
+        with self._lock:
+            per_minute = self._config.max_submits_per_minute
+            return self._limits.over_rate(limits.key_id(key), time.monotonic(), per_minute)
+
     def _accept(
-        self, body: dict[str, Any], family: str, provider: str | None
-    ) -> tuple[Job | None, str | None]:
-        """Record a job, or say why not (out of credits)."""
+        self, body: dict[str, Any], family: str, provider: str | None, key: str = ""
+    ) -> tuple[Job | None, int, str | None]:
+        """Record a job, or say why not: (None, 429, ...) at the key's concurrency cap, (None,
+        403, ...) out of credits."""
         model = body["model"]
         prompt = body.get("prompt")
         text = prompt if isinstance(prompt, str) else ""
         directives = parse_directives(text)
+        owner = limits.key_id(key)
         with self._lock:
             cfg = self._config
+            now = time.monotonic()
+            if cfg.max_concurrent_jobs is not None:
+                running = sum(1 for j in self._jobs.values() if j.key_id == owner and j.running(now))
+                if self._limits.over_concurrency(running, cfg.max_concurrent_jobs):
+                    return None, 429, limits.TOO_MANY_REQUESTS
             cost = cfg.credits_per_job
             if cfg.credits is not None:
                 if cfg.credits < cost:
-                    return None, "Insufficient credits"
+                    return None, 403, "Insufficient credits"
                 cfg.credits -= cost
             job = Job(
                 id=new_id(model),
@@ -328,14 +375,15 @@ class Simulator:
                 family=family,
                 provider=provider,
                 body=body,
-                created=self.clock(),
+                created=now,
                 duration=_duration(directives, cfg.durations.get(model, cfg.default_duration)),
                 credits_used=cost,
                 directives=directives,
+                key_id=owner,
             )
             self._jobs[job.id] = job
             self._submit_count += 1
-            return job, None
+            return job, 200, None
 
     def _poll_answer(self, job: Job, base_url: str) -> dict[str, Any]:
         with self._lock:
@@ -432,20 +480,23 @@ class _Handler(BaseHTTPRequestHandler):
         with sim._lock:
             sim._submit_attempts += 1
         self._latency()
-        if not self._authorized():
+        key = self._authorized()
+        if key is None:
             return
-        body = self._json_body()
+        body = self._json_body()  # read first: an unread body would make the answer a reset
         if body is None:
             return
+        if sim._over_rate(key):
+            return self._too_many_requests()
         refusal = sim.contract.check(urlsplit(self.path).path, body)
         if refusal is not None:
             return self._error(400, refusal)
         fault = self._take_fault("submit")
         if fault and not self._accepts_submit(fault):
             return self._apply_fault(fault)  # the provider refused: no job
-        job, refusal = sim._accept(body, "legacy" if provider else "unified", provider)
+        job, status, refusal = sim._accept(body, "legacy" if provider else "unified", provider, key)
         if job is None:
-            return self._error(403, refusal or "Forbidden")
+            return self._too_many_requests() if status == 429 else self._error(status, refusal or "Forbidden")
         if fault:
             self._apply_fault(fault)
         style = answer_style(job.model)
@@ -461,7 +512,7 @@ class _Handler(BaseHTTPRequestHandler):
         with sim._lock:
             sim._poll_count += 1
         self._latency()
-        if not self._authorized():
+        if self._authorized() is None:
             return
         ids = query.get("generation_id")
         if not ids or not ids[0]:
@@ -570,14 +621,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.simulator._stopping.wait(min(seconds, MAX_FAULT_SLEEP_SECONDS))
 
     # helpers
-    def _authorized(self) -> bool:
+    def _authorized(self) -> str | None:
+        """The request's API key if it is one the simulator accepts; else a 401 is answered."""
         with self.simulator._lock:
-            expected = f"Bearer {self.simulator._config.api_key}"
+            keys = [self.simulator._config.api_key, *self.simulator._config.extra_api_keys]
         given = self.headers.get("Authorization", "")
-        if hmac.compare_digest(given.encode(), expected.encode()):
-            return True
-        self._error(401, "Unauthorized: invalid or missing API key")
-        return False
+        found = None
+        for key in keys:  # every key compared, in constant time each
+            if hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
+                found = key
+        if found is None:
+            self._error(401, "Unauthorized: invalid or missing API key")
+        return found
+
+    def _too_many_requests(self) -> None:
+        """The account limits' 429, as errors-and-messages/ shows it: the message of the 4xx
+        table and the error body of general-info.md, whose one 429 example has the statusCode as
+        a string; no Retry-After, no rate-limit header (see limits.py)."""
+        self._error(429, limits.TOO_MANY_REQUESTS, status_code="429")
 
     def _json_body(self, *, any_json: bool = False) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
@@ -599,12 +660,19 @@ class _Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host")
         return f"http://{host}" if host else self.simulator.url
 
-    def _error(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+    def _error(
+        self,
+        status: int,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        status_code: int | str | None = None,
+    ) -> None:
         body = {
             "message": message,
             "path": urlsplit(self.path).path,
             "requestId": str(uuid.uuid4()),
-            "statusCode": status,
+            "statusCode": status if status_code is None else status_code,
             "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
         self._json(status, body, headers)
@@ -639,6 +707,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--credits", type=int, default=None, help="credits before 403 (default unlimited)")
     parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument(
+        "--max-concurrent-jobs", type=int, default=None, help="jobs a key may run at once (default no cap)"
+    )
+    parser.add_argument(
+        "--max-submits-per-minute",
+        type=int,
+        default=None,
+        help="submits a key may make in 60 s (default no cap)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     args = parser.parse_args(argv)
     durations = {model: float(seconds) for model, _, seconds in (d.partition("=") for d in args.duration)}
@@ -650,6 +727,8 @@ def main(argv: list[str] | None = None) -> None:
         default_duration=args.default_duration,
         credits=args.credits,
         latency_ms=args.latency_ms,
+        max_concurrent_jobs=args.max_concurrent_jobs,
+        max_submits_per_minute=args.max_submits_per_minute,
     )
     sim.verbose = not args.quiet
     done = threading.Event()
