@@ -46,7 +46,7 @@ class Job:
     family: str  # "unified" or "legacy"
     provider: str | None  # the legacy path's provider
     body: dict[str, Any]
-    created: float  # time.monotonic()
+    created: float  # the simulator's clock (time.monotonic() unless it is given one)
     duration: float
     credits_used: int
     directives: dict[str, str]

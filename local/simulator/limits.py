@@ -48,7 +48,7 @@ class Limits:
         self.throttled: Counter[str] = Counter()
 
     def over_rate(self, key: str, now: float, per_minute: int | None) -> bool:
-        """Count a submit request of ``key`` at ``now`` (monotonic seconds) and say whether it
+        """Count a submit request of ``key`` at ``now`` (the simulator's clock, seconds) and say whether it
         is over ``per_minute`` within the sliding window (None: no limit). The request counts
         whether or not it is refused."""
         window = self._submits[key]

@@ -245,7 +245,7 @@ class Simulator:
 
     def running_jobs(self, api_key: str | None = None) -> int:
         """Jobs queued or generating now (of one API key, or of all)."""
-        now = time.monotonic()
+        now = self.clock()
         wanted = None if api_key is None else limits.key_id(api_key)
         with self._lock:
             return sum(1 for j in self._jobs.values() if j.running(now) and wanted in (None, j.key_id))
@@ -345,7 +345,7 @@ class Simulator:
         """Count a submit request of this key; whether it is over max_submits_per_minute."""
         with self._lock:
             per_minute = self._config.max_submits_per_minute
-            return self._limits.over_rate(limits.key_id(key), time.monotonic(), per_minute)
+            return self._limits.over_rate(limits.key_id(key), self.clock(), per_minute)
 
     def _accept(
         self, body: dict[str, Any], family: str, provider: str | None, key: str = ""
@@ -359,7 +359,7 @@ class Simulator:
         owner = limits.key_id(key)
         with self._lock:
             cfg = self._config
-            now = time.monotonic()
+            now = self.clock()  # the clock jobs advance on (a scaled one, under a ScaledClock)
             if cfg.max_concurrent_jobs is not None:
                 running = sum(1 for j in self._jobs.values() if j.key_id == owner and j.running(now))
                 if self._limits.over_concurrency(running, cfg.max_concurrent_jobs):

@@ -218,3 +218,26 @@ def test_standalone_process_takes_the_limits() -> None:
     finally:
         process.terminate()
         assert process.wait(5) == 0
+
+
+def test_jobs_and_limits_follow_the_clock_the_simulator_is_given() -> None:
+    # A ScaledClock gives epoch seconds; jobs made on another clock (the monotonic one) would be
+    # finished (or never finish) the moment they were made. Here the wall clock stands still.
+    now = [1_800_000_000.0]
+    with Simulator(api_key=KEY, default_duration=100.0, clock=lambda: now[0]) as clocked:
+        clocked.configure(max_concurrent_jobs=1, max_submits_per_minute=2)
+        job_id = submit(clocked).json()["id"]
+        job = clocked.jobs[job_id]
+        assert job.created == now[0]
+        assert clocked.running_jobs() == 1 and clocked.state()["jobs"][0]["status"] != "completed"
+        assert submit(clocked, "second").status_code == 429  # the first still runs on this clock
+
+        now[0] += 100.0  # the job's 100 s pass on its clock, not on the wall clock
+        assert clocked.running_jobs() == 0 and clocked.state()["jobs"][0]["status"] == "completed"
+        assert submit(clocked, "third").status_code == 200  # its slot is free
+
+        clocked.configure(max_concurrent_jobs=None)
+        assert submit(clocked, "fourth").status_code == 200
+        assert submit(clocked, "fifth").status_code == 429  # the third request in this minute
+        now[0] += RATE_WINDOW_SECONDS  # the minute passes on the given clock only
+        assert submit(clocked, "sixth").status_code == 200
