@@ -112,6 +112,7 @@ CONTROL_SIZES: dict[str, dict[str, Any]] = {
     "aws_faults": {"generations": 4, "every": 3, "lose_every": 2},
     "fuzzed_api": {"cases": 40},
     "load": {"clients": 2, "seconds": 2.0, "drain_seconds": 2.0},
+    "burst_cap_halved": {"cap": 4, "multiple": 5, "drain_timeout": 60.0},
 }
 
 
@@ -120,3 +121,5 @@ def test_negative_control_fails_without_its_guard(h: Harness, key: str) -> None:
     control = negative_control(key, h, **CONTROL_SIZES[key])
     assert control["detected"], control
     assert control["guard_removed"] and control["summary"]
+    if key == "burst_cap_halved":  # detected by what the queue guards against: lost requests
+        assert "requests lost" in control["summary"], control
