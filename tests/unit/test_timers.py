@@ -367,6 +367,9 @@ def test_the_workflow_path_feeds_the_shared_statistics(
     shared = stats(aws)
     service = make_service(aws, client, clock, schedule=PollSchedule(shared=shared))
     generation = service.submit_once("gen-workflow-1", "owner-a", T2V)
+    assert generation.status is Status.PENDING  # the workflow's Submit only accepts it
+    assert service.dispatcher is not None  # the DispatcherFunction's work: submit to the provider
+    assert service.dispatcher.run(lambda: 10**9, reserve_ms=0).submitted == 1
     time.sleep(0.4)
     clock.advance(40)
     wait_until(lambda: service.fetch(generation.id)[0].status is Status.COMPLETED)
