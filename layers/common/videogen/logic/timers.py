@@ -92,4 +92,12 @@ class TimerFiring:
         self.recorder.count("PollTimersFired")
         self.recorder.count("PollTimerLateness", max(now - timer.due, 0.0), "Seconds")
         refreshed: Refreshed = self.refresher.refresh(generation)
-        return refreshed[1].value
+        outcome = refreshed[1]
+        # Counted as the sweep and the workflow count theirs: a completion (or failure, timeout)
+        # a timer found is on the dashboard and its alarms like any other. (refresh imports this
+        # module, so its table is imported here.)
+        from videogen.logic.refresh import OUTCOME_METRICS
+
+        if name := OUTCOME_METRICS.get(outcome):
+            self.recorder.count(name)
+        return outcome.value
