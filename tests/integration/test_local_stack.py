@@ -224,12 +224,18 @@ def test_proxy_event_reaches_the_handler(
 
 
 def test_api_workers_serve_requests_at_once_and_keep_each_callers_own(
-    local_stack: LocalStack, api: ApiClient, other_api: ApiClient, simulator: Any
+    local_stack: LocalStack,
+    api: ApiClient,
+    other_api: ApiClient,
+    simulator: Any,
+    wait_for: Any,
+    poller: None,  # the schedule: finished jobs give their provider slots back to the queue
 ) -> None:
-    """API requests in worker processes (LocalStack(api_workers=N)): slow submits of two callers
+    """API requests in worker processes (LocalStack(api_workers=N)): two callers' requests
     overlap (the pool saw more than one busy at once), each caller's answer is its own, every
-    submit reached the provider once, and each caller lists only its own generations (the
-    caller comes from the request each worker resolves, never from another's)."""
+    generation reached the provider once (through the dispatcher, which the API's DispatchQueue
+    message wakes), and each caller lists only its own generations (the caller comes from the
+    request each worker resolves, never from another's)."""
     run = str(time.time_ns())
     bodies = [
         (client, {"model": "video-01", "prompt": f"workers {run} {i}-{n}"})
@@ -249,6 +255,14 @@ def test_api_workers_serve_requests_at_once_and_keep_each_callers_own(
     assert [a.status_code for a in answers] == [202] * len(bodies)
     assert [a.json()["request"]["prompt"] for a in answers] == [b["prompt"] for _, b in bodies]
     assert pools["ApiFunction"].busy_peak > 1
+
+    def dispatched() -> bool:  # every generation out of the submit queue, at the provider
+        return all(
+            client.get(f"/generations/{a.json()['id']}").json()["provider_generation_id"]
+            for (client, _), a in zip(bodies, answers, strict=True)
+        )
+
+    wait_for(dispatched, timeout=30, interval=0.1)
     paid = simulator.submits_by("prompt")
     assert all(paid.get(b["prompt"]) == 1 for _, b in bodies), paid
     for client in (api, other_api):
