@@ -1,8 +1,8 @@
 """The local stack's function logs, end to end: a stack with a log directory (in a process of
-its own: one local stack per process, and the suite's is running) takes a submit through the API
-and a sweep to completion; each function's file then holds its log lines, every one about the
-generation naming it, its EMF metric lines and Lambda's own line, and the dashboard's picture is
-drawn from them."""
+its own: one local stack per process, and the suite's is running) takes a submit through the API,
+the dispatcher and a poll timer or sweep to completion; each function's file then holds its log
+lines, every one about the generation naming it, its EMF metric lines and Lambda's own line,
+and the dashboard's picture is drawn from them."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ with LocalStack(port=0, timer=False, use_simulator=True, sim_default_duration=0.
         got = requests.get(f"{stack.api_url}/generations/{created['id']}", headers=headers, timeout=30).json()
         if got["status"] == "completed":
             break
-    print(json.dumps({"id": created["id"], "status": got["status"]}))
+print("OUTCOME", json.dumps({"id": created["id"], "status": got["status"]}))
 """
 
 
@@ -55,16 +55,28 @@ def test_a_generations_lines_and_metrics_land_in_its_functions_files(tmp_path: P
         env={"PYTHONPATH": f"{ROOT}:{ROOT / 'layers' / 'common'}", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    # the stack's functions log to stdout too, from its threads: the outcome is the marked line
+    [outcome_line] = [line for line in result.stdout.splitlines() if line.startswith("OUTCOME ")]
+    outcome = json.loads(outcome_line.removeprefix("OUTCOME "))
     assert outcome["status"] == "completed"
     assert "GenerationsSubmitted" not in result.stdout  # EMF lines go to the files only
 
-    api, poller = records(logs / "ApiFunction.log"), records(logs / "PollerFunction.log")
-    about = [r for r in api + poller if "message" in r and r.get("generation_id")]
-    assert {"generation recorded", "generation submitted", "generation completed"} <= {
-        r["message"] for r in about
-    }
-    assert {r["generation_id"] for r in about} == {outcome["id"]}
+    def lines(*functions: str) -> list[dict]:
+        return [r for f in functions if (logs / f"{f}.log").exists() for r in records(logs / f"{f}.log")]
+
+    def said(message: str, *functions: str) -> list[dict]:
+        return [r for r in lines(*functions) if r.get("message") == message]
+
+    # Each step's line is in the file of the function that took it: the API accepts (pending),
+    # the dispatcher submits, a poll timer or the sweep sees the completion.
+    accepted = said("generation accepted", "ApiFunction")
+    submitted = said("generation submitted", "DispatcherFunction")
+    completed = said("generation completed", "PollTimerFunction", "PollerFunction")
+    assert accepted and submitted and completed
+    assert {r.get("generation_id") for r in accepted + submitted + completed} == {outcome["id"]}
+    everything = lines(*(p.stem for p in logs.glob("*.log")))
+    assert {r["generation_id"] for r in everything if r.get("generation_id")} == {outcome["id"]}
+    poller = lines("PollerFunction")
     names = json.loads((logs / "names.json").read_text())
     assert any(r.get("FunctionName") == names["PollerFunction"] and r["Errors"] == 0 for r in poller)
 
