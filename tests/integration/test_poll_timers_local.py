@@ -41,6 +41,9 @@ def probe() -> dict[str, Any]:
             "POWERTOOLS_METRICS_DISABLED": "true",
         },
     )
+    import moto.sqs.models as sqs_models
+
+    wall_clocks = (sqs_models.unix_time, sqs_models.unix_time_millis)
     stack.event_poll_seconds = 0.05
     with stack:
         body = {"model": MODEL, "prompt": f"A paper boat on a pond [sim:duration={JOB_SECONDS}]"}
@@ -66,7 +69,7 @@ def probe() -> dict[str, Any]:
         stats = dynamodb.get_item(
             TableName=stack.environment["MODEL_STATS_TABLE_NAME"], Key={"model": {"S": MODEL}}
         ).get("Item")
-        return {
+        seen = {
             "status": done["status"]["S"],
             "video_key": "video_key" in done,
             "completed_at": done.get("completed_at", {}).get("S"),
@@ -74,6 +77,13 @@ def probe() -> dict[str, Any]:
             "polls": job.polls,
             "stats_count": stats["count"]["N"] if stats else None,
         }
+    # stopped, the stack leaves no scaled clock behind: moto's SQS and the service's are the wall's
+    import videogen.bootstrap
+
+    seen["clocks_restored"] = (sqs_models.unix_time, sqs_models.unix_time_millis) == wall_clocks and (
+        videogen.bootstrap.CLOCK is time.time
+    )
+    return seen
 
 
 def test_a_generation_completes_by_its_timers_alone_and_the_schedule_learns() -> None:
@@ -99,3 +109,4 @@ def test_a_generation_completes_by_its_timers_alone_and_the_schedule_learns() ->
     completed_at = datetime.fromisoformat(seen["completed_at"].replace("Z", "+00:00")).timestamp()
     assert 0 <= completed_at - seen["finished_at"] < 60  # seen after the provider finished, not long after
     assert seen["stats_count"] == "1"  # the completion reached the shared schedule
+    assert seen["clocks_restored"]
