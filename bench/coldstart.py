@@ -47,7 +47,7 @@ from typing import Any
 
 from bench.common import ROOT, median
 
-HANDLERS = ("api", "poller", "upload", "workflow", "notifier", "webhook")
+HANDLERS = ("api", "poller", "upload", "workflow", "notifier", "webhook", "dispatcher", "poll_timer", "spend")
 BUILT_LAYER = ROOT / ".aws-sam" / "build" / "CommonLayer" / "python"
 CACHE = ROOT / ".aws-sam" / "bench"  # the runtime's boto3 and this machine's wheels (build output)
 CLOSED = "http://127.0.0.1:9"  # discard port, nothing listens: any call would fail at once
@@ -60,6 +60,12 @@ ENV = {
     "AIML_API_KEY_SECRET_ID": "bench-secret",
     "AIML_BASE_URL": CLOSED,
     "WEBHOOK_SECRET_ID": "bench-webhook-secret",
+    "WEBHOOK_SECRET_VERSIONS_TABLE": "bench-webhook-secret-versions",
+    "SPEND_TABLE_NAME": "bench-spend",
+    "POLL_TIMER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-poll-timers",
+    "MODEL_STATS_TABLE_NAME": "bench-model-stats",
+    "QUEUE_TABLE_NAME": "bench-queue",
+    "DISPATCH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-dispatch",
     "EVENT_BUS_NAME": "bench-events",
     "WEBHOOK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-webhooks",
     "WEBHOOK_DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-webhooks-dlq",
