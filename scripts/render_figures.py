@@ -160,19 +160,35 @@ COST_ROWS = [  # (unit, label)
 ]
 
 
+class _Unknown(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _known_sizes(doc: dict[str, Any]) -> dict[str, Any]:
+    sweep = doc.get("details", {}).get("sweep", {})
+    timely = doc.get("details", {}).get("timeliness", {})
+    return {k: sweep[k] for k in ("due", "history", "latency_ms", "concurrency") if k in sweep} | (
+        {"jobs": timely["jobs"]} if "jobs" in timely else {}
+    )
+
+
 def render_bench(doc: dict[str, Any]) -> list[str]:
-    d = doc["details"]
-    sweep, timely, cold, layer, cost = d["sweep"], d["timeliness"], d["cold_start"], d["layer"], d["cost"]
-    cpu_poll = d["poll_cpu"]
-    sizes = {
-        "due": sweep["due"],
-        "history": sweep["history"],
-        "latency_ms": sweep["latency_ms"],
-        "concurrency": sweep["concurrency"],
-        "jobs": timely["jobs"],
-        "worst_handler": cold["compiled"]["worst_handler"],
-        "worst_path": max(cpu_poll["vs_floor"], key=lambda path: cpu_poll["vs_floor"][path]),
-    }
+    """The figures of a results.json; one made before a section existed shows its figures table
+    and says which section it lacks (a new `make bench` writes them all)."""
+    try:
+        return _render_bench(doc)
+    except KeyError as missing:
+        note = (
+            f"*This results.json has no `{missing.args[0]}` section (it was made before that part of "
+            "`make bench` existed): the tables that need it are left out until the next `make bench`.*"
+        )
+        burst = doc.get("details", {}).get("burst")
+        figures = _figures(doc, _Unknown(_known_sizes(doc)))
+        return [*figures, "", note, *(render_burst(burst) if burst else [])]
+
+
+def _figures(doc: dict[str, Any], sizes: dict[str, Any]) -> list[str]:
     load = doc.get("load_average_before_after")
     out = [
         f"Made by `{doc['command']}` on {doc['date']} ({doc['machine']}; {doc['seconds']:.0f} s"
@@ -189,7 +205,7 @@ def render_bench(doc: dict[str, Any]) -> list[str]:
         rows.append(
             [
                 f"`{name}`",
-                FIGURES.get(name, name).format(**sizes),
+                FIGURES.get(name, name).format_map(sizes),
                 "not measured" if value is None else count(value) if name in COUNTS else num(value),
                 goal,
                 "yes" if ok else "**no**",
@@ -198,6 +214,23 @@ def render_bench(doc: dict[str, Any]) -> list[str]:
             ]
         )
     out += table(["figure", "what", "value", "goal", "met", "measured on", "carries to AWS"], rows)
+    return out
+
+
+def _render_bench(doc: dict[str, Any]) -> list[str]:
+    d = doc["details"]
+    sweep, timely, cold, layer, cost = d["sweep"], d["timeliness"], d["cold_start"], d["layer"], d["cost"]
+    cpu_poll = d["poll_cpu"]
+    sizes = {
+        "due": sweep["due"],
+        "history": sweep["history"],
+        "latency_ms": sweep["latency_ms"],
+        "concurrency": sweep["concurrency"],
+        "jobs": timely["jobs"],
+        "worst_handler": cold["compiled"]["worst_handler"],
+        "worst_path": max(cpu_poll["vs_floor"], key=lambda path: cpu_poll["vs_floor"][path]),
+    }
+    out = _figures(doc, sizes)
 
     # the sweep
     median_run = min(
