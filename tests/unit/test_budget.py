@@ -272,3 +272,21 @@ def test_an_upload_past_the_budget_is_a_failed_generation_not_a_retry(
     # a redelivery finds the failed record: still nothing paid, nothing reserved
     assert only(up.handle(event))["outcome"] == "duplicate" and up.count() == 1
     assert spent(aws, clock, "s3-uploads")["daily"]["spent"] == 0
+
+
+def test_a_request_beyond_the_queue_cap_reserves_nothing(
+    aws: dict[str, str], client: AimlClient, clock: Clock
+) -> None:
+    from tests.unit.conftest import make_queue
+    from videogen.domain.errors import QueueFull
+    from videogen.logic.queue import QueueSettings
+
+    settings = QueueSettings(owner_cap=1, deadline_seconds=3600, claim_seconds=60, job_lease_seconds=600)
+    queue = make_queue(aws, clock, settings=settings)
+    service = make_service(aws, client, clock, spend=guard(aws, clock), queue=queue)
+    service.accept("key-a", T2V)
+
+    with pytest.raises(QueueFull):
+        service.accept("key-a", T2V)
+
+    assert spent(aws, clock)["daily"]["spent"] == ESTIMATE  # the refused one holds no estimate

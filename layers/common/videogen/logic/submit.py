@@ -118,12 +118,7 @@ class Submitter:
         now = self.recorder.clock()
         stamp = utc_now_iso(now)
         generation_id = generation_id or new_generation_id()
-        rank = queue.admit(owner, stamp, generation_id)  # QueueFull: nothing recorded or reserved
-        try:
-            self.spend.reserve(owner, model.id, fields, generation_id)  # BudgetExceeded: nothing recorded
-        except BaseException:
-            queue.index.remove(rank, owner)
-            raise
+        rank = queue.admit(owner, stamp, generation_id)
         generation = Generation(
             id=generation_id,
             owner=owner,
@@ -141,12 +136,14 @@ class Submitter:
             queue_rank=rank,
             provider_refs=refs,
         )
-        # The entry first: a crash before the record leaves an entry without a record, which the
-        # dispatcher drops; the other order could leave a pending record no dispatcher sees.
+        # The entry first: QueueFull before anything is reserved; and a crash before the record
+        # leaves an entry without a record, which the dispatcher drops (the other order could
+        # leave a pending record no dispatcher sees).
         queue.enter(generation, now)
         try:
+            self.spend.reserve(owner, model.id, fields, generation_id)  # BudgetExceeded: nothing recorded
             self.recorder.store.create(generation)
-        except BaseException:
+        except BaseException:  # refused or failed: the queue entry is taken back
             queue.index.remove(rank, owner)
             raise
         self.recorder.count("GenerationsAccepted")
