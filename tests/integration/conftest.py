@@ -148,3 +148,16 @@ def poller(local_stack: LocalStack) -> Iterator[None]:
     yield
     stop.set()
     thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def harness(local_stack: LocalStack) -> Iterator[Any]:
+    """The reliability scenarios' harness over the session's local stack (bench/reliability)."""
+    from bench.reliability.harness import Harness
+
+    yield Harness(local_stack)
+
+
+@pytest.fixture
+def h(harness: Any, simulator: Any) -> Any:
+    return harness  # `simulator` puts the simulator's settings back after each test

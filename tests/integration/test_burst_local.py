@@ -5,25 +5,9 @@ and the table."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
-
 from bench.reliability import Harness
 from bench.reliability import burst_cap_halved as burst_cap_halved_scenario
 from bench.reliability.burst_cap_halved import burst_cap_halved_control
-from local.stack import LocalStack
-
-
-@pytest.fixture(scope="module")
-def harness(local_stack: LocalStack) -> Iterator[Harness]:
-    yield Harness(local_stack)
-
-
-@pytest.fixture
-def h(harness: Harness, simulator: Any) -> Harness:
-    return harness  # `simulator` puts the simulator's settings back after each test
 
 
 def test_a_burst_whose_provider_cap_halves_loses_nothing(h: Harness) -> None:

@@ -7,7 +7,6 @@ nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,17 +21,6 @@ from bench.reliability import load as load_scenario
 from bench.reliability import overlapping_sweeps as overlapping_sweeps_scenario
 from bench.reliability import provider_chaos as provider_chaos_scenario
 from bench.reliability.controls import CONTROLS, negative_control
-from local.stack import LocalStack
-
-
-@pytest.fixture(scope="module")
-def harness(local_stack: LocalStack) -> Iterator[Harness]:
-    yield Harness(local_stack)
-
-
-@pytest.fixture
-def h(harness: Harness, simulator: Any) -> Harness:
-    return harness  # `simulator` puts the simulator's settings back after each test
 
 
 def holds(result: Result) -> bool:

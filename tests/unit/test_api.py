@@ -66,16 +66,25 @@ def event(
     return ev
 
 
+def api_components(aws: dict[str, str], service: Any, **settings: Any) -> Components:
+    """What the API function's entry builds, over `service` and the tables of `aws`."""
+    return Components(
+        settings=Settings(
+            table_name=aws["GenerationsTable"],
+            idempotency_table_name=aws["IdempotencyTable"],
+            outputs_bucket=aws["OutputsBucket"],
+            aiml_api_key_secret_id="unused",
+            **settings,
+        ),
+        service=service,
+        dynamodb=boto3.client("dynamodb"),
+    )
+
+
 @pytest.fixture
 def call(aws: dict[str, str], client: AimlClient, clock: Clock) -> Any:
     service = make_service(aws, client, clock)
-    settings = Settings(
-        table_name=aws["GenerationsTable"],
-        idempotency_table_name=aws["IdempotencyTable"],
-        outputs_bucket=aws["OutputsBucket"],
-        aiml_api_key_secret_id="unused",
-    )
-    components = Components(settings=settings, service=service, dynamodb=boto3.client("dynamodb"))
+    components = api_components(aws, service)
     containers = threading.local()  # like Lambda: one resolver per concurrently running container
 
     def invoke(*args: Any, **kwargs: Any) -> tuple[int, dict[str, Any], dict[str, Any]]:
@@ -554,13 +563,8 @@ def test_a_connection_error_is_answered_without_the_providers_address(
         backoff_factor=0.01,
     )
     service = make_service(aws, provider, clock)
-    settings = Settings(
-        table_name=aws["GenerationsTable"],
-        idempotency_table_name=aws["IdempotencyTable"],
-        outputs_bucket=aws["OutputsBucket"],
-        aiml_api_key_secret_id="unused",
-    )
-    app = build_app(lambda: Components(settings=settings, service=service, dynamodb=boto3.client("dynamodb")))
+    components = api_components(aws, service)
+    app = build_app(lambda: components)
 
     answer = app.resolve(event("POST", "/generations", body=T2V), Context())
     generation_id = json.loads(answer["body"])["id"]

@@ -15,11 +15,10 @@ import pytest
 
 from local.simulator import Simulator
 from tests.unit.conftest import Clock, make_service
-from tests.unit.test_api import T2V, Context, event
+from tests.unit.test_api import T2V, Context, api_components, event
 from videogen.adapters.aiml_provider import AimlClient
 from videogen.adapters.dynamodb_store import generation_from_item, item_from_generation
 from videogen.adapters.spend_counters import SpendCounters
-from videogen.bootstrap import Components
 from videogen.domain.budgets import BudgetExceeded, Limits, parse_overrides
 from videogen.domain.models import Generation, Status
 from videogen.domain.pricing import KLING_STANDARD_PER_SECOND, estimate_credits
@@ -220,14 +219,8 @@ def test_budget_overrides_are_checked_at_cold_start() -> None:
 @pytest.fixture
 def api(aws: dict[str, str], client: AimlClient, clock: Clock) -> Any:
     spend = guard(aws, clock, default_limits=Limits(daily=ESTIMATE))
-    service = make_service(aws, client, clock, spend=spend)
-    settings = Settings(
-        table_name=aws["GenerationsTable"],
-        idempotency_table_name=aws["IdempotencyTable"],
-        outputs_bucket=aws["OutputsBucket"],
-        aiml_api_key_secret_id="unused",
-    )
-    app = build_app(lambda: Components(settings=settings, service=service, dynamodb=boto3.client("dynamodb")))
+    components = api_components(aws, make_service(aws, client, clock, spend=spend))
+    app = build_app(lambda: components)
 
     def invoke(*args: Any, **kwargs: Any) -> tuple[int, dict[str, Any]]:
         import json

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from videogen.domain.catalog import get_model
@@ -54,17 +54,8 @@ class DispatchReport:
     outcomes: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "submitted": self.submitted,
-            "throttled": self.throttled,
-            "failed": self.failed,
-            "expired": self.expired,
-            "stale": self.stale,
-            "rounds": self.rounds,
-            "depth": self.depth,
-            "limit": self.limit,
-            "retry_in": self.retry_in,
-        }
+        """The counts and the queue's state; the per-generation outcomes stay out of the log line."""
+        return {name: value for name, value in asdict(self).items() if name != "outcomes"}
 
 
 class Dispatcher:
