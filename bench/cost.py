@@ -44,9 +44,15 @@ PRICES = {
     "s3_get": 0.0004 / 1000,  # GET, HEAD and all other requests
     "apigw_request": 3.50 / 1_000_000,  # REST API
     "secrets_call": 0.05 / 10_000,
+    "sqs_request": 0.40 / 1_000_000,  # standard queues, per 64 KB request
 }
 S3_PUT_CLASS = {"PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
+# What the handlers send (the dispatcher's wake-ups, poll timers, webhook messages). The requests
+# Lambda's SQS pollers make (receive, delete) are counted per SQS-triggered invocation instead:
+# the local stack's pollers do not poll like Lambda's, so their own calls are not counted.
+_SQS_SENDS = {"SendMessage", "SendMessageBatch"}
+SQS_TRIGGERED = {"DispatcherFunction", "PollTimerFunction", "WebhookFunction"}
 FINAL = {"completed", "failed", "timed_out", "cancelled"}
 
 
@@ -97,6 +103,12 @@ class Tally:
             "s3_get_requests": s3_other / count,
             "secrets_calls": sum(n for op, n in self.calls.items() if op.startswith("secretsmanager."))
             / count,
+            # sends, plus a receive and a delete per SQS-triggered invocation (Lambda's poller)
+            "sqs_requests": (
+                sum(n for op, n in self.calls.items() if op.startswith("sqs.") and op[4:] in _SQS_SENDS)
+                + 2 * sum(n for k, n in self.lambda_calls.items() if k.split(".")[0] in SQS_TRIGGERED)
+            )
+            / count,
             "lambda_invocations": {k: v / count for k, v in self.lambda_calls.items()},
             "lambda_ms": {k: v / count for k, v in self.lambda_ms.items()},
         }
@@ -105,7 +117,7 @@ class Tally:
 class Meter:
     """Counts AWS calls made through botocore in this process, and handler invocations."""
 
-    SERVICES = ("dynamodb", "s3", "secretsmanager")
+    SERVICES = ("dynamodb", "s3", "secretsmanager", "sqs")
 
     def __init__(self) -> None:
         self.tally = Tally()
@@ -258,7 +270,11 @@ def measure(*, generations: int = 12, executions: int = 4, latency_ms: int = 200
         if idle_report["due"]:
             raise RuntimeError(f"an idle tick found work: {idle_report}")
 
-        # -- workflow path: executions of the state machine, each submit, wait/fetch loop, video
+        # -- workflow path: executions of the state machine, each submit, wait/fetch loop, video.
+        # The schedule has learned 4 s from the poller's jobs above; these take three times that,
+        # so the loop meets a running job (a pending Fetch) before the final one, as a job whose
+        # time varies does in production.
+        simulator.configure(durations={model: 12.0})
         sfn = stack.client("stepfunctions")
         arn = stack.state_machine_arn
         assert arn is not None
@@ -282,6 +298,8 @@ def measure(*, generations: int = 12, executions: int = 4, latency_ms: int = 200
         workflow_polls = simulator.poll_count - polls_before
         transitions = 0
         states: Counter[str] = Counter()
+        if "WorkflowFunction.fetch.pending" not in meter.by_label:
+            raise RuntimeError("no workflow Fetch met a running job: nothing to price a pending Fetch by")
         for execution in started:
             described = sfn.describe_execution(executionArn=execution)
             if described["status"] != "SUCCEEDED":
@@ -319,6 +337,15 @@ def measure(*, generations: int = 12, executions: int = 4, latency_ms: int = 200
     }
 
 
+_UNITS = (
+    ("dynamodb_wru", "dynamodb_wru"),
+    ("dynamodb_rru", "dynamodb_rru"),
+    ("s3_put_requests", "s3_put"),
+    ("s3_get_requests", "s3_get"),
+    ("sqs_requests", "sqs_request"),
+)
+
+
 def _dollars(per_generation: dict[str, float]) -> float:
     return sum(PRICES[k] * v for k, v in per_generation.items())
 
@@ -336,21 +363,30 @@ def cost_per_1000(
     p = counts["poller"]
     poller_gb = memory_gb if poller_memory_gb is None else poller_memory_gb
     extra = polls_per_generation - 1  # polls that find the job still running
+
+    def others(phase: dict[str, Any], field_: str) -> float:
+        """Invocations (or ms) of the functions a phase sets off besides the poller's sweep (the
+        dispatcher, the stream consumers): the sweep's own time comes from the sweep benchmark."""
+        return float(sum(v for k, v in phase[field_].items() if k != "PollerFunction"))
+
+    def per_generation(field_: str) -> float:
+        return (
+            others(p["submit"], field_)
+            + extra * others(p["pending_poll"], field_)
+            + others(p["completing_poll"], field_)
+        )
+
     units: dict[str, float] = {
         "apigw_request": 1.0,
-        "lambda_request": 1.0,  # the API call; the poller's ticks run whether or not work is due
+        # the API call, the dispatcher's submit and the stream consumers; the poller's and the
+        # dispatcher's ticks run whether or not work is due (below, fixed)
+        "lambda_request": per_generation("lambda_invocations"),
         "lambda_gb_second": (
-            memory_gb * sum(p["submit"]["lambda_ms"].values())
-            + poller_gb * polls_per_generation * sweep_ms_per_poll
+            memory_gb * per_generation("lambda_ms") + poller_gb * polls_per_generation * sweep_ms_per_poll
         )
         / 1000,
     }
-    for key, unit in (
-        ("dynamodb_wru", "dynamodb_wru"),
-        ("dynamodb_rru", "dynamodb_rru"),
-        ("s3_put_requests", "s3_put"),
-        ("s3_get_requests", "s3_get"),
-    ):
+    for key, unit in _UNITS:
         units[unit] = p["submit"][key] + extra * p["pending_poll"][key] + p["completing_poll"][key]
     # The key is cached for SECRET_MAX_AGE_SECONDS per container: the run's reads / its generations
     # (an upper bound: a short run is mostly first reads).
@@ -364,7 +400,7 @@ def cost_per_1000(
     idle = p["idle_tick"]
     ticks = 60 * 24 * 30
     idle_units = {
-        "lambda_request": float(ticks),
+        "lambda_request": ticks * sum(idle["lambda_invocations"].values()),
         "lambda_gb_second": ticks * poller_gb * sum(idle["lambda_ms"].values()) / 1000,
         "dynamodb_rru": ticks * idle["dynamodb_rru"],
     }
@@ -386,18 +422,22 @@ def cost_per_1000(
     def step_ms(step: dict[str, Any]) -> float:
         return float(sum(step["lambda_ms"].values()))
 
+    # What an execution sets off besides its own steps (the dispatcher's submit, the stream
+    # consumers), per execution: the run's totals less the steps'.
+    def besides(field_: str) -> float:
+        return float(sum(v for k, v in w["all"][field_].items() if not k.startswith("WorkflowFunction.")))
+
     wunits: dict[str, float] = {
         "sfn_transition": fixed_transitions + 3 * polls_per_generation,
-        "lambda_request": 1 + polls_per_generation,
-        "lambda_gb_second": memory_gb * (step_ms(submit) + extra * step_ms(pending) + step_ms(final)) / 1000,
+        "lambda_request": 1 + polls_per_generation + besides("lambda_invocations"),
+        "lambda_gb_second": memory_gb
+        * (step_ms(submit) + extra * step_ms(pending) + step_ms(final) + besides("lambda_ms"))
+        / 1000,
     }
-    for key, unit in (
-        ("dynamodb_wru", "dynamodb_wru"),
-        ("dynamodb_rru", "dynamodb_rru"),
-        ("s3_put_requests", "s3_put"),
-        ("s3_get_requests", "s3_get"),
-    ):
+    step_units = [(k, u) for k, u in _UNITS if k != "sqs_requests"]
+    for key, unit in step_units:
         wunits[unit] = submit[key] + extra * pending[key] + final[key]
+    wunits["sqs_request"] = w["all"]["sqs_requests"]
     wunits["secrets_call"] = w["all"]["secrets_calls"]  # the run's reads / its executions
     workflow = {
         "units_per_generation": wunits,

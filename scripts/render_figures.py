@@ -156,6 +156,7 @@ COST_ROWS = [  # (unit, label)
     ("sfn_transition", "Step Functions transitions"),
     ("s3_put", "S3 PUT"),
     ("s3_get", "S3 GET"),
+    ("sqs_request", "SQS requests (sends; receive + delete per SQS-triggered invocation)"),
     ("secrets_call", "Secrets Manager calls (upper bound; cached 5 min)"),
 ]
 

@@ -39,3 +39,12 @@ def deployed_template() -> dict[str, Any]:
     cfn = Template(str(ROOT / "template.yaml"), template, ["us-east-1"])
     assert cfn.transform() == []
     return dict(plain(cfn.template))
+
+
+def event_filter(function: str) -> Any:
+    """The FilterCriteria of `function`'s one stream/queue event, as Lambda applies them: a
+    callable telling whether a record reaches the function (the local stack's own matcher)."""
+    from local.aws.pollers import EventFilters
+
+    (event,) = source_template()["Resources"][function]["Properties"]["Events"].values()
+    return EventFilters(event["Properties"])

@@ -9,8 +9,11 @@ batches of the event's BatchSize and invokes the function with a Lambda-shaped e
 - DynamoDB streams: from StartingPosition; a batch whose handler raises is retried whole, one
   with `batchItemFailures` from the first failed record (sequence number) on; after
   MaximumRetryAttempts (default: until it succeeds) the batch is dropped and recorded in `failures`
-  (AWS would send it to the OnFailure destination). FilterCriteria are not applied: handlers
-  check what they receive.
+  (AWS would send it to the OnFailure destination).
+- FilterCriteria, as Lambda applies them: a record that matches none of the event's filters is
+  dropped (a stream record skipped, an SQS message deleted) and never reaches the function. The
+  patterns are EventBridge's syntax, matched with moto's own EventBridge pattern engine; an SQS
+  body is matched as JSON when it parses as JSON.
 - SQS: messages received with their attributes (ApproximateReceiveCount), deleted when the
   handler succeeds unless listed in `batchItemFailures`; failed ones come back after their
   visibility timeout, and moto's redrive policy moves them to the dead-letter queue.
@@ -18,6 +21,8 @@ batches of the event's BatchSize and invokes the function with a Lambda-shaped e
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import threading
 import time
@@ -25,11 +30,29 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from moto.events.models import EventPattern
+
 from local.aws.cfn import FunctionSpec, Template
 
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL_SECONDS = 0.2
+
+
+class EventFilters:
+    """An event's FilterCriteria: no filters lets everything through; else any filter matching."""
+
+    def __init__(self, props: dict[str, Any]) -> None:
+        filters = (props.get("FilterCriteria") or {}).get("Filters") or []
+        self.patterns = [EventPattern.load(str(f["Pattern"])) for f in filters]
+
+    def __call__(self, record: dict[str, Any]) -> bool:
+        if not self.patterns:
+            return True
+        if record.get("eventSource") == "aws:sqs":
+            with contextlib.suppress(ValueError):
+                record = {**record, "body": json.loads(record["body"])}
+        return any(pattern.matches_event(record) for pattern in self.patterns)
 
 
 class _StreamSource:
@@ -47,13 +70,17 @@ class _StreamSource:
         )["ShardIterator"]
         self.pending: list[dict[str, Any]] = []
         self.attempts = 0
+        self.wanted = EventFilters(props)
 
     def poll(self, invoke: Callable[[str, dict[str, Any]], Any], failures: list[dict[str, Any]]) -> int:
         if not self.pending:
             answer = self.streams.get_records(ShardIterator=self.iterator, Limit=self.batch_size)
             self.iterator = answer["NextShardIterator"]
-            self.pending = [self._lambda_record(r) for r in answer.get("Records", [])]
+            records = [self._lambda_record(r) for r in answer.get("Records", [])]
+            self.pending = [r for r in records if self.wanted(r)]
             self.attempts = 0
+            if records and not self.pending:
+                return len(records)  # read and filtered out: there may be more to read
         if not self.pending:
             return 0
         batch = self.pending
@@ -99,6 +126,7 @@ class _QueueSource:
         self.batch_size = min(int(props.get("BatchSize", 10)), 10)
         self.sqs = sqs
         self.region = region
+        self.wanted = EventFilters(props)
 
     def poll(self, invoke: Callable[[str, dict[str, Any]], Any], failures: list[dict[str, Any]]) -> int:
         messages = self.sqs.receive_message(
@@ -132,6 +160,12 @@ class _QueueSource:
             }
             for m in messages
         ]
+        filtered_out = [r for r in records if not self.wanted(r)]
+        if filtered_out:  # Lambda deletes a message no filter matches
+            self._delete(filtered_out)
+            records = [r for r in records if self.wanted(r)]
+            if not records:
+                return len(filtered_out)
         try:
             result = invoke(self.function, {"Records": records})
         except Exception as exc:  # noqa: BLE001 (all messages come back after their visibility timeout)
@@ -140,11 +174,14 @@ class _QueueSource:
         failed = {f.get("itemIdentifier") for f in (result or {}).get("batchItemFailures", [])}
         done = [r for r in records if r["messageId"] not in failed]
         if done:
-            self.sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done)],
-            )
+            self._delete(done)
         return len(records)
+
+    def _delete(self, records: list[dict[str, Any]]) -> None:
+        self.sqs.delete_message_batch(
+            QueueUrl=self.queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(records)],
+        )
 
 
 class EventSourcePoller:

@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from local.simulator import Simulator
+from tests.templates import event_filter
 from tests.unit.conftest import Clock, make_service
 from tests.unit.test_api import T2V, Context, api_components, event
 from videogen.adapters.aiml_provider import AimlClient
@@ -39,8 +40,18 @@ def guard(aws: dict[str, str], clock: Clock, **options: Any) -> SpendGuard:
     return SpendGuard(counters(aws), clock=clock, **options)
 
 
+class DeployedSettlement(SpendSettlement):
+    """The SpendFunction as deployed: a stream record its template FilterCriteria do not match
+    never reaches it (Lambda drops it), so settling depends on the filters letting it through."""
+
+    reaches = staticmethod(event_filter("SpendFunction"))
+
+    def record(self, raw: Any) -> bool:
+        return bool(self.reaches(raw)) and super().record(raw)
+
+
 def settlement(aws: dict[str, str], clock: Clock) -> SpendSettlement:
-    return SpendSettlement(guard(aws, clock), decode=generation_from_item)
+    return DeployedSettlement(guard(aws, clock), decode=generation_from_item)
 
 
 def stream_record(old: Generation | None, new: Generation) -> dict[str, Any]:
@@ -283,3 +294,19 @@ def test_a_request_beyond_the_queue_cap_reserves_nothing(
         service.accept("key-a", T2V)
 
     assert spent(aws, clock)["daily"]["spent"] == ESTIMATE  # the refused one holds no estimate
+
+
+def test_a_generation_cancelled_while_pending_releases_its_estimate_through_the_stream(
+    aws: dict[str, str], client: AimlClient, clock: Clock
+) -> None:
+    """Never sent, it costs nothing: the SpendFunction as deployed (its stream filter included)
+    gets the cancelling change and gives the estimate back."""
+    from tests.unit.conftest import make_queue
+
+    service = make_service(aws, client, clock, spend=guard(aws, clock), queue=make_queue(aws, clock))
+    pending = service.accept("key-a", T2V)
+    assert spent(aws, clock)["daily"]["spent"] == ESTIMATE
+    cancelled = service.cancel("key-a", pending.id)
+
+    assert settlement(aws, clock).record(stream_record(pending, cancelled)) is True
+    assert spent(aws, clock)["daily"]["spent"] == 0
