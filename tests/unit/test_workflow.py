@@ -15,6 +15,7 @@ from local.simulator import Simulator
 from tests.images import png as real_png
 from tests.unit.conftest import POLL_RETRIES, Clock, make_service, wait_until
 from videogen.adapters.aiml_provider import AimlClient
+from videogen.domain.catalog import get_model
 from videogen.domain.errors import ConflictError, NotFoundError, ProviderThrottled, RequestValidationError
 from videogen.domain.models import Driver, Source, Status
 from videogen.entrypoints.workflow_tasks import failure_reason, generation_id_for, handle
@@ -88,8 +89,6 @@ def test_a_record_read_back_waits_for_its_grace_period_or_is_due(
     """A workflow generation read back (a retried Submit, the Fetch after the dispatcher submitted
     it) waits as the schedule said, or the grace period while still submitting; it is in no
     index (the poller never polls it)."""
-    pending = service.submit_once(GEN_ID, "owner-a", T2V)
-    assert service.wait_seconds(pending) == 15  # in the submit queue: look again soon
     generation = submitted(service)
     stored = service.store.get(GEN_ID)
     assert stored is not None and stored.next_poll_at is not None
@@ -105,6 +104,27 @@ def test_a_record_read_back_waits_for_its_grace_period_or_is_due(
     assert (
         service.submit_grace_seconds - 2 <= service.wait_seconds(submitting) <= service.submit_grace_seconds
     )
+
+
+def test_a_queued_workflow_generation_is_first_looked_at_when_its_first_poll_would_be(
+    service: GenerationService, clock: Clock
+) -> None:
+    """In the submit queue the dispatcher, not the workflow, submits it: the first Fetch comes
+    when the model's first poll would (its learned time x the first-poll factor), not a fixed
+    15 s later; one still queued after 15 s is looked at every 15 s."""
+    model, typical = T2V["model"], get_model(T2V["model"]).typical_seconds
+    service.refresher.schedule = PollSchedule(first_poll_factor=0.5)
+    for _ in range(20):  # the fleet has seen this model take about 9 s
+        service.refresher.schedule.observe(model, 9.0, typical_seconds=typical)
+    pending = service.submit_once(GEN_ID, "owner-a", T2V)
+    first = service.refresher.schedule.first_delay(typical, model=model)
+    assert 3 < first < 8
+    assert service.wait_seconds(pending) == math.ceil(first)
+
+    service.refresher.schedule = PollSchedule(first_poll_factor=0)  # a first poll right away
+    assert service.wait_seconds(pending) == 2  # the floor: the dispatcher takes a moment
+    clock.advance(15)
+    assert service.wait_seconds(pending) == 15  # queued behind others: look again every 15 s
 
 
 def test_a_retried_submit_returns_the_record_and_never_submits_twice(

@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from videogen.domain.catalog import get_model
 from videogen.domain.errors import ConflictError, NotFoundError, ProviderThrottled
 from videogen.domain.models import Driver, Generation, GenerationError, Source, Status
 from videogen.domain.ports import ErrorClass, StaleWriteError
@@ -20,6 +21,7 @@ ARCHIVE_CLAIM_RECHECK_SECONDS = 5
 # A workflow whose generation waits in the submit queue looks again this soon (the dispatcher,
 # not the workflow, submits it; 3 h of waiting is 720 fetches, within the workflow's 1,500).
 PENDING_RECHECK_SECONDS = 15
+PENDING_FIRST_LOOK_MIN_SECONDS = 2
 
 
 class WorkflowSteps:
@@ -97,9 +99,15 @@ class WorkflowSteps:
             return 0
         now = self.recorder.clock()
         if generation.status is Status.PENDING:
-            # In the submit queue: the dispatcher submits it; look again soon (a fetch past the
-            # queue deadline ends it).
-            return PENDING_RECHECK_SECONDS
+            # In the submit queue: the dispatcher submits it, usually within a second or two when
+            # the provider has room. The first look comes when its first poll would (the model's
+            # learned time x FIRST_POLL_FACTOR, so a fast job is not waited on for a fixed 15 s),
+            # later ones every PENDING_RECHECK_SECONDS (a fetch past the queue deadline ends it).
+            if now - generation.started_epoch >= PENDING_RECHECK_SECONDS:
+                return PENDING_RECHECK_SECONDS
+            model = get_model(generation.model)
+            first = self.refresher.schedule.first_delay(model.typical_seconds, model=model.id)
+            return math.ceil(min(max(first, PENDING_FIRST_LOOK_MIN_SECONDS), PENDING_RECHECK_SECONDS))
         if generation.next_poll_at is not None:
             wait = generation.next_poll_at - now
         elif generation.archive_claim_until is not None:  # another fetch is copying the video
