@@ -51,3 +51,36 @@ def test_a_disabled_tracer_patches_nothing() -> None:
     assert state["disabled"] is True
     assert state["patched_after_import"] == []
     assert state["request_wrapped"] == "function"
+
+
+API_PROBE = """
+import json, sys
+import app
+app.entry()
+print(json.dumps({"requests_loaded": "requests" in sys.modules, "api_ready": callable(app.lambda_handler)}))
+"""
+
+
+def test_the_api_cold_start_does_not_load_requests() -> None:
+    """POST /generations accepts into the submit queue and the dispatcher calls the provider, so
+    the API's init (import + the service and resolver built) leaves requests, urllib3 and
+    charset_normalizer (about 0.1 s of a cold start) to the first call that needs them."""
+    from bench.coldstart import ENV
+
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "LAMBDA_"))
+    }
+    environment.update(ENV)
+    environment["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "functions" / "api"), str(ROOT / "layers" / "common")]
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", API_PROBE],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    state = json.loads(answer.stdout.strip().splitlines()[-1])
+    assert state == {"requests_loaded": False, "api_ready": True}
