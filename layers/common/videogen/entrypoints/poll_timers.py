@@ -29,9 +29,10 @@ class PollTimerEvents:
         return self.service.fire_timer(timer)
 
     def handle(self, event: dict[str, Any], context: Any) -> Any:
-        return process_partial_response(
-            event=event,
-            record_handler=lambda record: self.fire(record.body),
-            processor=self.processor,
-            context=context,
-        )
+        with self.service.arming.batched():  # the batch's next timers: one SendMessageBatch
+            return process_partial_response(
+                event=event,
+                record_handler=lambda record: self.fire(record.body),
+                processor=self.processor,
+                context=context,
+            )

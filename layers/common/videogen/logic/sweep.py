@@ -136,7 +136,10 @@ class Sweeper:
         started = time.perf_counter()
         report = SweepReport()
         source = self.due(self.recorder.clock()) if generations is None else generations
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="sweep") as pool:
+        with (
+            self.refresher.arming.batched(),
+            ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="sweep") as pool,
+        ):
             in_flight: set[Future[Refreshed]] = set()
             for generation in read_ahead(source, READ_AHEAD):
                 report.due += 1
