@@ -27,12 +27,15 @@ print(json.dumps(state))
 """
 
 
-def _probe(**env: str) -> dict:
+def _probe(code: str = PROBE, *, paths: tuple[Path, ...] = (), **env: str) -> dict:
+    """Run `code` in a fresh interpreter with the layer (and `paths`) on its path and `env`;
+    its last line of output, as JSON."""
     ours = ("AWS_", "POWERTOOLS_", "LAMBDA_")
     environment = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
-    environment.update({"PYTHONPATH": str(ROOT / "layers" / "common"), "AWS_REGION": "us-east-1", **env})
+    python_path = os.pathsep.join(str(p) for p in (*paths, ROOT / "layers" / "common"))
+    environment.update({"PYTHONPATH": python_path, "AWS_REGION": "us-east-1", **env})
     answer = subprocess.run(
-        [sys.executable, "-c", PROBE], env=environment, capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True, cwd=ROOT
     )
     return json.loads(answer.stdout.strip().splitlines()[-1])
 
@@ -67,20 +70,5 @@ def test_the_api_cold_start_does_not_load_requests() -> None:
     charset_normalizer (about 0.1 s of a cold start) to the first call that needs them."""
     from bench.coldstart import ENV
 
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "LAMBDA_"))
-    }
-    environment.update(ENV)
-    environment["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT / "functions" / "api"), str(ROOT / "layers" / "common")]
-    )
-    answer = subprocess.run(
-        [sys.executable, "-c", API_PROBE],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    state = json.loads(answer.stdout.strip().splitlines()[-1])
+    state = _probe(API_PROBE, paths=(ROOT / "functions" / "api",), **ENV)
     assert state == {"requests_loaded": False, "api_ready": True}
