@@ -29,7 +29,7 @@ class PollTimerEvents:
         return self.service.fire_timer(timer)
 
     def handle(self, event: dict[str, Any], context: Any) -> Any:
-        with self.service.arming.batched():  # the batch's next timers: one SendMessageBatch
+        with self.service.batched():  # next timers in one SendMessageBatch, freed slots in one write
             return process_partial_response(
                 event=event,
                 record_handler=lambda record: self.fire(record.body),
