@@ -47,7 +47,18 @@ from typing import Any
 
 from bench.common import ROOT, median
 
-HANDLERS = ("api", "poller", "upload", "workflow", "notifier", "webhook", "dispatcher", "poll_timer", "spend", "batch")
+HANDLERS = (
+    "api",
+    "poller",
+    "upload",
+    "workflow",
+    "notifier",
+    "webhook",
+    "dispatcher",
+    "poll_timer",
+    "spend",
+    "batch",
+)
 BUILT_LAYER = ROOT / ".aws-sam" / "build" / "CommonLayer" / "python"
 CACHE = ROOT / ".aws-sam" / "bench"  # the runtime's boto3 and this machine's wheels (build output)
 CLOSED = "http://127.0.0.1:9"  # discard port, nothing listens: any call would fail at once
