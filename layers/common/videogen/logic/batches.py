@@ -204,6 +204,9 @@ class BatchService:
         batch = self.get(owner, batch_id)
         if batch.status in (BatchStatus.COMPLETED, BatchStatus.CANCELLED):
             raise ConflictError(f"batch {batch_id} is already {batch.status.value}")
+        if batch.status is BatchStatus.FAILED:
+            status = BatchStatus.RUNNING if batch.lines else BatchStatus.VALIDATING
+            batch = self._save(batch, status=status, error=None, completed_at=None)
         return self._start(batch)
 
     def results(
