@@ -443,7 +443,10 @@ class BatchService:
                 credits += estimate_credits(generation.model, generation.request)
         waiting = len(lines) - len(found)
         if waiting:
-            counts["waiting"] = waiting
+            # lines not accepted yet; a cancelled batch will never accept them
+            stopped = batch.status in (BatchStatus.CANCELLING, BatchStatus.CANCELLED)
+            label = "cancelled" if stopped else "waiting"
+            counts[label] = counts.get(label, 0) + waiting
         return counts, credits, found
 
     def _write_results(self, batch: Batch, lines: list[int], found: Mapping[int, Generation]) -> None:
