@@ -147,3 +147,26 @@ def test_a_stopped_run_resumed_submits_every_line_once(
     assert batch["status"] == "completed" and batch["counts"] == {"completed": 8}
     assert submitted_prompts(simulator, "resume") == sorted(f"resume {i}" for i in range(8))
     assert api.post(f"/batches/{created['id']}/resume").status_code == 409
+
+
+def test_a_batch_end_is_one_event_and_one_verified_webhook(
+    local_stack: LocalStack, api: ApiClient, poller: None, wait_for: Callable[..., Any]
+) -> None:
+    from tests.integration.test_events_local import Events, verify
+    from tests.webhook_receiver import Receiver
+
+    with Receiver() as receiver:
+        created = api.post(
+            "/batches", json={"items": lines(2, "hooked"), "callback_url": receiver.url()}
+        ).json()
+        batch = until_ended(api, created["id"])
+        (delivery,) = wait_for(receiver.received, timeout=30)
+        payload = verify(api, delivery.body, delivery.headers)  # the README's receiver, the owner's secret
+        assert payload["type"] == "batch.completed"
+        assert payload["data"]["id"] == batch["id"] and payload["data"]["counts"] == {"completed": 2}
+        events = Events(local_stack)
+        (event,) = wait_for(
+            lambda: [e for e in events.of(batch["id"]) if e["detail-type"] == "Batch Completed"]
+        )
+        assert event["detail"]["status"] == "completed"
+        assert len(receiver.received()) == 1

@@ -400,3 +400,81 @@ def test_results_before_any_count_is_a_conflict(batches: BatchService) -> None:
     batch, _ = batches.create(OWNER, items=[body("a")])
     with pytest.raises(ConflictError, match="no results yet"):
         batches.results(OWNER, batch.id)
+
+
+# -- Batch Completed ------------------------------------------------------------------------------
+class FakeEvents:
+    def __init__(self, fail: int = 0) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.fail = fail
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+        if self.fail:
+            self.fail -= 1
+            return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "x"}]}
+        self.entries.extend(Entries)
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": f"ev-{len(self.entries)}"}]}
+
+
+class FakeSqs:
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    def send_message(self, QueueUrl: str, MessageBody: str) -> dict[str, Any]:  # noqa: N803
+        self.messages.append(json.loads(MessageBody))
+        return {"MessageId": str(len(self.messages))}
+
+
+def notifier(events: FakeEvents, sqs: FakeSqs) -> Any:
+    from videogen.logic.batch_notify import BatchNotifier
+    from videogen.observability import metrics
+
+    return BatchNotifier(
+        events=events,
+        sqs=sqs,
+        event_bus_name="bus",
+        webhook_queue_url="https://sqs.local/webhooks",
+        outputs_bucket="outputs",
+        metrics=metrics,
+    )
+
+
+def test_a_batch_ends_with_one_event_and_one_webhook_even_when_the_first_publish_fails(
+    aws: dict[str, str], service: GenerationService, starter: RecordingStarter
+) -> None:
+    events, sqs = FakeEvents(fail=1), FakeSqs()
+    batches = make_batches(aws, service, starter, notify=notifier(events, sqs))
+    batch, _ = batches.create(OWNER, items=[{"model": "nope"}], callback_url="https://example.com/hook")
+    batches.prepare(batch.id)
+    with pytest.raises(Exception, match="InternalFailure"):
+        batches.finish(batch.id)  # EventBridge refused: the step fails and is retried...
+    assert batches.get(OWNER, batch.id).status is BatchStatus.RUNNING  # ...the batch has not ended
+    ended = batches.finish(batch.id)
+    assert ended.status is BatchStatus.COMPLETED
+    batches.finish(batch.id)  # a retried step after the end sends nothing more
+    (event,) = events.entries
+    assert (event["Source"], event["DetailType"], event["EventBusName"]) == (
+        "videogen",
+        "Batch Completed",
+        "bus",
+    )
+    detail = json.loads(event["Detail"])
+    assert (detail["id"], detail["status"], detail["invalid"]) == (batch.id, "completed", 1)
+    assert detail["results"] == {"bucket": "outputs", "key": f"batches/{batch.id}/results.jsonl"}
+    (message,) = sqs.messages
+    assert message["url"] == "https://example.com/hook" and message["owner"] == OWNER
+    assert message["webhook_id"] == f"msg_{batch.id}_completed"
+    payload = json.loads(message["payload"])
+    assert payload["type"] == "batch.completed" and payload["data"] == detail
+
+
+def test_a_failed_batch_is_told_failed_and_a_batch_without_callback_gets_no_webhook(
+    aws: dict[str, str], service: GenerationService, starter: RecordingStarter
+) -> None:
+    events, sqs = FakeEvents(), FakeSqs()
+    batches = make_batches(aws, service, starter, notify=notifier(events, sqs))
+    batch, _ = batches.create(OWNER, items=[body("a")])
+    batches.fail(batch.id, "States.Runtime")
+    assert [json.loads(e["Detail"])["status"] for e in events.entries] == ["failed"]
+    assert json.loads(events.entries[0]["Detail"])["error"] == "States.Runtime"
+    assert sqs.messages == []

@@ -108,6 +108,8 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         ("s3:GetObject", "UploadsBucket/batches/*"): "BatchObjects.read: an S3 batch's manifest",
         ("s3:GetObject", BATCH_OBJECTS): "BatchObjects.read: input, item file, invalid lines",
         ("s3:PutObject", BATCH_OBJECTS): "BatchObjects.write: item file, invalid lines, results manifest",
+        ("events:PutEvents", EVENT_BUS_ARN): "BatchNotifier: one Batch Completed event per batch",
+        ("sqs:SendMessage", "WebhookQueue"): "BatchNotifier: the webhook message of a batch's callback_url",
         **SPEND_RESERVE,
         **ACCEPT,
         **RELEASE,  # a cancelled batch's pending generations leave the queue

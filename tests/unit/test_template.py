@@ -79,7 +79,11 @@ FUNCTION_ENV: dict[str, dict[str, Any]] = {
         **BATCH_ENV,
         "BATCH_STATE_MACHINE_ARN": {"Ref": "BatchStateMachine"},
     },
-    "BatchFunction": BATCH_ENV,
+    "BatchFunction": {
+        **BATCH_ENV,
+        "EVENT_BUS_NAME": {"Ref": "EventBus"},
+        "WEBHOOK_QUEUE_URL": {"Ref": "WebhookQueue"},
+    },
     "UploadFunction": {
         "UPLOAD_DEFAULT_MODEL": {"Ref": "UploadDefaultModel"},
         "UPLOAD_DEFAULT_PROMPT": {"Ref": "UploadDefaultPrompt"},

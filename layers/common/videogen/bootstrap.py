@@ -378,7 +378,19 @@ def build_batch_service(
 
 def batch_notifier(settings: Settings) -> Any:
     """Batch Completed on the bus and the batch's webhook message (None without a bus)."""
-    return None
+    if not settings.event_bus_name:
+        return None
+    from videogen.logic.batch_notify import BatchNotifier
+
+    return BatchNotifier(
+        events=LazyClient("events", retries=AWS_RETRIES),
+        sqs=LazyClient("sqs", retries=AWS_RETRIES),
+        event_bus_name=settings.event_bus_name,
+        webhook_queue_url=settings.webhook_queue_url,
+        outputs_bucket=settings.outputs_bucket,
+        metrics=metrics,
+        log=logger,
+    )
 
 
 def build_batch_tasks(settings: Settings, **overrides: Any) -> Any:

@@ -352,18 +352,16 @@ class BatchService:
         return {"done": done, "wait": wait, "active": active, "waiting": waiting}
 
     def finish(self, batch_id: str) -> Batch:
-        """The batch ends: completed, or cancelled if it was cancelling. The Batch Completed
-        event and webhook go out on this transition only (a retried finish sends nothing)."""
+        """The batch ends: completed, or cancelled if it was cancelling. The Batch Completed event
+        and webhook go out before the terminal write (a retried finish after it sends nothing; a
+        crash in between sends again: at least once, logic/batch_notify.py)."""
         batch = self._batch(batch_id)
         if batch.status.terminal:
             return batch
         self.track(batch_id)
         batch = self._batch(batch_id)
         status = BatchStatus.CANCELLED if batch.status is BatchStatus.CANCELLING else BatchStatus.COMPLETED
-        ended = self._save_latest(batch, status=status, completed_at=utc_now_iso(self.clock()))
-        if ended is not None and self.notify is not None:
-            self.notify(ended)
-        return ended or batch
+        return self._end(batch, status=status)
 
     def fail(self, batch_id: str, error: str) -> Batch:
         batch = self._batch(batch_id)
@@ -372,12 +370,14 @@ class BatchService:
         if batch.valid:
             self.track(batch_id)  # the results manifest, as far as the batch got
             batch = self._batch(batch_id)
-        ended = self._save_latest(
-            batch, status=BatchStatus.FAILED, error=error[:1000], completed_at=utc_now_iso(self.clock())
-        )
-        if ended is not None and self.notify is not None:
-            self.notify(ended)
-        return ended or batch
+        return self._end(batch, status=BatchStatus.FAILED, error=error[:1000])
+
+    def _end(self, batch: Batch, **changes: Any) -> Batch:
+        now = utc_now_iso(self.clock())
+        changes.update(completed_at=now)
+        if self.notify is not None:
+            self.notify(batch.model_copy(update={**changes, "updated_at": now}))
+        return self._save_latest(batch, **changes) or self._batch(batch.id)
 
     # -- helpers ----------------------------------------------------------------------------
     def _start(self, batch: Batch) -> Batch:
