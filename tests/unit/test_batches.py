@@ -408,7 +408,7 @@ class FakeEvents:
         self.entries: list[dict[str, Any]] = []
         self.fail = fail
 
-    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         if self.fail:
             self.fail -= 1
             return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "x"}]}
@@ -420,7 +420,7 @@ class FakeSqs:
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
 
-    def send_message(self, QueueUrl: str, MessageBody: str) -> dict[str, Any]:  # noqa: N803
+    def send_message(self, QueueUrl: str, MessageBody: str) -> dict[str, Any]:
         self.messages.append(json.loads(MessageBody))
         return {"MessageId": str(len(self.messages))}
 
