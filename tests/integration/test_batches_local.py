@@ -170,3 +170,17 @@ def test_a_batch_end_is_one_event_and_one_verified_webhook(
         )
         assert event["detail"]["status"] == "completed"
         assert len(receiver.received()) == 1
+
+
+def test_an_unreadable_manifest_fails_the_batch_with_the_reason(
+    local_stack: LocalStack, api: ApiClient
+) -> None:
+    key = f"batches/{local_stack.key_id(ALICE_KEY)}/no-model.csv"
+    local_stack.client("s3").put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=b"prompt\nA fox\n")
+    created = api.post("/batches", json={"manifest_key": key})
+    assert created.status_code == 202  # the manifest is read by the run, not by the request
+    batch = until_ended(api, created.json()["id"])
+    assert batch["status"] == "failed"
+    assert batch["error"] == "invalid_batch: a CSV manifest's first line is its header, with a `model` column"
+    (run,) = [e for e in executions(local_stack) if e["name"] == f"{batch['id']}-run1"]
+    assert run["status"] == "FAILED"

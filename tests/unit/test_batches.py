@@ -478,3 +478,13 @@ def test_a_failed_batch_is_told_failed_and_a_batch_without_callback_gets_no_webh
     assert [json.loads(e["Detail"])["status"] for e in events.entries] == ["failed"]
     assert json.loads(events.entries[0]["Detail"])["error"] == "States.Runtime"
     assert sqs.messages == []
+
+
+def test_a_failed_step_is_told_to_the_owner_only_when_its_message_is_theirs() -> None:
+    from videogen.entrypoints.batch_tasks import owner_message
+
+    cause = json.dumps({"errorType": "InvalidBatch", "errorMessage": "the manifest is not UTF-8 text"})
+    assert owner_message("InvalidBatch", cause) == "invalid_batch: the manifest is not UTF-8 text"
+    internal = json.dumps({"errorType": "ClientError", "errorMessage": "arn:aws:...: AccessDenied"})
+    assert owner_message("ClientError", internal) == "ClientError"
+    assert owner_message("States.Timeout", None) == "States.Timeout"

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -79,7 +80,25 @@ class BatchTasks:
             return batches.track(step.batch_id)
         if isinstance(step, Finish):
             return {"status": batches.finish(step.batch_id).status.value}
-        error = step.error + (f": {step.cause[:500]}" if step.cause else "")
         if self.log is not None:
-            self.log.error("batch run failed", extra={"batch_id": step.batch_id, "error": error})
-        return {"status": batches.fail(step.batch_id, step.error or "the batch run failed").status.value}
+            detail = step.error + (f": {step.cause[:500]}" if step.cause else "")
+            self.log.error("batch run failed", extra={"batch_id": step.batch_id, "error": detail})
+        return {"status": batches.fail(step.batch_id, owner_message(step.error, step.cause)).status.value}
+
+
+# Errors whose message is written for the batch's owner (the manifest's problem); any other
+# step error is recorded by its name only (its message may hold internals: it is logged).
+_OWNER_ERRORS = {"InvalidBatch": "invalid_batch"}
+
+
+def owner_message(error: str, cause: str | None) -> str:
+    """What the batch record says about the step error a run failed with."""
+    code = _OWNER_ERRORS.get(error)
+    if code and cause:
+        try:
+            message = json.loads(cause).get("errorMessage")
+        except (ValueError, AttributeError):
+            message = None
+        if isinstance(message, str):
+            return f"{code}: {message[:500]}"
+    return error or "the batch run failed"

@@ -266,6 +266,9 @@ class BatchService:
                 items.append({"line": line.line, "body": line.body})
         prefix = prefix_of(batch.id)
         self.objects.write(self.outputs_bucket, prefix + "items.json", _json(items), "application/json")
+        # the valid line numbers alone: what every count reads (items.json holds the bodies)
+        lines_file = _json([item["line"] for item in items])
+        self.objects.write(self.outputs_bucket, prefix + "lines.json", lines_file, "application/json")
         self.objects.write(
             self.outputs_bucket,
             prefix + "invalid.json",
@@ -422,8 +425,9 @@ class BatchService:
             yield line
 
     def _lines(self, batch: Batch) -> list[int]:
-        data = self.objects.read(self.outputs_bucket, prefix_of(batch.id) + "items.json")
-        return [int(item["line"]) for item in json.loads(data)] if data else []
+        """The batch's valid line numbers (written by prepare)."""
+        data = self.objects.read(self.outputs_bucket, prefix_of(batch.id) + "lines.json")
+        return [int(line) for line in json.loads(data)] if data else []
 
     def _count(self, batch: Batch, lines: list[int]) -> tuple[dict[str, int], int, dict[int, Generation]]:
         found: dict[int, Generation] = {}
