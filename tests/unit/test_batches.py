@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -488,3 +489,25 @@ def test_a_failed_step_is_told_to_the_owner_only_when_its_message_is_theirs() ->
     internal = json.dumps({"errorType": "ClientError", "errorMessage": "arn:aws:...: AccessDenied"})
     assert owner_message("ClientError", internal) == "ClientError"
     assert owner_message("States.Timeout", None) == "States.Timeout"
+
+
+def test_the_local_stack_rewrites_only_the_item_batcher_for_moto() -> None:
+    from local.aws.statemachines import for_moto
+
+    definition = json.loads((Path(__file__).resolve().parents[2] / "statemachine/batch.asl.json").read_text())
+    enqueue = definition["States"]["Enqueue"]
+    assert enqueue["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert {"ItemReader", "ItemBatcher", "ResultWriter", "MaxConcurrencyPath"} <= set(enqueue)
+    local = for_moto(definition)
+    adapted = local["States"]["Enqueue"]
+    assert "ItemBatcher" not in adapted
+    assert adapted["ItemSelector"] == {
+        "Items.$": "States.Array($$.Map.Item.Value)",  # a one-item batch, the shape AWS hands a child
+        "BatchInput": enqueue["ItemBatcher"]["BatchInput"],
+    }
+    assert {k: v for k, v in adapted.items() if k != "ItemSelector"} == {
+        k: v for k, v in enqueue.items() if k != "ItemBatcher"
+    }
+    assert {k: v for k, v in local["States"].items() if k != "Enqueue"} == {
+        k: v for k, v in definition["States"].items() if k != "Enqueue"
+    }
