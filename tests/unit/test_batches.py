@@ -511,3 +511,11 @@ def test_the_local_stack_rewrites_only_the_item_batcher_for_moto() -> None:
     assert {k: v for k, v in local["States"].items() if k != "Enqueue"} == {
         k: v for k, v in definition["States"].items() if k != "Enqueue"
     }
+
+
+def test_a_small_running_batch_is_counted_live_in_the_list_too(batches: BatchService) -> None:
+    batch_id, items = run_to_items(batches, [body("a"), body("b")])
+    batches.enqueue(batch_id, items[:1])  # the Map is still accepting: the tracker has not counted
+    (listed,) = [b for b in batches.list_for_owner(OWNER, limit=10, next_token=None)[0] if b.id == batch_id]
+    assert listed.counts == {"pending": 1, "waiting": 1} and listed.counted_at is not None
+    assert batches.get(OWNER, batch_id).counts == {"pending": 1, "waiting": 1}

@@ -169,19 +169,22 @@ class BatchService:
         batch = self.store.get(batch_id)
         if batch is None or batch.owner != owner:
             raise BatchNotFound(f"batch {batch_id} not found")
-        if (
-            not batch.status.terminal
-            and batch.status is not BatchStatus.VALIDATING
-            and batch.valid <= LIVE_COUNT_MAX
-        ):
-            counts, credits, _ = self._count(batch, self._lines(batch))
-            batch = batch.model_copy(update={"counts": counts, "credits_used": credits})
-        return batch
+        return self._live(batch)
 
     def list_for_owner(
         self, owner: str, *, limit: int, next_token: str | None
     ) -> tuple[list[Batch], str | None]:
-        return self.store.list_by_owner(owner, limit=limit, next_token=next_token)
+        batches, token = self.store.list_by_owner(owner, limit=limit, next_token=next_token)
+        return [self._live(batch) for batch in batches], token
+
+    def _live(self, batch: Batch) -> Batch:
+        """A running batch of at most LIVE_COUNT_MAX valid lines, counted now (the tracker only
+        counts once the Map has accepted every line, and then every BatchTrackSeconds)."""
+        if batch.status.terminal or batch.status is BatchStatus.VALIDATING or batch.valid > LIVE_COUNT_MAX:
+            return batch
+        counts, credits, _ = self._count(batch, self._lines(batch))
+        now = utc_now_iso(self.clock())
+        return batch.model_copy(update={"counts": counts, "credits_used": credits, "counted_at": now})
 
     def cancel(self, owner: str, batch_id: str) -> Batch:
         """Nothing new starts; the tracker cancels the lines still pending in the submit queue
