@@ -79,6 +79,9 @@ local: install ## local stack (moto + AIML API simulator + handlers) on 127.0.0.
 demo: install ## text- and image-to-video end to end on a throwaway local stack, down to the MP4s
 	$(BIN)/python -m local.demo
 
+demo-batch: install ## a 50-line batch (S3 manifest, Distributed Map) to its results manifest on a throwaway local stack
+	$(BIN)/python -m local.demo.batch
+
 chaos: install ## reliability scenarios on the local stack (a few minutes): a table, bench/reliability.json and the figures in docs/
 	PYTHONPATH=layers/common $(BIN)/python -m bench.chaos
 	$(BIN)/python scripts/render_figures.py
@@ -105,4 +108,4 @@ deploy-console: install ## upload console/ to the deployed stack's bucket behind
 clean: ## remove build output and local state (keeps the virtualenvs)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: catalog dashboard help install install-sam install-sec install-browser security template-check deps lint openapi unit local demo chaos test bench build deploy deploy-console clean
+.PHONY: catalog dashboard help install install-sam install-sec install-browser security template-check deps lint openapi unit local demo demo-batch chaos test bench build deploy deploy-console clean

@@ -47,7 +47,18 @@ from typing import Any
 
 from bench.common import ROOT, median
 
-HANDLERS = ("api", "poller", "upload", "workflow", "notifier", "webhook", "dispatcher", "poll_timer", "spend")
+HANDLERS = (
+    "api",
+    "poller",
+    "upload",
+    "workflow",
+    "notifier",
+    "webhook",
+    "dispatcher",
+    "poll_timer",
+    "spend",
+    "batch",
+)
 BUILT_LAYER = ROOT / ".aws-sam" / "build" / "CommonLayer" / "python"
 CACHE = ROOT / ".aws-sam" / "bench"  # the runtime's boto3 and this machine's wheels (build output)
 CLOSED = "http://127.0.0.1:9"  # discard port, nothing listens: any call would fail at once
@@ -69,6 +80,9 @@ ENV = {
     "EVENT_BUS_NAME": "bench-events",
     "WEBHOOK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-webhooks",
     "WEBHOOK_DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-webhooks-dlq",
+    "BATCHES_TABLE_NAME": "bench-batches",
+    "BATCH_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:bench-batch",
+    "UPLOADS_BUCKET": "bench-uploads",
     "POWERTOOLS_SERVICE_NAME": "videogen",
     "POWERTOOLS_METRICS_NAMESPACE": "Videogen",
     "POWERTOOLS_LOG_LEVEL": "WARNING",

@@ -100,7 +100,7 @@ async function connect(event) {
     $("create").hidden = false;
     $("recent").hidden = false;
     $("gallery").hidden = false;
-    await Promise.all([refreshRecent(), loadGallery(true)]);
+    await Promise.all([refreshRecent(), loadGallery(true), refreshBatches()]);
   } catch (err) {
     $("connection").textContent = "not connected";
     showError(err);
@@ -463,6 +463,57 @@ async function refreshRecent() {
   if (!items.length) list.replaceChildren(Object.assign(document.createElement("li"), { textContent: "none yet" }));
 }
 
+// ---- batches -------------------------------------------------------------------------------
+const BATCH_ENDED = new Set(["completed", "failed", "cancelled"]);
+let batchTimer = null;
+
+async function refreshBatches() {
+  clearTimeout(batchTimer);
+  let page;
+  try {
+    page = await api("GET", "/batches?limit=10");
+  } catch (err) {
+    if (err.status === 501) { $("batches").hidden = true; return; } // a stack without batches
+    throw err;
+  }
+  $("batches").hidden = false;
+  const items = page.items || [];
+  const list = $("batch-list");
+  list.replaceChildren(...items.map((b) => {
+    const li = document.createElement("li");
+    li.dataset.id = b.id;
+    const head = document.createElement("div");
+    const badge = document.createElement("span");
+    badge.className = `status ${b.status}`;
+    badge.textContent = b.status;
+    const when = new Date(b.created_at).toLocaleString();
+    head.append(badge, ` ${b.id} · ${b.valid} lines`, b.invalid ? ` (+${b.invalid} invalid)` : "", ` · ${when}`);
+    const bar = document.createElement("progress");
+    bar.max = 1;
+    bar.value = b.progress || 0;
+    const counts = document.createElement("div");
+    counts.className = "muted counts";
+    const shown = Object.entries(b.counts || {}).map(([k, n]) => `${k} ${n}`).join(" · ");
+    counts.textContent = `${Math.round((b.progress || 0) * 1000) / 10}% · ${shown || "counting"} · ${b.credits_used} credits`;
+    li.append(head, bar, counts);
+    if (b.error) li.append(Object.assign(document.createElement("div"), { className: "muted", textContent: b.error }));
+    if (!BATCH_ENDED.has(b.status) && b.status !== "cancelling") {
+      const cancel = document.createElement("button");
+      cancel.type = "button";
+      cancel.className = "secondary";
+      cancel.textContent = "Cancel";
+      cancel.addEventListener("click", () => api("DELETE", `/batches/${encodeURIComponent(b.id)}`)
+        .then(refreshBatches).catch(showError));
+      li.append(cancel);
+    }
+    return li;
+  }));
+  if (!items.length) list.replaceChildren(Object.assign(document.createElement("li"), { textContent: "none yet" }));
+  if (items.some((b) => !BATCH_ENDED.has(b.status))) {
+    batchTimer = setTimeout(() => refreshBatches().catch(showError), 3000);
+  }
+}
+
 function player(generation, main) {
   const video = document.createElement("video");
   video.controls = true;
@@ -520,6 +571,7 @@ function init() {
   $("generate-form").addEventListener("submit", submit);
   $("cancel").addEventListener("click", cancelCurrent);
   $("refresh").addEventListener("click", () => refreshRecent().catch(showError));
+  $("batches-refresh").addEventListener("click", () => refreshBatches().catch(showError));
   $("gallery-reload").addEventListener("click", () => loadGallery(true).catch(showError));
   $("gallery-more").addEventListener("click", () => loadGallery(false).catch(showError));
   if ($("api-url").value && $("api-key").value) connect();

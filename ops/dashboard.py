@@ -43,6 +43,7 @@ FUNCTIONS = (
     "DispatcherFunction",
     "PollTimerFunction",
     "SpendFunction",
+    "BatchFunction",
 )
 DEAD_LETTER_QUEUES = (
     "WebhookDeadLetterQueue",

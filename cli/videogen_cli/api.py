@@ -301,3 +301,47 @@ class ApiClient:
         end the grace of the secret the receivers still hold."""
         answer, _ = self.call("POST", "/webhook-secret/rotate", retry=lambda failure: False)
         return dict(answer)
+
+    # -- batches (docs/batches.md) ------------------------------------------------------------
+    def create_batch(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /batches, never retried after it was sent: the route has no Idempotency-Key and a
+        second attempt after a lost answer would start a second batch (`videogen batch list`
+        shows what was made)."""
+        answer, _ = self.call("POST", "/batches", json=body, retry=lambda failure: False)
+        return dict(answer)
+
+    def get_batch(self, batch_id: str) -> dict[str, Any]:
+        answer, _ = self.call("GET", "/batches/" + quote(batch_id, safe=""), retry=self._retry_read)
+        return dict(answer)
+
+    def batches(self, *, limit: int = 20, next_token: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if next_token:
+            params["next_token"] = next_token
+        answer, _ = self.call("GET", "/batches", params=params, retry=self._retry_read)
+        return dict(answer)
+
+    def iter_batch_results(self, batch_id: str, *, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every row of a batch's results manifest, in line order, page after page."""
+        token: str | None = None
+        path = "/batches/" + quote(batch_id, safe="") + "/results"
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if token:
+                params["next_token"] = token
+            page, _ = self.call("GET", path, params=params, retry=self._retry_read)
+            yield from page.get("items") or []
+            token = page.get("next_token")
+            if not token:
+                return
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        answer, _ = self.call("DELETE", "/batches/" + quote(batch_id, safe=""), retry=self._retry_read)
+        return dict(answer)
+
+    def resume_batch(self, batch_id: str) -> dict[str, Any]:
+        """POST /batches/{id}/resume; a retry is harmless (a run skips every line already taken)."""
+        answer, _ = self.call(
+            "POST", "/batches/" + quote(batch_id, safe="") + "/resume", retry=self._retry_read
+        )
+        return dict(answer)

@@ -3,6 +3,7 @@
     videogen generate "A red fox runs through snow" --wait
     videogen generate "Cheetah turns" --image cheetah.jpg --model video-01 --wait -o cheetah.mp4
     videogen status ID | wait ID | list | cancel ID | models [ID] | upload IMAGE --prompt ... | config
+    videogen batch prompts.jsonl --wait | batch status|results|cancel|resume ID | batch list
 
 Exit codes: 0 done, 2 usage or configuration error, 3 the API answered an error or could not be
 reached, 4 the generation failed / timed out / was cancelled (or did not finish within --timeout),
@@ -24,6 +25,8 @@ from typing import Any, TextIO
 
 from videogen_cli import __version__
 from videogen_cli.api import TERMINAL, ApiClient, new_idempotency_key
+from videogen_cli.batches import ACTIONS as BATCH_ACTIONS
+from videogen_cli.batches import cmd_batch
 from videogen_cli.config import Config, resolve
 from videogen_cli.errors import (
     EXIT_INTERNAL,
@@ -297,6 +300,34 @@ def build_parser() -> argparse.ArgumentParser:
         "show this key's webhook signing secret (rotate: replace it; the old one signs for a grace period)",
     )
     hook.add_argument("action", nargs="?", choices=["rotate"], help="rotate: a new secret for this key")
+
+    batch = command(
+        "batch",
+        "many videos from one manifest: `batch FILE [--wait]`, or `batch status|results|cancel|resume ID`, "
+        "`batch list`",
+    )
+    batch.add_argument(
+        "target", metavar="FILE|ACTION", help="a JSONL or CSV manifest, or " + "|".join(BATCH_ACTIONS)
+    )
+    batch.add_argument("id", nargs="?", help="the batch id (for an action)")
+    group = batch.add_argument_group("batches")
+    group.add_argument(
+        "-w", "--wait", action="store_true", help="follow the batch with a progress bar until it ends"
+    )
+    group.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="stop following after this long")
+    group.add_argument(
+        "--interval", type=_seconds, metavar="SECONDS", default=2.0, help="seconds between checks (default 2)"
+    )
+    group.add_argument("--callback-url", metavar="URL", help="receives a signed webhook when the batch ends")
+    group.add_argument(
+        "--upload",
+        action="store_true",
+        help="send the file through the uploads bucket even if it could go inline",
+    )
+    group.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="results: write the rows here (JSONL)"
+    )
+    _add_upload_options(batch)
     return parser
 
 
@@ -773,6 +804,7 @@ COMMANDS = {
     "usage": cmd_usage,
     "config": cmd_config,
     "webhook-secret": cmd_webhook_secret,
+    "batch": cmd_batch,
 }
 
 

@@ -218,6 +218,13 @@ class Template:
                 url,
                 {"Arn": arn_prefix.format("sqs") + f":{name}", "QueueName": name},
             )
+        if type_ in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"):
+            # Ref is the ARN, known before creation (a function's environment may name it);
+            # local/aws/statemachines.py creates the machine under this very name
+            props = self.resources_doc[logical_id].get("Properties") or {}
+            name = str(self.resolve(props.get("Name") or props.get("StateMachineName") or name))
+            arn = arn_prefix.format("states") + f":stateMachine:{name}"
+            return LocalResource(logical_id, type_, name, arn, {"Arn": arn, "Name": name})
         service = type_.split("::")[1].lower() if type_.count("::") >= 2 else "local"
         arn = arn_prefix.format(service) + f":{name}"
         return LocalResource(logical_id, type_, name, name, {"Arn": arn})

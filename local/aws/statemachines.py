@@ -10,6 +10,23 @@ moto executes the definition when the server's `stepfunctions.execute_state_mach
 
 Not applied locally: the state machine's role policies (moto does not enforce IAM) and its
 execution logging (moto writes no execution logs); the tracing flag is passed on.
+
+Distributed Map (statemachine/batch.asl.json) on moto 5.2.5, read from its source
+(moto/stepfunctions/parser/asl/component/state/exec/state_map/):
+- ItemReader: executed. `arn:aws:states:::s3:getObject` with ReaderConfig InputType JSON (an
+  array) or CSV, and listObjectsV2, read through moto's own S3. No JSONL, no MANIFEST input type:
+  the batch definition reads a JSON item file that its Prepare step writes, so this does not show.
+- MaxConcurrency / MaxConcurrencyPath: executed (that many worker threads in the execution).
+- ItemProcessor (Mode DISTRIBUTED): executed, but each child runs inside the parent execution
+  (worker threads with a map run record), not as a child execution of its own: there is no
+  child execution to list or describe, and a child's Retry/Catch run in the worker.
+- ItemBatcher: NOT parsed (moto's ASL grammar has no ItemBatcher; CreateStateMachine refuses the
+  definition). `for_moto` below rewrites it into an ItemSelector that hands each child the shape an
+  ItemBatcher batch has, `{"Items": [item], "BatchInput": {...}}`, one item per child: the child
+  code is the same, only the batch size differs (1 locally, MaxItemsPerBatch in AWS).
+- ResultWriter: executed only in part: moto puts a manifest.json with empty ResultFiles under the
+  prefix, never the SUCCEEDED/FAILED result files. The batch does not read them (its results
+  manifest is written by its Track step), so nothing local depends on them.
 """
 
 from __future__ import annotations
@@ -71,6 +88,34 @@ def state_machine_specs(template: Template) -> dict[str, StateMachineSpec]:
     return specs
 
 
+def for_moto(definition: dict[str, Any]) -> dict[str, Any]:
+    """The definition moto can execute: each Map's ItemBatcher (which moto's grammar lacks)
+    becomes an ItemSelector giving each child `{"Items": [its item], "BatchInput": ...}`, the shape
+    of a one-item batch. Everything else is unchanged (see the module's docstring)."""
+
+    def adapt(states: dict[str, Any]) -> dict[str, Any]:
+        adapted = {}
+        for name, state in states.items():
+            state = dict(state)
+            batcher = state.pop("ItemBatcher", None)
+            if batcher is not None:
+                if "ItemSelector" in state:
+                    raise TemplateError(f"{name}: ItemBatcher with an ItemSelector is not emulated locally")
+                state["ItemSelector"] = {
+                    "Items.$": "States.Array($$.Map.Item.Value)",
+                    "BatchInput": batcher.get("BatchInput", {}),
+                }
+            for key in ("ItemProcessor", "Iterator"):
+                if key in state:
+                    state[key] = {**state[key], "States": adapt(state[key]["States"])}
+            if "Branches" in state:
+                state["Branches"] = [{**b, "States": adapt(b["States"])} for b in state["Branches"]]
+            adapted[name] = state
+        return adapted
+
+    return {**definition, "States": adapt(definition["States"])}
+
+
 def create_state_machines(template: Template, *, sfn_client: Any, role_arn: str) -> dict[str, str]:
     """Create the template's state machines in moto; `Ref` to them then resolves to their ARN, as
     in CloudFormation. Call after the functions they invoke exist. Returns the ARNs by logical id."""
@@ -78,7 +123,7 @@ def create_state_machines(template: Template, *, sfn_client: Any, role_arn: str)
     for lid, spec in state_machine_specs(template).items():
         arn = sfn_client.create_state_machine(
             name=spec.name,
-            definition=json.dumps(spec.definition),
+            definition=json.dumps(for_moto(spec.definition)),
             roleArn=role_arn,
             type=spec.type,
             tracingConfiguration={"enabled": spec.tracing},

@@ -80,6 +80,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             # webhooks: a failed attempt is retried at once, a slow receiver times out in 1 s
             "WEBHOOK_BACKOFF_SECONDS": "0",
             "WEBHOOK_TIMEOUT_SECONDS": "1",
+            # batches: the tracker counts every second, not every 30 (test_batches_local.py)
+            "BATCH_TRACK_SECONDS": "1",
         },
         state_dir=tmp_path_factory.mktemp("local-stack"),
     )

@@ -24,6 +24,12 @@ ROUTES = [
     ("GET", "/usage"),
     ("GET", "/webhook-secret"),
     ("POST", "/webhook-secret/rotate"),
+    ("POST", "/batches"),
+    ("GET", "/batches"),
+    ("GET", "/batches/{id}"),
+    ("GET", "/batches/{id}/results"),
+    ("DELETE", "/batches/{id}"),
+    ("POST", "/batches/{id}/resume"),
 ]
 
 

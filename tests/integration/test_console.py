@@ -389,3 +389,38 @@ def test_the_page_runs_under_its_content_security_policy(
     page.wait_for_function("window.cspViolations.length > 0")
     assert page.evaluate("window.inlineRan") is None
     assert any("script-src" in v for v in csp_violations(page))
+
+
+def test_the_console_lists_batches_and_follows_their_progress(
+    page: Any, local_stack: LocalStack, other_api: ApiClient, poller: None
+) -> None:
+    items = [{"model": T2V, "prompt": f"console batch {n}"} for n in range(3)] + [{"model": "nope"}]
+    created = other_api.post("/batches", json={"items": items}).json()
+    open_console(page, local_stack, BOB_KEY)
+    row = f'#batch-list li[data-id="{created["id"]}"]'
+    page.wait_for_selector(row)
+    assert "3 lines" in page.text_content(row) and "+1 invalid" in page.text_content(row)
+    # a running batch refreshes by itself until it has ended
+    page.wait_for_selector(f"{row} .status.completed", timeout=90_000)
+    assert page.evaluate(f"document.querySelector('{row} progress').value") == 1
+    assert "completed 3" in page.text_content(f"{row} .counts")
+    assert page.problems == [] and csp_violations(page) == []
+
+
+def test_a_batch_is_cancelled_from_the_console(
+    page: Any, local_stack: LocalStack, other_api: ApiClient
+) -> None:
+    created = other_api.post(
+        "/batches", json={"items": [{"model": T2V, "prompt": "cancel from console"}]}
+    ).json()
+    open_console(page, local_stack, BOB_KEY)
+    row = f'#batch-list li[data-id="{created["id"]}"]'
+    page.wait_for_selector(f"{row} button")
+    page.click(f"{row} button")
+    page.wait_for_function(
+        "id => ['cancelling', 'cancelled'].includes("
+        'document.querySelector(`#batch-list li[data-id="${id}"] .status`).textContent)',
+        arg=created["id"],
+    )
+    assert other_api.get(f"/batches/{created['id']}").json()["status"] in ("cancelling", "cancelled")
+    assert page.problems == [] and csp_violations(page) == []

@@ -39,6 +39,13 @@ SPEND_RESERVE = {
     ("dynamodb:BatchGetItem", "SpendTable"): "SpendCounters.totals: the spent figures of a refusal",
 }
 QUEUE_OWNER_INDEX = "QueueTable/index/by-owner"
+BATCH_OBJECTS = "OutputsBucket/batches/*"  # videogen.logic.batches.prefix_of
+BATCH_MACHINE_ARN = (
+    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-batch"
+)
+BATCH_EXECUTIONS = (
+    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-batch/*"
+)
 # The submit queue (videogen.logic.queue, adapters.dynamodb_queue, adapters.sqs_waker).
 ACCEPT = {
     ("dynamodb:PutItem", "QueueTable"): "DynamoQueue.add (TransactWriteItems Put): the entry",
@@ -88,6 +95,41 @@ USES: dict[str, dict[tuple[str, str], str]] = {
         **ACCEPT,
         **RELEASE,  # DELETE of a running generation frees its slot; GET reads the limit (estimate)
         ("dynamodb:Query", "QueueTable"): "DynamoQueue.head and ahead_of: rank, queue_position",
+        ("dynamodb:GetItem", "BatchesTable"): "BatchRecords.get: GET, DELETE /batches/{id}",
+        ("dynamodb:PutItem", "BatchesTable"): "BatchRecords.create and save: POST, DELETE, resume",
+        ("dynamodb:Query", "BatchesTable/index/by-owner"): "BatchRecords.list_by_owner: GET /batches",
+        ("dynamodb:BatchGetItem", "GenerationsTable"): "GenerationBatchReader.get_many: live counts",
+        ("s3:GetObject", "UploadsBucket/batches/*"): "BatchObjects.size (HeadObject): the manifest",
+        ("s3:GetObject", BATCH_OBJECTS): "BatchObjects.read (item file, results) and presigned links",
+        ("s3:PutObject", BATCH_OBJECTS): "BatchObjects.write: an inline batch's input",
+        ("states:StartExecution", "BatchStateMachine"): "ExecutionStarter.start: a batch's run",
+    },
+    "BatchFunctionRole": {
+        ("dynamodb:GetItem", "BatchesTable"): "BatchRecords.get: every step",
+        ("dynamodb:PutItem", "BatchesTable"): "BatchRecords.save: counts, status",
+        ("dynamodb:GetItem", "GenerationsTable"): "GenerationStore.get: a line already recorded?",
+        ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.create and save: accept, reject, cancel",
+        ("dynamodb:BatchGetItem", "GenerationsTable"): "GenerationBatchReader.get_many: the counts",
+        ("s3:GetObject", "UploadsBucket/batches/*"): "BatchObjects.read: an S3 batch's manifest",
+        ("s3:GetObject", BATCH_OBJECTS): "BatchObjects.read: input, item file, invalid lines",
+        ("s3:PutObject", BATCH_OBJECTS): "BatchObjects.write: item file, invalid lines, results manifest",
+        ("events:PutEvents", EVENT_BUS_ARN): "BatchNotifier: one Batch Completed event per batch",
+        ("sqs:SendMessage", "WebhookQueue"): "BatchNotifier: the webhook message of a batch's callback_url",
+        **SPEND_RESERVE,
+        **ACCEPT,
+        **RELEASE,  # a cancelled batch's pending generations leave the queue
+    },
+    "BatchStateMachineRole": {
+        ("lambda:InvokeFunction", "BatchFunction"): "batch.asl.json: lambda:invoke of each step",
+        ("s3:GetObject", BATCH_OBJECTS): "the Map's ItemReader (s3:getObject of the item file)",
+        ("s3:PutObject", BATCH_OBJECTS): "the Map's ResultWriter",
+        ("states:StartExecution", BATCH_MACHINE_ARN): "Distributed Map: child executions",
+        ("states:DescribeExecution", BATCH_EXECUTIONS): "Distributed Map: watching its children",
+        ("states:StopExecution", BATCH_EXECUTIONS): "Distributed Map: stopping its children",
+        **{
+            (action, "*"): "Logging: vended log delivery (no resource-level permission)"
+            for action in LOG_DELIVERY_ACTIONS
+        },
     },
     "PollerFunctionRole": {
         ("dynamodb:PutItem", "GenerationsTable"): "GenerationStore.save: every sweep outcome",
@@ -197,6 +239,7 @@ MANAGED: dict[str, set[str]] = {
     "ApiFunctionRole": {BASIC, XRAY},
     "PollerFunctionRole": {BASIC, XRAY},
     "WorkflowFunctionRole": {BASIC, XRAY},
+    "BatchFunctionRole": {BASIC, XRAY},
     "UploadFunctionRole": {BASIC, XRAY},
     # the DynamoDB stream event source: Lambda reads the stream for the function
     "NotifierFunctionRole": {
@@ -226,6 +269,7 @@ MANAGED: dict[str, set[str]] = {
         "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
     },
     "GenerationStateMachineRole": {XRAY},
+    "BatchStateMachineRole": {XRAY},
 }
 
 
@@ -305,6 +349,11 @@ def test_wildcards_only_where_aws_requires_them(source: dict, deployed: dict) ->
         for action, resource in grants(deployed, role):
             if resource == "*":
                 assert action in RESOURCE_STAR_ACTIONS, (role, action)
+            elif resource == BATCH_EXECUTIONS:
+                # a Distributed Map's children: AWS names them (execution:<machine>/<map run>:<id>),
+                # so their ARNs are known only as the machine's own executions
+                assert role == "BatchStateMachineRole", (role, action)
+                assert action in ("states:DescribeExecution", "states:StopExecution"), (role, action)
             elif "*" in resource:
                 bucket, _, key = resource.partition("/")
                 assert action.startswith("s3:") and bucket.endswith("Bucket"), (role, action, resource)

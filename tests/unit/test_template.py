@@ -21,6 +21,12 @@ ROUTES = {
     ("DELETE", "/generations/{id}"),
     ("GET", "/models"),
     ("GET", "/usage"),
+    ("POST", "/batches"),
+    ("GET", "/batches"),
+    ("GET", "/batches/{id}"),
+    ("GET", "/batches/{id}/results"),
+    ("DELETE", "/batches/{id}"),
+    ("POST", "/batches/{id}/resume"),
 }
 
 # The environment every function gets (settings.py reads these names).
@@ -55,12 +61,28 @@ EXPECTED_ENV: dict[str, Any] = {
     "PROVIDER_LIMIT_INCREASE_AFTER": {"Ref": "ProviderLimitIncreaseAfter"},
 }
 # Variables a function has on top of the Globals.
+# The batches' settings (docs/batches.md): the API starts and reads batches, BatchFunction runs them.
+BATCH_ENV: dict[str, Any] = {
+    "BATCHES_TABLE_NAME": {"Ref": "BatchesTable"},
+    "UPLOADS_BUCKET": {"Ref": "UploadsBucket"},
+    "BATCH_QUEUE_SHARE": {"Ref": "BatchQueueShare"},
+    "BATCH_MAX_CONCURRENCY": {"Ref": "BatchMaxConcurrency"},
+    "BATCH_ITEMS_PER_CHILD": {"Ref": "BatchItemsPerChild"},
+    "BATCH_TRACK_SECONDS": {"Ref": "BatchTrackSeconds"},
+}
 FUNCTION_ENV: dict[str, dict[str, Any]] = {
     "ApiFunction": {
         "ALLOWED_ORIGIN": {"Ref": "AllowedOrigin"},
         "WEBHOOK_SECRET_ID": {"Ref": "WebhookSecret"},
         "WEBHOOK_SECRET_VERSIONS_TABLE": {"Ref": "WebhookSecretVersionsTable"},
         "WEBHOOK_SECRET_GRACE_SECONDS": {"Ref": "WebhookSecretGraceSeconds"},
+        **BATCH_ENV,
+        "BATCH_STATE_MACHINE_ARN": {"Ref": "BatchStateMachine"},
+    },
+    "BatchFunction": {
+        **BATCH_ENV,
+        "EVENT_BUS_NAME": {"Ref": "EventBus"},
+        "WEBHOOK_QUEUE_URL": {"Ref": "WebhookQueue"},
     },
     "UploadFunction": {
         "UPLOAD_DEFAULT_MODEL": {"Ref": "UploadDefaultModel"},

@@ -45,6 +45,7 @@ class Components:
     service: Any  # videogen.logic.service.GenerationService
     dynamodb: Any
     webhook_secrets: Any = None  # videogen.logic.webhook_secrets.OwnerSecrets, when configured
+    batches: Any = None  # videogen.logic.batches.BatchService, when the stack has batches
 
     @property
     def idempotency_table_name(self) -> str:
@@ -298,7 +299,10 @@ def build(settings: Settings, **overrides: Any) -> Components:
     dynamodb = overrides.pop("dynamodb", None) or dynamodb_client(settings)
     secrets = overrides.pop("webhook_secrets", None) or owner_secrets(settings, dynamodb)
     service = build_service(settings, dynamodb=dynamodb, **overrides)
-    return Components(settings=settings, service=service, dynamodb=dynamodb, webhook_secrets=secrets)
+    batches = build_batch_service(settings, service, dynamodb) if settings.batches_table_name else None
+    return Components(
+        settings=settings, service=service, dynamodb=dynamodb, webhook_secrets=secrets, batches=batches
+    )
 
 
 # -- entry points, one per function ---------------------------------------------------------
@@ -333,6 +337,67 @@ def build_upload_events(settings: Settings) -> Any:
     from videogen.entrypoints.s3_events import UploadEvents
 
     return UploadEvents(build_uploads(settings))
+
+
+def build_batch_service(
+    settings: Settings, service: Any = None, dynamodb: Any = None, **overrides: Any
+) -> Any:
+    """Batches over BatchesTable, the generations' records, S3 and the batch state machine."""
+    from videogen.adapters.dynamodb_batches import BatchRecords, GenerationBatchReader
+    from videogen.adapters.s3_batches import BatchObjects
+    from videogen.adapters.sfn_batches import ExecutionStarter
+    from videogen.logic.batches import BatchService
+
+    dynamodb = dynamodb or dynamodb_client(settings)
+    parts: dict[str, Any] = {
+        "store": BatchRecords(dynamodb, settings.batches_table_name),
+        "generations": GenerationBatchReader(dynamodb, settings.table_name),
+        "objects": BatchObjects(s3_client(settings)),
+        "starter": ExecutionStarter(
+            LazyClient("stepfunctions", retries=AWS_RETRIES), settings.batch_state_machine_arn
+        ),
+        "uploads_bucket": settings.uploads_bucket,
+        "outputs_bucket": settings.outputs_bucket,
+        "queue_share": settings.batch_queue_share,
+        "track_seconds": settings.batch_track_seconds,
+        "presign_expiry_seconds": settings.presign_expiry_seconds,
+        "run_input": {
+            "max_concurrency": settings.batch_max_concurrency,
+            "items_per_child": settings.batch_items_per_child,
+        },
+        "clock": CLOCK,
+        "log": logger,
+        **overrides,
+    }
+    if "service" not in parts:
+        parts["service"] = service if service is not None else build_service(settings, dynamodb=dynamodb)
+    if "notify" not in parts:
+        parts["notify"] = batch_notifier(settings)
+    return BatchService(**parts)
+
+
+def batch_notifier(settings: Settings) -> Any:
+    """Batch Completed on the bus and the batch's webhook message (None without a bus)."""
+    if not settings.event_bus_name:
+        return None
+    from videogen.logic.batch_notify import BatchNotifier
+
+    return BatchNotifier(
+        events=LazyClient("events", retries=AWS_RETRIES),
+        sqs=LazyClient("sqs", retries=AWS_RETRIES),
+        event_bus_name=settings.event_bus_name,
+        webhook_queue_url=settings.webhook_queue_url,
+        outputs_bucket=settings.outputs_bucket,
+        metrics=metrics,
+        log=logger,
+    )
+
+
+def build_batch_tasks(settings: Settings, **overrides: Any) -> Any:
+    """The batch state machine's steps (BatchFunction)."""
+    from videogen.entrypoints.batch_tasks import BatchTasks
+
+    return BatchTasks(build_batch_service(settings, **overrides), log=logger)
 
 
 def build_workflow(settings: Settings, **overrides: Any) -> Any:

@@ -166,6 +166,20 @@ class Settings(BaseModel):
         3, ge=1, le=1000, description="accepted submits at a full window before the limit grows by one"
     )
 
+    # Batches (BatchesTable, BatchStateMachine, BatchFunction; docs/batches.md).
+    batches_table_name: str = Field("", description="DynamoDB table of batches; empty: no /batches routes")
+    batch_state_machine_arn: str = Field("", description="the batch state machine (Distributed Map)")
+    uploads_bucket: str = Field("", description="where batch manifests are read (batches/<owner>/...)")
+    batch_queue_share: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="share of an owner's queue cap a batch may fill; the rest stays for single requests",
+    )
+    batch_max_concurrency: int = Field(10, ge=1, le=1000, description="the Map's child executions at once")
+    batch_items_per_child: int = Field(50, ge=1, le=1000, description="manifest lines per child execution")
+    batch_track_seconds: int = Field(30, ge=1, le=3600, description="the tracker's pause between counts")
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from an environment mapping; a missing or bad value fails loudly at cold

@@ -36,6 +36,7 @@ class Source(StrEnum):
     API = "api"
     S3 = "s3"
     WORKFLOW = "workflow"
+    BATCH = "batch"  # a line of a batch (domain/batches.py)
 
 
 class Driver(StrEnum):

@@ -63,7 +63,7 @@ class GenerationOut(_Model):
         "completed, failed, timed_out or cancelled"
     )
     model: str
-    source: str = Field(description="how it was requested: api, s3 or workflow")
+    source: str = Field(description="how it was requested: api, s3, workflow or batch")
     request: dict[str, Any] = Field(
         description="the model fields as validated; a long data URL is shown as its header and length"
     )

@@ -60,6 +60,8 @@ class ApiComponents(Protocol):
     def dynamodb(self) -> Any: ...
     @property
     def webhook_secrets(self) -> Any: ...  # videogen.logic.webhook_secrets.OwnerSecrets | None
+    @property
+    def batches(self) -> Any: ...  # videogen.logic.batches.BatchService | None
 
 
 def _errors(*codes: int) -> dict[int, Any]:
@@ -352,6 +354,12 @@ def build_app(
     routes = GenerationRoutes(app, components)
     for method, path, name, options in ROUTES:
         getattr(app, method)(path, **options)(getattr(routes, name))
+    # the /batches routes (videogen.entrypoints.batch_routes)
+    from videogen.entrypoints.batch_routes import BatchRoutes, batch_routes
+
+    batch = BatchRoutes(routes.owner, lambda: components().batches)
+    for method, path, name, options in batch_routes(_errors):
+        getattr(app, method)(path, **options)(getattr(batch, name))
     for exception, name in ERROR_HANDLERS:
         app.exception_handler(exception)(getattr(routes, name))
     app.not_found(routes.no_route)

@@ -91,6 +91,11 @@ class Submitter:
                 )
         return model, fields, callback_url
 
+    def check(self, body: Mapping[str, Any]) -> None:
+        """Validate a request as accept would (a batch line, before it is queued); raises the
+        same errors, records nothing."""
+        self._validate(body, {})
+
     def accept(
         self,
         owner: str,

@@ -1,0 +1,211 @@
+"""A big batch on the local stack against a simulator that caps the provider's concurrent jobs:
+one manifest of `lines` requests (default 10,000) through POST /batches, the batch state
+machine's Distributed Map on moto, the submit queue and the real handlers, the stack's own timer
+playing the schedule. Not part of `make bench`'s pass/fail (docs/batches.md has its figures).
+
+Figures, from ground truth (the simulator's jobs and the table's records):
+- `batch_lost`: manifest lines that did not end as a completed generation;
+- `batch_duplicate_submits`: provider jobs beyond one per line (each line's prompt is unique);
+- `batch_provider_utilization`: the provider's running jobs / cap, integrated from the batch's
+  first provider job to its last submit (all that time lines were waiting);
+- `batch_cost_per_1000_items_usd`: the batch's own overhead per 1,000 lines, priced with
+  bench/cost.py's PRICES: the BatchFunction's invocations and duration and the AWS calls it made
+  (measured here, botocore calls counted as bench/cost.py does), Step Functions transitions (the
+  parent's, from its history, plus each child's 3 - start, task, end - per ItemBatcher batch as
+  AWS runs them), and the API's POST and GETs; the generations' own cost (submit, polls,
+  archive) is bench/cost.py's and not counted again. Locally each Map child takes one line
+  (moto has no ItemBatcher, local/aws/statemachines.py): the BatchFunction's per-line work is
+  measured, and priced as AWS runs it, `BatchItemsPerChild` lines per invocation.
+
+    python -m bench.batch [--lines 10000] [--cap 20] [--job-seconds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import tempfile
+import time
+import warnings
+from typing import Any
+
+import requests
+
+from bench.burst import occupancy
+from bench.common import ROOT
+from bench.cost import PRICES, Meter
+
+MODEL = "kling-video/v1.6/standard/text-to-video"
+ITEMS_PER_CHILD = 50  # the template's BatchItemsPerChild default: how AWS batches the Map's items
+CHILD_TRANSITIONS = 3  # a child execution: start, its one task state, end (AWS counts the task entry)
+
+
+def run(
+    *, lines: int, cap: int, job_seconds: float, tick_seconds: float, timeout: float, log: Any
+) -> dict[str, Any]:
+    from local.stack import LocalStack
+
+    meter = Meter()
+    with (
+        tempfile.TemporaryDirectory() as state,
+        meter.installed(),
+        LocalStack(
+            port=0,
+            poll_seconds=tick_seconds,
+            timer=True,
+            use_simulator=True,
+            sim_default_duration=job_seconds,
+            parameter_overrides={"LogLevel": "ERROR", "BatchMaxConcurrency": "50", "QueueOwnerCap": "100000"},
+            env_overrides={
+                "FIRST_POLL_FACTOR": "0",
+                "POLL_INTERVAL_SECONDS": "0",
+                "POWERTOOLS_LOG_LEVEL": "ERROR",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "BATCH_TRACK_SECONDS": "2",
+            },
+            state_dir=state,
+            write_endpoints=False,
+        ) as stack,
+    ):
+        assert stack.simulator is not None and stack.lambdas is not None
+        stack.simulator.configure(max_concurrent_jobs=cap)
+        for table in (stack._handlers, stack.lambdas._handlers):
+            for name in list(table):
+                if name == "BatchFunction" or name == "ApiFunction":
+                    table[name] = meter.wrap(name, table[name])
+        key = f"batches/{stack.key_id(stack.api_key)}/bench.jsonl"
+        tag = f"bench-{int(time.time())}"
+        body = "".join(
+            json.dumps({"model": MODEL, "prompt": f"{tag} line {n}"}) + "\n" for n in range(1, lines + 1)
+        )
+        stack.client("s3").put_object(Bucket=stack.uploads_bucket, Key=key, Body=body.encode())
+        headers = {"x-api-key": stack.api_key}
+        api = stack.api_url.rstrip("/")
+        started = time.monotonic()
+        created = requests.post(f"{api}/batches", json={"manifest_key": key}, headers=headers, timeout=60)
+        created.raise_for_status()
+        batch_id = created.json()["id"]
+        log(f"  batch {batch_id}: {lines} lines, provider cap {cap}, jobs {job_seconds:g} s")
+        batch: dict[str, Any] = {}
+        last = ""
+        while time.monotonic() - started < timeout:
+            batch = requests.get(f"{api}/batches/{batch_id}", headers=headers, timeout=60).json()
+            shown = f"{batch['status']} {json.dumps(batch['counts'], sort_keys=True)}"
+            if shown != last:
+                log(f"  {time.monotonic() - started:7.1f}s {shown}")
+                last = shown
+            if batch["status"] in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(2)
+        wall = time.monotonic() - started
+        jobs = [
+            job for job in stack.simulator.jobs.values() if str(job.body.get("prompt", "")).startswith(tag)
+        ]
+        prompts = [job.body["prompt"] for job in jobs]
+        results = []
+        token = None
+        while batch.get("status") in ("completed", "failed", "cancelled"):
+            params: dict[str, Any] = {"limit": 1000, **({"next_token": token} if token else {})}
+            page = requests.get(
+                f"{api}/batches/{batch_id}/results", params=params, headers=headers, timeout=60
+            ).json()
+            results += page["items"]
+            token = page.get("next_token")
+            if not token:
+                break
+        completed = sum(1 for row in results if row["status"] == "completed")
+        first = min(job.created for job in jobs) if jobs else 0.0
+        last_submit = max(job.created for job in jobs) if jobs else 0.0
+        sfn = stack.client("stepfunctions")
+        machine = stack.state_machines["BatchStateMachine"]
+        execution = f"{machine.replace(':stateMachine:', ':execution:')}:{batch_id}-run1"
+        events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+        parent_transitions = sum(1 for e in events if e["type"].endswith("StateEntered"))
+        parent_tasks = sum(1 for e in events if e["type"] == "TaskStateEntered")
+    tally = meter.by_label.get("BatchFunction")
+    calls = tally.calls if tally else {}
+    per_line_ms = (tally.lambda_ms["BatchFunction"] if tally else 0) / lines
+    invocations_aws = (
+        math.ceil(lines / ITEMS_PER_CHILD) + parent_tasks
+    )  # enqueue children + the parent's tasks
+    transitions_aws = parent_transitions + CHILD_TRANSITIONS * math.ceil(lines / ITEMS_PER_CHILD)
+    dynamo_wru = tally.wru if tally else 0.0
+    dynamo_rru = tally.rru if tally else 0.0
+    s3_put = sum(n for op, n in calls.items() if op in ("s3.PutObject",))
+    s3_get = sum(n for op, n in calls.items() if op.startswith("s3.")) - s3_put
+    sqs = sum(n for op, n in calls.items() if op.startswith("sqs."))
+    gb = 1024 / 1024  # BatchFunction's MemorySize
+    cost = (
+        invocations_aws * PRICES["lambda_request"]
+        + per_line_ms * lines / 1000 * gb * PRICES["lambda_gb_second"]
+        + transitions_aws * PRICES["sfn_transition"]
+        + dynamo_wru * PRICES["dynamodb_wru"]
+        + dynamo_rru * PRICES["dynamodb_rru"]
+        + s3_put * PRICES["s3_put"]
+        + s3_get * PRICES["s3_get"]
+        + sqs * PRICES["sqs_request"]
+    )
+    return {
+        "batch_lost": lines - completed,
+        "batch_duplicate_submits": len(prompts) - len(set(prompts)),
+        "batch_provider_utilization": round(occupancy(jobs, first, last_submit) / cap, 3) if jobs else 0.0,
+        "batch_cost_per_1000_items_usd": round(cost / lines * 1000, 4),
+        "details": {
+            "lines": lines,
+            "status": batch.get("status"),
+            "cap": cap,
+            "job_seconds": job_seconds,
+            "tick_seconds": tick_seconds,
+            "wall_seconds": round(wall, 1),
+            "provider_jobs": len(prompts),
+            "throttled_by_provider": stack.simulator.throttled if stack.simulator else None,
+            "parent_transitions": parent_transitions,
+            "per_1000": {
+                "batch_function_ms_local": round(per_line_ms * 1000),
+                "lambda_invocations_aws": round(invocations_aws / lines * 1000, 1),
+                "sfn_transitions_aws": round(transitions_aws / lines * 1000, 1),
+                "dynamodb_wru": round(dynamo_wru / lines * 1000, 1),
+                "dynamodb_rru": round(dynamo_rru / lines * 1000, 1),
+                "dynamodb_calls": {
+                    op: round(n / lines * 1000, 1) for op, n in calls.items() if op.startswith("dynamodb.")
+                },
+                "s3_requests": round((s3_put + s3_get) / lines * 1000, 1),
+                "sqs_requests": round(sqs / lines * 1000, 1),
+            },
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=10_000)
+    parser.add_argument("--cap", type=int, default=20)
+    parser.add_argument("--job-seconds", type=float, default=2.0)
+    parser.add_argument("--tick-seconds", type=float, default=1.0)
+    parser.add_argument("--timeout", type=float, default=7200.0)
+    args = parser.parse_args(argv)
+    layer = str(ROOT / "layers" / "common")
+    if layer not in sys.path:
+        sys.path.insert(0, layer)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("local.stack").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    sys.setrecursionlimit(20_000)  # moto's Map worker recurses once per item it takes
+    result = run(
+        lines=args.lines,
+        cap=args.cap,
+        job_seconds=args.job_seconds,
+        tick_seconds=args.tick_seconds,
+        timeout=args.timeout,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    print(json.dumps(result, indent=2))
+    ok = result["batch_lost"] == 0 and result["batch_duplicate_submits"] == 0
+    return 0 if ok and result["batch_provider_utilization"] >= 0.9 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
