@@ -9,13 +9,21 @@ The workload (`Burst`):
   half images put into the uploads bucket (owned by the same caller through their metadata);
 - the moment the big caller's requests are all in, the small caller sends `small` generations
   (one API, the rest uploads): the worst case for a first-come queue, which would put them last;
-- the stack's own timer plays the EventBridge schedule every `tick_seconds`, the event source
-  mappings run as in `make local`; nothing else is driven by hand.
-Time is scaled: jobs take `job_seconds` at the provider (a few seconds, not the real 1-4 min)
-and the schedule ticks in proportion: production's 60 s tick is to the median job of the schedule
-benchmark's model mix (about two minutes) as `tick_seconds` is to `job_seconds`. Polls are due at
-every tick (FIRST_POLL_FACTOR=0, POLL_INTERVAL_SECONDS=0), since the catalog's expected durations
-are minutes.
+- the stack's own timer plays the EventBridge schedule, the event source mappings run as in
+  `make local`; nothing else is driven by hand.
+Production's mechanism and timing, played faster: one ScaledClock (local/clock.py) at
+`rate` = the median job of the schedule benchmark's model mix (about two minutes) / `job_seconds`
+drives the simulator's jobs (each `job_seconds` of wall time: the median job, in scaled
+seconds), the functions' clock (in their worker processes too), moto's SQS delays and visibility
+timeouts, and the EventBridge tick (60 scaled seconds). The poll timers run on the production
+schedule (the settings' defaults: first poll at 0.6 x the model's expected time, learned
+through ModelStatsTable; waits of 5 to 60 s; the sweep takes only what is 30 s overdue), the
+dispatcher is woken on accept and when a slot frees, and the functions Lambda runs side by side
+(uploads, the dispatcher up to its MaximumConcurrency of 2, the poll timers, the API) run in
+worker processes (`FUNCTION_WORKERS`, `API_WORKERS`, warmed first). What is not scaled is the work
+itself (an invocation, a moto call): it takes `rate` times longer in scaled seconds than on the
+wall clock, so every processing delay (accepting an upload, a dispatch, a poll) weighs `rate`
+times more against a job than it would on Lambda (`details.processing_overstated_x`).
 
 The figures, from ground truth (the simulator's jobs, the table's records):
 - `burst_lost`: requests sent that did not end as a completed generation (a refused request
@@ -33,7 +41,7 @@ The figures, from ground truth (the simulator's jobs, the table's records):
 `cap_halved` (the chaos scenario, bench/reliability/burst_cap_halved.py) reuses `Burst` and
 halves the simulator's cap mid-burst.
 
-    python -m bench.burst [--cap 10] [--job-seconds 4] [--tick-seconds T]   # the burst alone
+    python -m bench.burst [--cap 8] [--job-seconds 12] [--rate R] [--workers UploadFunction=4,...]
 """
 
 from __future__ import annotations
@@ -66,7 +74,9 @@ BIG_KEY, SMALL_KEY = "burst-big-key", "burst-small-key"
 CAP = 8
 MULTIPLE = 10
 SMALL = 2
-JOB_SECONDS = 4.0
+# Wall seconds per job (the median production job, scaled): the work itself is not scaled, so a
+# shorter job makes each local invocation weigh more against it (4 s: 28x; 12 s: 9.5x).
+JOB_SECONDS = 12.0
 SETTLE_BAND = 0.10  # "within 10% of the cap"
 # Where the submit queue keeps its learned limit (videogen/adapters/dynamodb_queue.py)
 SEMAPHORE_PARTITION, ACCOUNT_QUEUE = "semaphore", "aiml"
@@ -150,6 +160,27 @@ def occupancy(jobs: Iterable[Any], start: float, end: float) -> float:
         lo, hi = max(start, job.created), min(end, job.created + job.duration)
         busy += max(0.0, hi - lo)
     return busy / (end - start)
+
+
+def running_shares(jobs: Iterable[Any], start: float, end: float) -> dict[int, float]:
+    """The share of [start, end] during which k jobs ran at the provider, per k."""
+    if end <= start:
+        return {}
+    edges = sorted(
+        [(max(start, j.created), 1) for j in jobs if j.created < end and j.created + j.duration > start]
+        + [
+            (min(end, j.created + j.duration), -1)
+            for j in jobs
+            if j.created < end and j.created + j.duration > start
+        ]
+    )
+    shares: dict[int, float] = {}
+    running, at = 0, start
+    for when, step in edges:
+        shares[running] = shares.get(running, 0.0) + (when - at) / (end - start)
+        running, at = running + step, when
+    shares[running] = shares.get(running, 0.0) + (end - at) / (end - start)
+    return {k: round(v, 3) for k, v in sorted(shares.items()) if v > 0}
 
 
 def settle_seconds(samples: list[tuple[float, float]], cap: float, since: float) -> float | None:
@@ -354,6 +385,15 @@ def measure_burst(
     return outcome, sampler
 
 
+def limit_trace(samples: list[tuple[float, float]], since: float) -> list[list[float]]:
+    """The learned limit's changes: [seconds since `since`, new value]."""
+    trace: list[list[float]] = []
+    for at, value in samples:
+        if not trace or trace[-1][1] != value:
+            trace.append([round(at - since, 1), value])
+    return trace
+
+
 def figures(outcome: Outcome, alone: Outcome, sampler: LimitSampler, cap: int) -> dict[str, Any]:
     """The burst's figures and the measurements behind them."""
     all_jobs = [j for jobs in outcome.jobs.values() for j in jobs]
@@ -396,11 +436,13 @@ def figures(outcome: Outcome, alone: Outcome, sampler: LimitSampler, cap: int) -
             "provider_jobs": len(all_jobs),
             "provider_window_s": round(drain_end - drain_start, 2),
             "mean_running_jobs": round(mean_running, 2),
+            "running_jobs_share": running_shares(all_jobs, drain_start, drain_end),
             "refill_s": _summary(refill_gaps(all_jobs)),
             "small_wait_s": None if wait_burst is None else round(wait_burst, 2),
             "small_wait_alone_s": None if wait_alone is None else round(wait_alone, 2),
             "big_wait_s": None if (w := outcome.wait("big")) is None else round(w, 2),
             "queue_wait_s": {c: _summary(outcome.queue_waits(c)) for c in ("big", "small")},
+            "learned_limit_trace": limit_trace(sampler.samples, outcome.started),
             "learned_limit_samples": len(sampler.samples),
             "learned_limit_read_errors": dict(sampler.errors),
             "learned_limit_range_during_drain": [min(in_band), max(in_band)] if in_band else None,
@@ -499,10 +541,14 @@ def invocations_summary(stack: LocalStack, before: dict[str, Any], wall_seconds:
     """Per function during the burst: invocations, their seconds and the most at once; and the
     share of the wall time the in-process lane (functions without workers) was busy."""
     by_function = stack.invocations.since(before, stack.invocations.snapshot())
-    in_process = sum(v["seconds"] for name, v in by_function.items() if name not in stack.worker_pools)
+    pools = stack.worker_pools
+    for name, pool in pools.items():  # the most that ran at once (the count also has the waits)
+        if name in by_function:
+            by_function[name]["peak"] = pool.busy_peak
+    in_process = sum(v["seconds"] for name, v in by_function.items() if name not in pools)
     return {
         "by_function": by_function,
-        "workers": {name: pool.size for name, pool in stack.worker_pools.items()},
+        "workers": {name: pool.size for name, pool in pools.items()},
         "in_process_busy_share": round(in_process / wall_seconds, 3) if wall_seconds > 0 else None,
     }
 

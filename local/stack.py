@@ -831,8 +831,8 @@ class LocalStack:
 
     @property
     def worker_pools(self) -> dict[str, Any]:
-        """The functions run in worker processes (`function_workers`, bounded): logical id -> pool."""
-        return dict(self._pools)
+        """The functions run in worker processes (the API's, `function_workers`'): logical id -> pool."""
+        return {**self._api_pools, **self._pools}
 
     def warm_functions(self) -> None:
         """Start every function worker now (their cold starts), as warm_api does for the API's."""
