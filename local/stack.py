@@ -758,16 +758,16 @@ class LocalStack:
             raise KeyError(f"no such function: {function_logical_id} (have {sorted(self._handlers)})")
         handler = self._handlers[function_logical_id]
         pool = self._pools.get(function_logical_id)
-        with self.invocations.timing(function_logical_id):
-            if pool is not None and handler is self._loaded_handlers.get(function_logical_id):
-                from local.aws.api_workers import TooManyRequests
+        if pool is not None and handler is self._loaded_handlers.get(function_logical_id):
+            from local.aws.api_workers import TooManyRequests
 
-                try:
+            try:
+                with self.invocations.timing(function_logical_id):
                     return pool.invoke(event)
-                except TooManyRequests as exc:
-                    raise TooManyRequestsException(f"{function_logical_id}: {exc}") from None
-            with self._invoke_lock:
-                return handler(event, context or self.context_for(function_logical_id))
+            except TooManyRequests as exc:
+                raise TooManyRequestsException(f"{function_logical_id}: {exc}") from None
+        with self._invoke_lock, self.invocations.timing(function_logical_id):
+            return handler(event, context or self.context_for(function_logical_id))
 
     def _worker_pool(self, function_logical_id: str, size: int | None = None) -> Any:
         """Worker processes for a function (see local/aws/api_workers.py): the function's
