@@ -563,6 +563,28 @@ def bench(
     job_seconds: float = JOB_SECONDS,
     rate: float | None = None,
     drain_timeout: float = 300.0,
+) -> dict[str, Any]:
+    """`make bench`'s burst (see `measure`), with the default workers."""
+    return measure(
+        log=log,
+        cap=cap,
+        multiple=multiple,
+        small=small,
+        job_seconds=job_seconds,
+        rate=rate,
+        drain_timeout=drain_timeout,
+    )
+
+
+def measure(
+    *,
+    log: Callable[[str], None] = print,
+    cap: int = CAP,
+    multiple: int = MULTIPLE,
+    small: int = SMALL,
+    job_seconds: float = JOB_SECONDS,
+    rate: float | None = None,
+    drain_timeout: float = 300.0,
     function_workers: dict[str, int] | None = None,
     api_workers: int = API_WORKERS,
 ) -> dict[str, Any]:
@@ -634,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, layer)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    result = bench(
+    result = measure(
         log=lambda m: print(m, file=sys.stderr, flush=True),
         cap=args.cap,
         multiple=args.multiple,
