@@ -14,8 +14,10 @@ share one limit and one set of leases.
   them, so the cap it enforces now is at most that many and, unless it was just cut, that many.
   A blind halving would leave half the provider idle until additive growth climbs back, which
   over a burst of ten times the cap averaged ~3/4 of it (bench/burst.py); the floor keeps the
-  limit one below the refusal, and a cap that really was cut is followed down one refusal per
-  ending job (each refused submit costs nothing: a 429 takes no work).
+  limit one below the refusal. Only the first 429 after an accepted submit is taken that way: a
+  second one with no acceptance in between means the cap moved (cut by the provider, or taken by
+  another client of the account), and our count may include jobs that ended unseen, so it
+  halves as before.
 - Growth: before the first 429 (slow start), every accepted submit that found the window full
   grows the limit by one, so a new stack reaches the provider's cap within its first burst
   instead of over several rounds of jobs; after it, by one per `increase_after` consecutive such
@@ -98,14 +100,15 @@ class Capacity:
         return replace(self, successes=successes, throttles=0)
 
     def throttled(self, rules: CapacityRules, now: float) -> Capacity:
-        """A 429 (the refused submit's lease already released): shrink by `decrease_factor`, not
-        below the slots still held (the jobs the provider was running for us, and submits in
-        flight), never grow; unless this overload already shrank the limit."""
+        """A 429 (the refused submit's lease already released): shrink by `decrease_factor`, never
+        grow; unless this overload already shrank the limit. The first 429 since an accepted
+        submit shrinks it not below the slots still held (the jobs the provider was running for
+        us, and submits in flight)."""
         throttles = self.throttles + 1
         if now - self.decreased_at < rules.decrease_cooldown_seconds:
             return replace(self, successes=0, throttles=throttles)
-        held = len(self.live(now))
-        limit = rules.bound(min(self.limit, max(self.limit * rules.decrease_factor, float(held))))
+        held = float(len(self.live(now))) if self.throttles == 0 else 0.0
+        limit = rules.bound(min(self.limit, max(self.limit * rules.decrease_factor, held)))
         return replace(self, limit=limit, successes=0, decreased_at=now, throttles=throttles)
 
     def retry_delay(self, longest: int = 60) -> int:
