@@ -76,7 +76,7 @@ MULTIPLE = 10
 SMALL = 2
 # Wall seconds per job (the median production job, scaled): the work itself is not scaled, so a
 # shorter job makes each local invocation weigh more against it (4 s: 28x; 12 s: 9.5x; 24 s:
-# 4.7x; measured utilization 0.40 at 4 s (before the limit's slow start), 0.80 at 12 s, 0.86 at 24 s).
+# 4.7x; measured utilization 0.80 at 12 s, 0.86 and 0.87 at 24 s, on a busy two-core machine).
 JOB_SECONDS = 24.0
 SETTLE_BAND = 0.10  # "within 10% of the cap"
 # Where the submit queue keeps its learned limit (videogen/adapters/dynamodb_queue.py)
