@@ -50,8 +50,8 @@ a handler whose own AWS call makes moto invoke a function in the same thread (in
 local/aws/api_workers.py FunctionWorkers, see local/aws/concurrency.py) runs there instead,
 without the lock, as many at once as it has workers; a handler replaced in this process (a
 test's spy) still runs in-process. Not emulated: a handler running past its Timeout is not
-stopped, reserved concurrency, OnFailure destinations, versions and aliases, the /opt layer
-mount (layers are on sys.path instead).
+stopped, reserved concurrency (beyond bounding a function's workers), OnFailure destinations,
+versions and aliases, the /opt layer mount (layers are on sys.path instead).
 """
 
 from __future__ import annotations
