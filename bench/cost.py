@@ -217,7 +217,13 @@ def measure(*, generations: int = 12, executions: int = 4, latency_ms: int = 200
         parameter_overrides={"LogLevel": "WARNING"},
         # The sweep's path (poll_now drives every poll): the timers would poll in the background
         # and blur the counts per step. What a timer adds per poll is in docs/scaling-and-cost.md.
-        env_overrides={"POWERTOOLS_METRICS_DISABLED": "true", "POLL_TIMER_QUEUE_URL": ""},
+        env_overrides={
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POLL_TIMER_QUEUE_URL": "",
+            # every job submitted at once (the counts are per generation; how the learned limit
+            # paces a burst is the burst benchmark's)
+            "PROVIDER_LIMIT_INITIAL": str(max(generations, executions)),
+        },
         write_endpoints=False,
     )
     with meter.installed(), stack:
@@ -250,7 +256,14 @@ def measure(*, generations: int = 12, executions: int = 4, latency_ms: int = 200
             raise RuntimeError(f"jobs finished before the pending sweep: {report}")
         pending = meter.tally.snapshot().minus(before)
 
-        time.sleep(4.5)
+        # Every job finished at the provider (ground truth: the simulator's jobs) before the
+        # completing sweep, so each of its polls is a completing one: since the submit queue, a
+        # job starts when the dispatcher submits it, a little after its POST.
+        def all_finished() -> bool:
+            jobs = list(simulator.jobs.values())
+            return len(jobs) >= generations and not any(job.running(simulator.clock()) for job in jobs)
+
+        _wait_for(all_finished, 60, "the provider to finish every job")
         before, polls_before = meter.tally.snapshot(), simulator.poll_count
         finished = 0
         for _ in range(10):

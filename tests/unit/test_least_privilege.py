@@ -58,7 +58,12 @@ RELEASE = {
 # Submitting to the provider reads its key (bootstrap.secret_reader, Powertools SecretsProvider).
 PROVIDER_KEY = {("secretsmanager:GetSecretValue", "AimlApiKeySecret"): "AimlClient's key (secret_reader)"}
 # Poll timers (videogen.logic.timers): whoever sets a due time arms the generation's timer.
-ARM_TIMER = {("sqs:SendMessage", "PollTimerQueue"): "SqsPollTimers.arm: the generation's next poll"}
+ARM_TIMER = {
+    (
+        "sqs:SendMessage",
+        "PollTimerQueue",
+    ): "SqsPollTimers.arm, arm_many (SendMessageBatch is authorised as SendMessage)"
+}
 # The shared schedule (videogen.logic.schedule): read by every function that schedules a poll,
 # added to by every function that sees a completion.
 READ_STATS = {("dynamodb:GetItem", "ModelStatsTable"): "DynamoModelStats.read (PollSchedule's cache)"}

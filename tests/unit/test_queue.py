@@ -7,6 +7,7 @@ client; faults (429, 503, timeouts) are injected into the simulator."""
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -227,6 +228,71 @@ def test_dispatch_submits_up_to_the_limit_and_a_finished_job_frees_its_slot(
     assert dispatch(queued).submitted == 1
     assert all(queued.store.get(i).status is not Status.PENDING for i in ids)
     assert sim.state()["submit_count"] == 3
+
+
+def test_a_sweeps_finished_jobs_give_their_slots_back_in_one_write_and_wake_once(
+    aws: dict[str, str], sim: Simulator, clock: Clock, waker: RecordingWaker
+) -> None:
+    """Six jobs end in one concurrent sweep: one rewrite of the capacity item frees all six slots
+    (one by one, the sweep's threads would race on that item) and the dispatcher is woken once."""
+    rules = CapacityRules(floor=1, ceiling=10, initial=6, increase_after=3)
+    queue = make_queue(aws, clock, rules=rules, waker=waker)
+    service = make_service(aws, no_retry_client(sim), clock, queue=queue, concurrency=6)
+    sim.configure(default_duration=0.2)
+    ids = [service.accept("key-a", body(f"p{i}")).id for i in range(6)]
+    assert dispatch(service).submitted == 6
+    assert len(queue.slots.read().leases) == 6
+    import time
+
+    time.sleep(0.5)  # every job finished at the provider
+    writes: list[int] = []
+    update = queue.slots.semaphore.update
+
+    def counted(change: Any) -> Any:
+        answer = update(change)
+        writes.append(answer is not None)
+        return answer
+
+    queue.slots.semaphore.update = counted  # type: ignore[method-assign]
+    waker.wakeups.clear()
+
+    report = service.sweep(FOREVER)
+
+    assert report.outcomes == {"completed": 6}
+    assert writes == [True]  # one write gave back all six
+    assert queue.slots.read().leases == {}
+    assert waker.wakeups == [0]
+    assert all(service.store.get(i).status is Status.COMPLETED for i in ids)
+
+
+def test_a_failed_batch_release_leaves_the_slots_to_their_leases_and_the_sweep_completes(
+    aws: dict[str, str], sim: Simulator, clock: Clock, waker: RecordingWaker
+) -> None:
+    rules = CapacityRules(floor=1, ceiling=10, initial=3, increase_after=3)
+    queue = make_queue(aws, clock, rules=rules, waker=waker)
+    service = make_service(aws, no_retry_client(sim), clock, queue=queue)
+    sim.configure(default_duration=0.2)
+    for i in range(3):
+        service.accept("key-a", body(f"p{i}"))
+    assert dispatch(service).submitted == 3
+    import time
+
+    time.sleep(0.5)
+
+    def unreachable(_: Any) -> Any:
+        raise ConnectionError("DynamoDB unreachable (injected)")
+
+    counted: list[tuple[str, float]] = []
+    queue.metrics = SimpleNamespace(add_metric=lambda name, unit, value: counted.append((name, value)))
+    queue.slots.semaphore.update = unreachable  # type: ignore[method-assign]
+    report = service.sweep(FOREVER)
+
+    assert report.outcomes == {"completed": 3}  # the completions stand
+    assert counted == [("SlotReleaseErrors", 3)]
+    del queue.slots.semaphore.update  # the item as it is: the three slots wait for their leases
+    assert len(queue.slots.read().live(clock())) == 3
+    clock.advance(601)
+    assert queue.slots.read().live(clock()) == {}
 
 
 def test_a_429_requeues_the_generation_and_halves_the_limit(

@@ -32,18 +32,34 @@ MODEL = T2V["model"]
 
 
 class SpySqs:
-    """The real (moto) SQS client, with every SendMessage recorded; `fail` makes sends raise."""
+    """The real (moto) SQS client, with every message sent recorded (SendMessage, and each entry
+    of a SendMessageBatch); `fail` makes sends raise, `refuse` names generations whose batch
+    entries SQS reports failed."""
 
     def __init__(self) -> None:
         self.client = boto3.client("sqs")
         self.sent: list[dict[str, Any]] = []
+        self.calls: list[str] = []
         self.fail = False
+        self.refuse: set[str] = set()
 
     def send_message(self, **kwargs: Any) -> Any:
         if self.fail:
             raise ConnectionError("SQS unreachable (injected)")
+        self.calls.append("SendMessage")
         self.sent.append(kwargs)
         return self.client.send_message(**kwargs)
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:
+        if self.fail:
+            raise ConnectionError("SQS unreachable (injected)")
+        self.calls.append("SendMessageBatch")
+        refused = [e for e in Entries if Timer.from_json(e["MessageBody"]).generation_id in self.refuse]
+        taken = [e for e in Entries if e not in refused]
+        answer = self.client.send_message_batch(QueueUrl=QueueUrl, Entries=taken) if taken else {}
+        self.sent += [{"QueueUrl": QueueUrl, **{k: v for k, v in e.items() if k != "Id"}} for e in taken]
+        failed = [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError"} for e in refused]
+        return {"Successful": answer.get("Successful", []), "Failed": failed}
 
     def timers(self) -> list[tuple[Timer, int]]:
         return [(Timer.from_json(m["MessageBody"]), m["DelaySeconds"]) for m in self.sent]
@@ -443,3 +459,47 @@ def test_the_settings_turn_timers_the_shared_schedule_and_the_fixed_baseline_on(
     assert isinstance(fixed, FixedSchedule)
     assert fixed.first_delay(300, model=MODEL) == 15
     assert fixed.next_delay(model=MODEL, typical_seconds=300, elapsed=290) == 15
+
+
+def test_a_sweep_arms_its_timers_ten_to_a_call_and_a_refused_one_is_counted_lost(
+    aws: dict[str, str], client: AimlClient, clock: Clock, sqs: SpySqs, sim: Simulator
+) -> None:
+    """One SendMessageBatch per ten timers instead of a SendMessage each; SQS refusing an entry
+    (or the whole call) loses those timers only, counted, and the sweep goes on."""
+    sim.configure(default_duration=3600)  # still running at every poll
+    service = timed_service(aws, client, clock, sqs, timer_grace_seconds=0)
+    generations = [service.submit("owner-a", {**T2V, "prompt": f"A fox, take {n}"}) for n in range(23)]
+    sqs.calls.clear(), sqs.sent.clear()
+    clock.advance(max(g.next_poll_at or 0 for g in generations) - clock() + 1)
+    sqs.refuse = {generations[4].id}
+
+    report = service.sweep(lambda: 60_000)
+
+    assert report.outcomes == {"waiting": 23}
+    assert sqs.calls == ["SendMessageBatch"] * 3  # 10 + 10 + 3
+    polled = {g.id: service.store.get(g.id) for g in generations}
+    armed = {timer.generation_id: timer.due for timer, _ in sqs.timers()}
+    assert armed == {i: g.next_poll_at for i, g in polled.items() if i != generations[4].id}
+    assert service.metrics.named("PollTimerArmErrors") == [1]  # type: ignore[attr-defined]
+
+    sqs.fail, sqs.refuse = True, set()  # the queue unreachable: every timer of the sweep lost
+    clock.advance(max(g.next_poll_at or 0 for g in polled.values() if g) - clock() + 1)
+    assert service.sweep(lambda: 60_000).outcomes == {"waiting": 23}
+    assert sum(service.metrics.named("PollTimerArmErrors")) == 1 + 23  # type: ignore[attr-defined]
+
+
+def test_a_batch_of_fired_timers_arms_the_next_ones_in_one_call(
+    aws: dict[str, str], client: AimlClient, clock: Clock, sqs: SpySqs, sim: Simulator
+) -> None:
+    sim.configure(default_duration=3600)
+    service = timed_service(aws, client, clock, sqs)
+    generations = [service.submit("owner-a", {**T2V, "prompt": f"A heron, take {n}"}) for n in range(4)]
+    bodies = [m["MessageBody"] for m in sqs.sent]
+    sqs.calls.clear(), sqs.sent.clear()
+    clock.advance(max(g.next_poll_at or 0 for g in generations) - clock() + 0.2)
+
+    answer = PollTimerEvents(service).handle(sqs_event(*bodies), Context())
+
+    assert answer == {"batchItemFailures": []}
+    assert sqs.calls == ["SendMessageBatch"]
+    assert sorted(t.generation_id for t, _ in sqs.timers()) == sorted(g.id for g in generations)

@@ -27,12 +27,15 @@ print(json.dumps(state))
 """
 
 
-def _probe(**env: str) -> dict:
+def _probe(code: str = PROBE, *, paths: tuple[Path, ...] = (), **env: str) -> dict:
+    """Run `code` in a fresh interpreter with the layer (and `paths`) on its path and `env`;
+    its last line of output, as JSON."""
     ours = ("AWS_", "POWERTOOLS_", "LAMBDA_")
     environment = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
-    environment.update({"PYTHONPATH": str(ROOT / "layers" / "common"), "AWS_REGION": "us-east-1", **env})
+    python_path = os.pathsep.join(str(p) for p in (*paths, ROOT / "layers" / "common"))
+    environment.update({"PYTHONPATH": python_path, "AWS_REGION": "us-east-1", **env})
     answer = subprocess.run(
-        [sys.executable, "-c", PROBE], env=environment, capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True, cwd=ROOT
     )
     return json.loads(answer.stdout.strip().splitlines()[-1])
 
@@ -51,3 +54,21 @@ def test_a_disabled_tracer_patches_nothing() -> None:
     assert state["disabled"] is True
     assert state["patched_after_import"] == []
     assert state["request_wrapped"] == "function"
+
+
+API_PROBE = """
+import json, sys
+import app
+app.entry()
+print(json.dumps({"requests_loaded": "requests" in sys.modules, "api_ready": callable(app.lambda_handler)}))
+"""
+
+
+def test_the_api_cold_start_does_not_load_requests() -> None:
+    """POST /generations accepts into the submit queue and the dispatcher calls the provider, so
+    the API's init (import + the service and resolver built) leaves requests, urllib3 and
+    charset_normalizer (about 0.1 s of a cold start) to the first call that needs them."""
+    from bench.coldstart import ENV
+
+    state = _probe(API_PROBE, paths=(ROOT / "functions" / "api",), **ENV)
+    assert state == {"requests_loaded": False, "api_ready": True}

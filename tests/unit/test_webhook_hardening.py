@@ -42,8 +42,9 @@ from videogen.adapters.pinned_http import (
 from videogen.adapters.s3_archive import OutputArchive
 from videogen.adapters.url_safety import allowed_host_set, check_callback_url, download_url_checker
 from videogen.adapters.webhook_secret_store import DynamoSecretVersions
-from videogen.adapters.webhook_sender import MAX_BODY_BYTES, WebhookSender, split_secrets
+from videogen.adapters.webhook_sender import MAX_BODY_BYTES, WebhookSender
 from videogen.domain.ports import ArchiveError, DeliveryOutcome
+from videogen.domain.webhook_secrets import split_secrets
 from videogen.entrypoints.batches import WebhookDeliveries
 from videogen.logic.webhook_delivery import (
     BATCH_MARGIN_SECONDS,

@@ -26,9 +26,10 @@ from tests.webhook_receiver import Answer, Receiver
 from videogen.adapters.aiml_provider import AimlClient
 from videogen.adapters.pinned_http import pinned_session, trusted_hosts
 from videogen.adapters.url_safety import allowed_host_set, check_callback_url
-from videogen.adapters.webhook_sender import WebhookSender, sign, split_secrets
+from videogen.adapters.webhook_sender import WebhookSender, sign
 from videogen.domain.errors import UnsafeUrlError
 from videogen.domain.ports import DeliveryOutcome
+from videogen.domain.webhook_secrets import split_secrets
 from videogen.lazy import secret_reader
 from videogen.logic.webhook_delivery import WebhookDelivery
 from videogen.settings import Settings

@@ -112,7 +112,7 @@ def owner_secrets(settings: Settings, dynamodb: Any = None, **overrides: Any) ->
     import time
 
     from videogen.adapters.webhook_secret_store import DynamoSecretVersions
-    from videogen.adapters.webhook_sender import split_secrets
+    from videogen.domain.webhook_secrets import split_secrets
     from videogen.logic.webhook_secrets import OwnerSecrets
 
     read = secret_reader(settings.webhook_secret_id, settings.secret_max_age_seconds)

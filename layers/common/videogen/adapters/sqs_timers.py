@@ -8,11 +8,13 @@ timer due later is delivered after 900 s and armed again for the rest (TimerFiri
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from videogen.domain.polling import Timer, delay_seconds
 
 MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds
+BATCH_SIZE = 10  # SQS's limit of entries per SendMessageBatch
 
 
 class SqsPollTimers:
@@ -29,3 +31,25 @@ class SqsPollTimers:
             MessageBody=timer.to_json(),
             DelaySeconds=delay_seconds(timer.due, now, max_delay=self.max_delay),
         )
+
+    def arm_many(self, timers: Sequence[Timer], *, now: float) -> list[Timer]:
+        """SendMessageBatch, ten timers a call (each keeps its own DelaySeconds); the timers of
+        the entries SQS reports failed, or of a call that raised, are returned."""
+        failed: list[Timer] = []
+        for start in range(0, len(timers), BATCH_SIZE):
+            chunk = timers[start : start + BATCH_SIZE]
+            entries = [
+                {
+                    "Id": str(i),
+                    "MessageBody": timer.to_json(),
+                    "DelaySeconds": delay_seconds(timer.due, now, max_delay=self.max_delay),
+                }
+                for i, timer in enumerate(chunk)
+            ]
+            try:
+                answer = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            except Exception:  # noqa: BLE001 (the caller counts and logs what was not armed)
+                failed.extend(chunk)
+                continue
+            failed.extend(chunk[int(entry["Id"])] for entry in answer.get("Failed", []))
+        return failed

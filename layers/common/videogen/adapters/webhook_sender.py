@@ -34,15 +34,6 @@ def sign(secrets: Sequence[str], msg_id: str, timestamp: int, body: str) -> str:
     return " ".join(Webhook(secret).sign(msg_id, when, body) for secret in secrets)
 
 
-def split_secrets(value: str) -> list[str]:
-    """The secret string holds one or more secrets separated by whitespace; the first is the new
-    one. Rotation: put "NEW OLD", move receivers to NEW, then put "NEW"."""
-    secrets = value.split()
-    if not secrets:
-        raise ValueError("the webhook secret is empty")
-    return secrets
-
-
 def classify(status: int, headers: Mapping[str, str]) -> WebhookAttempt:
     if 200 <= status < 300:
         return WebhookAttempt(DeliveryOutcome.DELIVERED, f"http_{status}", status)

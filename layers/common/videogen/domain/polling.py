@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +32,10 @@ class PollTimers(Protocol):
     longer than the transport allows (then fire re-arms it for the rest)."""
 
     def arm(self, timer: Timer, *, now: float) -> None: ...
+
+    def arm_many(self, timers: Sequence[Timer], *, now: float) -> list[Timer]:
+        """Arm several at once (fewer calls); returns those that were not armed."""
+        ...
 
 
 def delay_seconds(due: float, now: float, *, max_delay: int) -> int:

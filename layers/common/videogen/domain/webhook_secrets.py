@@ -23,3 +23,12 @@ class SecretVersions(Protocol):
     def replace(self, owner: str, expected: SecretVersion, new: SecretVersion) -> bool:
         """Store `new` if the stored version is still `expected`; False when another write won."""
         ...
+
+
+def split_secrets(value: str) -> list[str]:
+    """The secret string holds one or more secrets separated by whitespace; the first is the new
+    one. Rotation: put "NEW OLD", move receivers to NEW, then put "NEW"."""
+    secrets = value.split()
+    if not secrets:
+        raise ValueError("the webhook secret is empty")
+    return secrets

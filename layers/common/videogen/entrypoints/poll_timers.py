@@ -29,9 +29,10 @@ class PollTimerEvents:
         return self.service.fire_timer(timer)
 
     def handle(self, event: dict[str, Any], context: Any) -> Any:
-        return process_partial_response(
-            event=event,
-            record_handler=lambda record: self.fire(record.body),
-            processor=self.processor,
-            context=context,
-        )
+        with self.service.batched():  # next timers in one SendMessageBatch, freed slots in one write
+            return process_partial_response(
+                event=event,
+                record_handler=lambda record: self.fire(record.body),
+                processor=self.processor,
+                context=context,
+            )

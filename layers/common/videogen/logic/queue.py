@@ -20,7 +20,9 @@ A request is validated and recorded `pending` at once (Submitter.accept); a disp
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from videogen.domain.capacity import Capacity, CapacityRules
@@ -99,9 +101,19 @@ class SlotKeeper:
         return self.semaphore.update(lambda c: c.release(generation_id).throttled(self.rules, now))
 
     def release(self, generation_id: str) -> Capacity | None:
-        return self.semaphore.update(
-            lambda c: c.release(generation_id) if generation_id in c.leases else None
-        )
+        return self.release_many([generation_id])
+
+    def release_many(self, generation_ids: Sequence[str]) -> Capacity | None:
+        """Give back the slots of these generations that still hold one, in one rewrite; None
+        when none did (nothing written)."""
+
+        def change(capacity: Capacity) -> Capacity | None:
+            held = [g for g in generation_ids if g in capacity.leases]
+            for generation_id in held:
+                capacity = capacity.release(generation_id)
+            return capacity if held else None
+
+        return self.semaphore.update(change)
 
 
 class SubmitQueue:
@@ -121,6 +133,8 @@ class SubmitQueue:
         self.waker: Waker = waker or NullWaker()
         self.settings = settings or slots.settings
         self.metrics: MetricsSink = metrics or NullMetrics()
+        self._lock = threading.Lock()
+        self._freed: list[str] | None = None  # slots to give back when the batch ends
 
     # -- accept ----------------------------------------------------------------------------
     def admit(self, owner: str, created_at: str, generation_id: str) -> str:
@@ -151,8 +165,37 @@ class SubmitQueue:
         """`before` (its state before this write) leaves the queue or gives its slot back."""
         if before.status is Status.PENDING and before.queue_rank:
             self.index.remove(before.queue_rank, before.owner)
-        elif before.status in SLOT_STATUSES and self.slots.release(before.id) is not None:
-            self.wake()
+        elif before.status in SLOT_STATUSES:
+            with self._lock:
+                if self._freed is not None:
+                    self._freed.append(before.id)
+                    return
+            if self.slots.release(before.id) is not None:
+                self.wake()
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Within (a sweep, a batch of fired timers): the slots of the jobs that end are given
+        back together when the block ends, in one rewrite of the capacity item, and the
+        dispatcher is woken once. One by one, a sweep's concurrent completions all rewrite that
+        one item and lose races to each other (each retry a read and a conditional write); a
+        slot whose release failed would stay taken until its lease lapsed. A slot still held
+        when the invocation dies lapses with its lease, as before."""
+        with self._lock:
+            outermost = self._freed is None
+            if outermost:
+                self._freed = []
+        try:
+            yield
+        finally:
+            if outermost:
+                with self._lock:  # a generation may leave twice (the archive claim, then the end)
+                    freed, self._freed = list(dict.fromkeys(self._freed or [])), None
+                try:
+                    if freed and self.slots.release_many(freed) is not None:
+                        self.wake()
+                except Exception:  # noqa: BLE001 (the records' writes stand; the slots lapse)
+                    self.metrics.add_metric("SlotReleaseErrors", "Count", len(freed))
 
     # -- visibility ------------------------------------------------------------------------
     def position(self, generation: Generation) -> int | None:

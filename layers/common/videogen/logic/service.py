@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
 from videogen.domain.catalog import get_model
@@ -94,6 +95,7 @@ class GenerationService:
             self.refresher,
             concurrency=concurrency,
             lag_seconds=timer_grace_seconds if self.arming.enabled else 0,
+            batched=self.batched,
         )
         self.timer_firing = TimerFiring(self.recorder, self.refresher, self.arming)
         self.queries = Queries(self.recorder, archive, presign_expiry_seconds=presign_expiry_seconds)
@@ -129,6 +131,16 @@ class GenerationService:
         typical = get_model(generation.model).typical_seconds
         wait = self.queue.estimated_wait(position, typical, self.queue.slots.read(), now)
         return position, utc_now_iso(now + wait)
+
+    def batched(self) -> AbstractContextManager[Any]:
+        """The block a sweep or a batch of fired timers runs in: the next poll timers go out ten
+        to a call and the slots of the jobs that ended are given back in one write when it
+        ends (TimerArming.batched, SubmitQueue.batched)."""
+        stack = ExitStack()
+        stack.enter_context(self.arming.batched())
+        if self.queue is not None:
+            stack.enter_context(self.queue.batched())
+        return stack
 
     def wake_dispatcher(self) -> None:
         if self.queue is not None:

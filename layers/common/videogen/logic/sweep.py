@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -86,14 +87,22 @@ def read_ahead(items: Iterable[T], size: int) -> Iterator[T]:
 
 class Sweeper:
     def __init__(
-        self, recorder: Recorder, refresher: Refresher, *, concurrency: int, lag_seconds: float = 0
+        self,
+        recorder: Recorder,
+        refresher: Refresher,
+        *,
+        concurrency: int,
+        lag_seconds: float = 0,
+        batched: Callable[[], AbstractContextManager[Any]] = nullcontext,
     ) -> None:
         """`lag_seconds`: take only what has been due for longer than this (with poll timers
-        on: a generation whose timer was lost; see videogen.logic.timers)."""
+        on: a generation whose timer was lost; see videogen.logic.timers). `batched`: the block
+        a sweep runs in, whose side effects go out together (GenerationService.batched)."""
         self.recorder = recorder
         self.refresher = refresher
         self.concurrency = concurrency
         self.lag_seconds = lag_seconds
+        self.batched = batched
 
     def due(self, now: float) -> Iterator[Generation]:
         store = self.recorder.store
@@ -136,7 +145,10 @@ class Sweeper:
         started = time.perf_counter()
         report = SweepReport()
         source = self.due(self.recorder.clock()) if generations is None else generations
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="sweep") as pool:
+        with (
+            self.batched(),
+            ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="sweep") as pool,
+        ):
             in_flight: set[Future[Refreshed]] = set()
             for generation in read_ahead(source, READ_AHEAD):
                 report.due += 1

@@ -21,6 +21,9 @@ else, ended, cancelled) is dropped: its due time no longer matches the record's.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from videogen.domain.models import Generation
@@ -45,14 +48,27 @@ class NullTimers:
     def arm(self, timer: Timer, *, now: float) -> None:
         return None
 
+    def arm_many(self, timers: Sequence[Timer], *, now: float) -> list[Timer]:
+        return []
+
 
 class TimerArming:
     """Arms a generation's timer after a write that set its due time. Never raises: a timer
-    that could not be armed is a lost timer, and the sweep polls the generation instead."""
+    that could not be armed is a lost timer, and the sweep polls the generation instead.
+
+    Inside `batched()` (a sweep, a batch of fired timers) the timers are collected and sent
+    `BATCH` at a time (SQS: one SendMessageBatch for ten timers instead of ten SendMessage calls,
+    the largest share of a poll's CPU after the provider call and the record's write); the last
+    ones when the block ends. A timer held in the buffer when the invocation dies is lost like
+    any other, and the sweep takes its generation once it is overdue."""
+
+    BATCH = 10
 
     def __init__(self, recorder: Recorder, timers: PollTimers | None = None) -> None:
         self.recorder = recorder
         self.timers: PollTimers = timers or NullTimers()
+        self._lock = threading.Lock()
+        self._buffer: list[tuple[Timer, Generation]] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -61,12 +77,57 @@ class TimerArming:
     def arm(self, generation: Generation) -> None:
         if not self.enabled or not generation.due_for_poller or generation.next_poll_at is None:
             return
+        timer = Timer(generation.id, generation.next_poll_at)
+        with self._lock:
+            buffered = self._buffer is not None
+            if self._buffer is not None:
+                self._buffer.append((timer, generation))
+                full, self._buffer = (
+                    (self._buffer, []) if len(self._buffer) >= self.BATCH else ([], self._buffer)
+                )
+        if buffered:
+            if full:
+                self._send(full)
+            return
         try:
-            self.timers.arm(Timer(generation.id, generation.next_poll_at), now=self.recorder.clock())
+            self.timers.arm(timer, now=self.recorder.clock())
         except Exception as exc:  # noqa: BLE001 (a lost timer: the sweep is the safety net)
-            self.recorder.count("PollTimerArmErrors")
-            message = "poll timer not armed; the sweep will poll"
-            self.recorder.event("warning", message, generation, error=str(exc))
+            self._lost(generation, str(exc))
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Collect the timers armed inside the block and send them in batches (see above)."""
+        with self._lock:
+            outermost = self._buffer is None and self.enabled
+            if outermost:
+                self._buffer = []
+        try:
+            yield
+        finally:
+            if outermost:
+                with self._lock:
+                    rest, self._buffer = self._buffer or [], None
+                self._send(rest)
+
+    def _send(self, armed: list[tuple[Timer, Generation]]) -> None:
+        if not armed:
+            return
+        try:
+            failed = {
+                t.generation_id
+                for t in self.timers.arm_many([t for t, _ in armed], now=self.recorder.clock())
+            }
+            error = "the queue refused the message"
+        except Exception as exc:  # noqa: BLE001 (lost timers: the sweep is the safety net)
+            failed, error = {t.generation_id for t, _ in armed}, str(exc)
+        for timer, generation in armed:
+            if timer.generation_id in failed:
+                self._lost(generation, error)
+
+    def _lost(self, generation: Generation, error: str) -> None:
+        self.recorder.count("PollTimerArmErrors")
+        message = "poll timer not armed; the sweep will poll"
+        self.recorder.event("warning", message, generation, error=error)
 
 
 class TimerFiring:
