@@ -9,13 +9,21 @@ The workload (`Burst`):
   half images put into the uploads bucket (owned by the same caller through their metadata);
 - the moment the big caller's requests are all in, the small caller sends `small` generations
   (one API, the rest uploads): the worst case for a first-come queue, which would put them last;
-- the stack's own timer plays the EventBridge schedule every `tick_seconds`, the event source
-  mappings run as in `make local`; nothing else is driven by hand.
-Time is scaled: jobs take `job_seconds` at the provider (a few seconds, not the real 1-4 min)
-and the schedule ticks in proportion: production's 60 s tick is to the median job of the schedule
-benchmark's model mix (about two minutes) as `tick_seconds` is to `job_seconds`. Polls are due at
-every tick (FIRST_POLL_FACTOR=0, POLL_INTERVAL_SECONDS=0), since the catalog's expected durations
-are minutes.
+- the stack's own timer plays the EventBridge schedule, the event source mappings run as in
+  `make local`; nothing else is driven by hand.
+Production's mechanism and timing, played faster: one ScaledClock (local/clock.py) at
+`rate` = the median job of the schedule benchmark's model mix (about two minutes) / `job_seconds`
+drives the simulator's jobs (each `job_seconds` of wall time: the median job, in scaled
+seconds), the functions' clock (in their worker processes too), moto's SQS delays and visibility
+timeouts, and the EventBridge tick (60 scaled seconds). The poll timers run on the production
+schedule (the settings' defaults: first poll at 0.6 x the model's expected time, learned
+through ModelStatsTable; waits of 5 to 60 s; the sweep takes only what is 30 s overdue), the
+dispatcher is woken on accept and when a slot frees, and the functions Lambda runs side by side
+(uploads, the dispatcher up to its MaximumConcurrency of 2, the poll timers, the API) run in
+worker processes (`FUNCTION_WORKERS`, `API_WORKERS`, warmed first). What is not scaled is the work
+itself (an invocation, a moto call): it takes `rate` times longer in scaled seconds than on the
+wall clock, so every processing delay (accepting an upload, a dispatch, a poll) weighs `rate`
+times more against a job than it would on Lambda (`details.processing_overstated_x`).
 
 The figures, from ground truth (the simulator's jobs, the table's records):
 - `burst_lost`: requests sent that did not end as a completed generation (a refused request
@@ -33,7 +41,7 @@ The figures, from ground truth (the simulator's jobs, the table's records):
 `cap_halved` (the chaos scenario, bench/reliability/burst_cap_halved.py) reuses `Burst` and
 halves the simulator's cap mid-burst.
 
-    python -m bench.burst [--cap 10] [--job-seconds 4] [--tick-seconds T]   # the burst alone
+    python -m bench.burst [--cap 8] [--job-seconds 24] [--rate R] [--workers UploadFunction=4,...]
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ from typing import Any
 import requests
 
 from bench.common import ROOT
+from local.aws.concurrency import parse_workers
 from local.stack import LocalStack
 
 MODEL = "video-01"  # takes a prompt alone (the API) and an image (uploads)
@@ -65,7 +74,10 @@ BIG_KEY, SMALL_KEY = "burst-big-key", "burst-small-key"
 CAP = 8
 MULTIPLE = 10
 SMALL = 2
-JOB_SECONDS = 4.0
+# Wall seconds per job (the median production job, scaled): the work itself is not scaled, so a
+# shorter job makes each local invocation weigh more against it (4 s: 28x; 12 s: 9.5x; 24 s:
+# 4.7x; measured utilization 0.80 at 12 s, 0.86 and 0.87 at 24 s, on a busy two-core machine).
+JOB_SECONDS = 24.0
 SETTLE_BAND = 0.10  # "within 10% of the cap"
 # Where the submit queue keeps its learned limit (videogen/adapters/dynamodb_queue.py)
 SEMAPHORE_PARTITION, ACCOUNT_QUEUE = "semaphore", "aiml"
@@ -83,7 +95,7 @@ class Sent:
     caller: str  # "big" | "small"
     via: str  # "api" | "upload"
     prompt: str  # unique to this request: the simulator's jobs are counted by it
-    at: float = 0.0  # time.monotonic() when the request was sent
+    at: float = 0.0  # the simulator's clock when the request was sent (Burst.now)
     answered: float = 0.0  # ... and when it was answered (S3 took the upload)
     status: int = 0  # the API's status code; 200 for an upload S3 took
     generation_id: str | None = None  # the API's answer (uploads: found in the table later)
@@ -151,6 +163,27 @@ def occupancy(jobs: Iterable[Any], start: float, end: float) -> float:
     return busy / (end - start)
 
 
+def running_shares(jobs: Iterable[Any], start: float, end: float) -> dict[int, float]:
+    """The share of [start, end] during which k jobs ran at the provider, per k."""
+    if end <= start:
+        return {}
+    edges = sorted(
+        [(max(start, j.created), 1) for j in jobs if j.created < end and j.created + j.duration > start]
+        + [
+            (min(end, j.created + j.duration), -1)
+            for j in jobs
+            if j.created < end and j.created + j.duration > start
+        ]
+    )
+    shares: dict[int, float] = {}
+    running, at = 0, start
+    for when, step in edges:
+        shares[running] = shares.get(running, 0.0) + (when - at) / (end - start)
+        running, at = running + step, when
+    shares[running] = shares.get(running, 0.0) + (end - at) / (end - start)
+    return {k: round(v, 3) for k, v in sorted(shares.items()) if v > 0}
+
+
 def settle_seconds(samples: list[tuple[float, float]], cap: float, since: float) -> float | None:
     """Seconds from `since` until the first sample within SETTLE_BAND of `cap`."""
     for at, limit in samples:
@@ -178,54 +211,6 @@ def learned_limit(stack: LocalStack) -> float | None:
     return float(item["limit"]["N"]) if item and "limit" in item else None
 
 
-class HandlerTimes:
-    """Calls and seconds per function, by wrapping the stack's loaded handlers in its table (the
-    API, the event source mappings and the timer call them from there) and in the Lambda shim's
-    copy (S3 notifications: the uploads). The local stack runs one invocation at a time: their sum
-    over the wall time shows how busy that one lane was."""
-
-    def __init__(self, stack: LocalStack) -> None:
-        self._tables: list[dict[str, Any]] = [stack._handlers]
-        if stack.lambdas is not None:
-            self._tables.append(stack.lambdas._handlers)
-        self._lock = threading.Lock()
-        self.calls: Counter[str] = Counter()
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def installed(self) -> Iterator[HandlerTimes]:
-        saved = [dict(table) for table in self._tables]
-        for table, originals in zip(self._tables, saved, strict=True):
-            for name, handler in originals.items():
-                table[name] = self._timed(name, handler)
-        try:
-            yield self
-        finally:
-            for table, originals in zip(self._tables, saved, strict=True):
-                table.update(originals)
-
-    def _timed(self, name: str, handler: Any) -> Callable[..., Any]:
-        def timed(event: Any, context: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return handler(event, context)
-            finally:
-                with self._lock:
-                    self.calls[name] += 1
-                    self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
-
-        return timed
-
-    def summary(self, wall_seconds: float) -> dict[str, Any]:
-        return {
-            "by_function": {
-                name: {"calls": self.calls[name], "seconds": round(self.seconds[name], 1)}
-                for name in sorted(self.calls)
-            },
-            "busy_share": round(sum(self.seconds.values()) / wall_seconds, 3) if wall_seconds > 0 else None,
-        }
-
-
 def refill_gaps(jobs: list[Any]) -> list[float]:
     """For each job that ended while later jobs were still to start: seconds from its end to the
     next job's start at the provider (how soon a freed slot was used again)."""
@@ -242,8 +227,10 @@ def refill_gaps(jobs: list[Any]) -> list[float]:
 class LimitSampler:
     """Samples `read()` every `every` seconds in a thread: [(monotonic time, limit)]."""
 
-    def __init__(self, read: Callable[[], float | None], every: float = 0.1) -> None:
-        self.read, self.every = read, every
+    def __init__(
+        self, read: Callable[[], float | None], every: float = 0.1, now: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.read, self.every, self.now = read, every, now
         self.samples: list[tuple[float, float]] = []
         self.errors: Counter[str] = Counter()
         self._stop = threading.Event()
@@ -257,7 +244,7 @@ class LimitSampler:
                 self.errors[type(exc).__name__] += 1
             else:
                 if value is not None:
-                    self.samples.append((time.monotonic(), float(value)))
+                    self.samples.append((self.now(), float(value)))
             self._stop.wait(self.every)
 
     @contextmanager
@@ -278,6 +265,8 @@ class Burst:
     def __init__(self, stack: LocalStack, keys: dict[str, str], upload_owners: dict[str, str]) -> None:
         self.stack = stack
         self.sim = stack.simulator
+        # the simulator's clock: request times are compared with its jobs' (scaled, if the stack is)
+        self.now: Callable[[], float] = self.sim.clock
         self.keys = keys
         self.upload_owners = upload_owners
         self.run = uuid.uuid4().hex[:8]
@@ -305,12 +294,12 @@ class Burst:
             list(pool.map(self._send_one, sent))
 
     def _send_one(self, s: Sent) -> None:
-        s.at = time.monotonic()
+        s.at = self.now()
         if s.via == "api":
             answer = self.sessions[s.caller].post(
                 f"{self.stack.api_url}/generations", json={"model": MODEL, "prompt": s.prompt}, timeout=60
             )
-            s.answered, s.status = time.monotonic(), answer.status_code
+            s.answered, s.status = self.now(), answer.status_code
             if answer.status_code == 202:
                 s.generation_id = answer.json().get("id")
         else:
@@ -322,7 +311,7 @@ class Burst:
                 ContentType="image/png",
                 Metadata={"prompt": s.prompt, "model": MODEL, "owner": self.upload_owners[s.caller]},
             )
-            s.answered, s.status = time.monotonic(), 200
+            s.answered, s.status = self.now(), 200
 
     # -- ground truth -----------------------------------------------------------------------------
     def records(self, prompts: set[str]) -> dict[str, dict[str, Any]]:
@@ -362,7 +351,7 @@ class Burst:
             if done or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        ended = time.monotonic()
+        ended = self.now()
         return Outcome(sent, self.jobs(prompts), records, started, ended, done)
 
 
@@ -388,13 +377,22 @@ def measure_burst(
     """One burst: the big caller's requests at once, then the small caller's; drained."""
     big = burst.requests_for("big", multiple * cap - small, "burst")
     little = burst.requests_for("small", small, "burst")
-    sampler = LimitSampler(lambda: learned_limit(burst.stack))
+    sampler = LimitSampler(lambda: learned_limit(burst.stack), now=burst.now)
     with sampler.running():
-        started = time.monotonic()
+        started = burst.now()
         burst.send(big)
         burst.send(little)
         outcome = burst.drain(big + little, started, drain_timeout)
     return outcome, sampler
+
+
+def limit_trace(samples: list[tuple[float, float]], since: float) -> list[list[float]]:
+    """The learned limit's changes: [seconds since `since`, new value]."""
+    trace: list[list[float]] = []
+    for at, value in samples:
+        if not trace or trace[-1][1] != value:
+            trace.append([round(at - since, 1), value])
+    return trace
 
 
 def figures(outcome: Outcome, alone: Outcome, sampler: LimitSampler, cap: int) -> dict[str, Any]:
@@ -439,11 +437,13 @@ def figures(outcome: Outcome, alone: Outcome, sampler: LimitSampler, cap: int) -
             "provider_jobs": len(all_jobs),
             "provider_window_s": round(drain_end - drain_start, 2),
             "mean_running_jobs": round(mean_running, 2),
+            "running_jobs_share": running_shares(all_jobs, drain_start, drain_end),
             "refill_s": _summary(refill_gaps(all_jobs)),
             "small_wait_s": None if wait_burst is None else round(wait_burst, 2),
             "small_wait_alone_s": None if wait_alone is None else round(wait_alone, 2),
             "big_wait_s": None if (w := outcome.wait("big")) is None else round(w, 2),
             "queue_wait_s": {c: _summary(outcome.queue_waits(c)) for c in ("big", "small")},
+            "learned_limit_trace": limit_trace(sampler.samples, outcome.started),
             "learned_limit_samples": len(sampler.samples),
             "learned_limit_read_errors": dict(sampler.errors),
             "learned_limit_range_during_drain": [min(in_band), max(in_band)] if in_band else None,
@@ -456,42 +456,102 @@ def figures(outcome: Outcome, alone: Outcome, sampler: LimitSampler, cap: int) -
     }
 
 
+# Lambda runs these side by side; the local stack runs them in worker processes (one per
+# concurrent invocation, local/aws/concurrency.py), bounded by the template's concurrency. Fewer
+# than Lambda would (PollTimerFunction: MaximumConcurrency 20; uploads: unbounded): the machine's
+# cores are the bound here, and the counts are the most the burst ever used at once (its details'
+# `peak`) or more.
+FUNCTION_WORKERS = {"UploadFunction": 4, "DispatcherFunction": 2, "PollTimerFunction": 4}
+API_WORKERS = 4
+# Wall seconds between two looks at the queues and the stream (Lambda's SQS pollers long-poll and
+# deliver within a fraction of a second; the local stack's default, 0.2 s, is ~6 s scaled here).
+EVENT_POLL_SECONDS = 0.05
+
+
+def production_schedule() -> dict[str, str]:
+    """The poll schedule's production settings (videogen.settings' defaults, which the template
+    does not override), in place of the local stack's poll-at-once ones."""
+    from videogen.settings import Settings
+
+    fields = Settings.model_fields
+    return {
+        "FIRST_POLL_FACTOR": str(fields["first_poll_factor"].default),
+        "POLL_INTERVAL_SECONDS": str(fields["poll_interval_seconds"].default),
+        "POLL_TIMER_GRACE_SECONDS": str(fields["poll_timer_grace_seconds"].default),
+    }
+
+
 @contextmanager
-def burst_stack(*, job_seconds: float, tick_seconds: float) -> Iterator[LocalStack]:
-    """A throwaway local stack for the burst: two callers, the simulator's jobs `job_seconds`
-    long, the schedule every `tick_seconds`, polls due at every tick."""
+def burst_stack(
+    *,
+    job_seconds: float,
+    rate: float,
+    function_workers: dict[str, int] | None = None,
+    api_workers: int = API_WORKERS,
+) -> Iterator[LocalStack]:
+    """A throwaway local stack for the burst, playing production's time `rate` times faster
+    (`ScaledClock`): two callers; the simulator's jobs `job_seconds` of wall time (job_seconds x
+    rate scaled seconds); the EventBridge tick every 60 scaled seconds; the poll timers on the
+    production schedule (learning each model's duration through ModelStatsTable); the
+    functions Lambda runs side by side in worker processes, warmed before the burst."""
+    from local.clock import ScaledClock
+
+    clock = ScaledClock(rate)
     with (
         tempfile.TemporaryDirectory() as state,
         LocalStack(
             port=0,
             api_keys=[BIG_KEY, SMALL_KEY],
-            poll_seconds=tick_seconds,
+            poll_seconds=PRODUCTION_TICK_SECONDS / rate,
             timer=True,
             use_simulator=True,
-            sim_default_duration=job_seconds,
+            sim_default_duration=job_seconds * rate,
             env_overrides={
-                "FIRST_POLL_FACTOR": "0",
-                "POLL_INTERVAL_SECONDS": "0",
+                **production_schedule(),
                 # the handlers' lines (a throttled submit is a WARNING) would drown the table
                 "POWERTOOLS_LOG_LEVEL": "ERROR",
                 "POWERTOOLS_METRICS_DISABLED": "true",
             },
             state_dir=state,
             write_endpoints=False,
+            clock=clock,
+            api_workers=api_workers,
+            function_workers=FUNCTION_WORKERS if function_workers is None else function_workers,
         ) as stack,
     ):
+        stack.event_poll_seconds = EVENT_POLL_SECONDS
+        if stack.event_sources is not None:
+            stack.event_sources.poll_seconds = EVENT_POLL_SECONDS
+        stack.warm_api()
+        stack.warm_functions()
         yield stack
 
 
-def production_tick(job_seconds: float) -> tuple[float, float]:
-    """The schedule's period scaled as jobs of `job_seconds` scale the production mix's median
-    job; and that median."""
+def production_rate(job_seconds: float) -> tuple[float, float]:
+    """How many times faster than production the burst plays: jobs of `job_seconds` stand for the
+    median job of the schedule benchmark's mix of models; and that median."""
     import statistics
 
     from bench import schedule_sim
 
     median = statistics.median(job.duration for job in schedule_sim.make_jobs())
-    return job_seconds * PRODUCTION_TICK_SECONDS / median, median
+    return median / job_seconds, median
+
+
+def invocations_summary(stack: LocalStack, before: dict[str, Any], wall_seconds: float) -> dict[str, Any]:
+    """Per function during the burst: invocations, their seconds and the most at once; and the
+    share of the wall time the in-process lane (functions without workers) was busy."""
+    by_function = stack.invocations.since(before, stack.invocations.snapshot())
+    pools = stack.worker_pools
+    for name, pool in pools.items():  # the most that ran at once (the count also has the waits)
+        if name in by_function:
+            by_function[name]["peak"] = pool.busy_peak
+    in_process = sum(v["seconds"] for name, v in by_function.items() if name not in pools)
+    return {
+        "by_function": by_function,
+        "workers": {name: pool.size for name, pool in pools.items()},
+        "in_process_busy_share": round(in_process / wall_seconds, 3) if wall_seconds > 0 else None,
+    }
 
 
 def bench(
@@ -501,39 +561,76 @@ def bench(
     multiple: int = MULTIPLE,
     small: int = SMALL,
     job_seconds: float = JOB_SECONDS,
-    tick_seconds: float | None = None,
+    rate: float | None = None,
     drain_timeout: float = 300.0,
 ) -> dict[str, Any]:
+    """`make bench`'s burst (see `measure`), with the default workers."""
+    return measure(
+        log=log,
+        cap=cap,
+        multiple=multiple,
+        small=small,
+        job_seconds=job_seconds,
+        rate=rate,
+        drain_timeout=drain_timeout,
+    )
+
+
+def measure(
+    *,
+    log: Callable[[str], None] = print,
+    cap: int = CAP,
+    multiple: int = MULTIPLE,
+    small: int = SMALL,
+    job_seconds: float = JOB_SECONDS,
+    rate: float | None = None,
+    drain_timeout: float = 300.0,
+    function_workers: dict[str, int] | None = None,
+    api_workers: int = API_WORKERS,
+) -> dict[str, Any]:
     """The burst, then the small caller alone on the same stack (its baseline); the figures.
-    `tick_seconds` None: production's tick, scaled (`production_tick`)."""
+    `rate` None: production's, scaled (`production_rate`)."""
     logging.getLogger("local.stack").setLevel(logging.ERROR)
     median_job = None
-    if tick_seconds is None:
-        tick_seconds, median_job = production_tick(job_seconds)
-    with burst_stack(job_seconds=job_seconds, tick_seconds=tick_seconds) as stack:
+    if rate is None:
+        rate, median_job = production_rate(job_seconds)
+    with burst_stack(
+        job_seconds=job_seconds, rate=rate, function_workers=function_workers, api_workers=api_workers
+    ) as stack:
         stack.simulator.configure(max_concurrent_jobs=cap)
         owners = {"big": stack.key_id(BIG_KEY), "small": stack.key_id(SMALL_KEY)}
         burst = Burst(stack, {"big": BIG_KEY, "small": SMALL_KEY}, owners)
-        log(f"  burst: {multiple * cap} requests at once, provider cap {cap}, jobs {job_seconds:g} s")
-        with HandlerTimes(stack).installed() as times:
-            outcome, sampler = measure_burst(
-                burst, cap=cap, multiple=multiple, small=small, drain_timeout=drain_timeout
-            )
+        log(
+            f"  burst: {multiple * cap} requests at once, provider cap {cap}, jobs {job_seconds:g} s "
+            f"(production x{rate:.1f})"
+        )
+        stack.invocations.reset_peaks()
+        before = stack.invocations.snapshot()
+        wall_started = time.monotonic()
+        outcome, sampler = measure_burst(
+            burst, cap=cap, multiple=multiple, small=small, drain_timeout=drain_timeout
+        )
+        handlers = invocations_summary(stack, before, time.monotonic() - wall_started)
         log(f"  the small caller alone ({small} requests)")
         alone_sent = burst.requests_for("small", small, "alone")
-        started = time.monotonic()
+        started = burst.now()
         burst.send(alone_sent)
         alone = burst.drain(alone_sent, started, drain_timeout)
         result = figures(outcome, alone, sampler, cap)
         result["details"].update(
             {
                 "job_seconds": job_seconds,
-                "tick_seconds": round(tick_seconds, 3),
+                "rate": round(rate, 2),
+                "job_scaled_s": round(job_seconds * rate, 1),
+                "tick_seconds": round(PRODUCTION_TICK_SECONDS / rate, 3),
                 "production_median_job_s": None if median_job is None else round(median_job, 1),
                 "production_tick_s": PRODUCTION_TICK_SECONDS,
+                "schedule": production_schedule(),
+                "event_poll_wall_s": EVENT_POLL_SECONDS,
+                "processing_overstated_x": round(rate, 2),
                 "throttled_by_provider": stack.simulator.throttled,
                 "alone_lost": len(alone.lost()),
-                "handlers_during_burst": times.summary(outcome.ended - outcome.started),
+                "handlers_during_burst": handlers,
             }
         )
     return result
@@ -544,19 +641,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=int, default=CAP)
     parser.add_argument("--multiple", type=int, default=MULTIPLE)
     parser.add_argument("--job-seconds", type=float, default=JOB_SECONDS)
-    parser.add_argument("--tick-seconds", type=float, default=None, help="default: production's, scaled")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="default: production's median job / job seconds"
+    )
+    parser.add_argument(
+        "--workers",
+        default=",".join(f"{k}={v}" for k, v in FUNCTION_WORKERS.items()),
+        help="functions run side by side: Function=N,... ('' = all in-process, one at a time)",
+    )
+    parser.add_argument("--api-workers", type=int, default=API_WORKERS)
     args = parser.parse_args(argv)
     layer = str(ROOT / "layers" / "common")  # the schedule benchmark's mix reads the catalog
     if layer not in sys.path:
         sys.path.insert(0, layer)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    result = bench(
+    result = measure(
         log=lambda m: print(m, file=sys.stderr, flush=True),
         cap=args.cap,
         multiple=args.multiple,
         job_seconds=args.job_seconds,
-        tick_seconds=args.tick_seconds,
+        rate=args.rate,
+        function_workers=parse_workers(args.workers),
+        api_workers=args.api_workers,
     )
     print(json.dumps(result, indent=2, default=str))
     return 0

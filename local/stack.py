@@ -55,7 +55,15 @@ import requests
 
 from local.aws.apigw import ApiGatewayAdapter, LambdaContext, Route, api_key_id, console_csp_text
 from local.aws.cfn import FunctionSpec, Template
-from local.aws.lambdas import DEFAULT_LOCK_TIMEOUT, LambdaShim, create_functions, ensure_role, load_module
+from local.aws.concurrency import InvocationStats, parse_workers, template_bound
+from local.aws.lambdas import (
+    DEFAULT_LOCK_TIMEOUT,
+    LambdaShim,
+    TooManyRequestsException,
+    create_functions,
+    ensure_role,
+    load_module,
+)
 from local.aws.logs import FunctionLogs
 from local.aws.pollers import DEFAULT_POLL_SECONDS as DEFAULT_EVENT_POLL_SECONDS
 from local.aws.pollers import EventSourcePoller
@@ -132,6 +140,11 @@ class LocalStack:
       (videogen.bootstrap.CLOCK) and moto's SQS (message delays, visibility timeouts): the
       timeliness benchmark plays minutes of production in seconds. None: the wall clock. The
       EventBridge tick is not derived from it: pass poll_seconds = 60 / rate.
+    - api_workers: the API's requests in N worker processes at once (LOCAL_API_WORKERS; 0: in-process).
+    - function_workers: {logical id: N} (LOCAL_FUNCTION_WORKERS="UploadFunction=4,DispatcherFunction=2"):
+      those functions' invocations (asynchronous ones, event source batches, the schedule's,
+      synchronous Invoke calls) in up to N worker processes at once, bounded as Lambda bounds
+      them (local/aws/concurrency.py); the others run in-process, one invocation at a time.
     """
 
     def __init__(
@@ -154,6 +167,7 @@ class LocalStack:
         log_dir: str | Path | None = None,
         clock: Any = None,
         api_workers: int | None = None,
+        function_workers: Mapping[str, int] | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.template_path = self.root / template
@@ -173,6 +187,14 @@ class LocalStack:
             int(os.environ.get("LOCAL_API_WORKERS", "0")) if api_workers is None else api_workers
         )
         self._api_pools: dict[str, Any] = {}  # function logical id -> ApiWorkers
+        # Any other function's invocations: in worker processes too when named here.
+        self.function_workers = (
+            parse_workers(os.environ.get("LOCAL_FUNCTION_WORKERS"))
+            if function_workers is None
+            else dict(function_workers)
+        )
+        self._pools: dict[str, Any] = {}  # function logical id -> FunctionWorkers (not the API's)
+        self.invocations = InvocationStats()  # per function: calls, seconds, most at once
         self._loaded_handlers: dict[str, Any] = {}
         self._real_key = os.environ.get("AIML_API_KEY") or None
         self.use_simulator = (self._real_key is None) if use_simulator is None else use_simulator
@@ -247,6 +269,7 @@ class LocalStack:
             self._apply_environment()
             self._start_logs()
             self._load_handlers()
+            self._start_function_workers()
             self._start_lambdas()
             self._wire_bucket_notifications()
             self._create_state_machines()
@@ -279,6 +302,9 @@ class LocalStack:
         if self.lambdas is not None:
             self.lambdas.uninstall()
             self.lambdas = None
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
         for name in self._modules:
             sys.modules.pop(name, None)
         self._modules.clear()
@@ -518,7 +544,25 @@ class LocalStack:
             handlers=self._handlers,
             lock=self._invoke_lock,
             lock_timeout=self.lambda_lock_timeout,
-        ).install()
+            pools=self._pools,
+            stats=self.invocations,
+        )
+        # Asynchronous invocations (S3 notifications, the poller's fan-out) run side by side for
+        # the functions with workers, as Lambda's event queue feeds concurrent environments.
+        self.lambdas.async_workers = max([1, *(pool.size for pool in self._pools.values())])
+        self.lambdas.install()
+
+    def _start_function_workers(self) -> None:
+        """Worker processes for the functions named in `function_workers`, each bounded by what
+        the template lets Lambda run at once (local/aws/concurrency.py)."""
+        assert self.template is not None
+        for lid, wanted in self.function_workers.items():
+            if lid not in self.functions:
+                raise ValueError(f"function_workers: no function {lid!r} (have {sorted(self.functions)})")
+            bound = template_bound(self.template, lid)
+            size = wanted if bound is None else min(wanted, bound)
+            if size > 0:
+                self._pools[lid] = self._worker_pool(lid, size)
 
     def _create_state_machines(self) -> None:
         assert self.template is not None
@@ -625,7 +669,14 @@ class LocalStack:
                     Targets=[{"Id": "tap", "Arn": arn["Attributes"]["QueueArn"]}],
                 )
         self.event_sources = EventSourcePoller(
-            self.template, self.functions, self.invoke, self.client, poll_seconds=self.event_poll_seconds
+            self.template,
+            self.functions,
+            self.invoke,
+            self.client,
+            poll_seconds=self.event_poll_seconds,
+            # a queue's batches run side by side for a function with workers (up to its
+            # MaximumConcurrency), as Lambda's SQS event source mapping scales
+            concurrency={lid: pool.size for lid, pool in self._pools.items()},
         ).start()
 
     def pump_events(self, timeout: float = 10.0) -> None:
@@ -698,21 +749,35 @@ class LocalStack:
         )
 
     def invoke(self, function_logical_id: str, event: dict[str, Any], context: Any = None) -> Any:
-        """Call a function's handler in-process (one invocation at a time), as Lambda would."""
+        """Call a function's handler, as Lambda would: in one of its worker processes when it has
+        some (`function_workers`; a handler replaced in this process, a test's spy, runs here),
+        else in-process, one invocation at a time. A handler's error is raised (from a worker:
+        local.aws.api_workers.FunctionError); no free worker within the lock timeout:
+        TooManyRequestsException."""
         if function_logical_id not in self._handlers:
             raise KeyError(f"no such function: {function_logical_id} (have {sorted(self._handlers)})")
         handler = self._handlers[function_logical_id]
-        with self._invoke_lock:
+        pool = self._pools.get(function_logical_id)
+        if pool is not None and handler is self._loaded_handlers.get(function_logical_id):
+            from local.aws.api_workers import TooManyRequests
+
+            try:
+                with self.invocations.timing(function_logical_id):
+                    return pool.invoke(event)
+            except TooManyRequests as exc:
+                raise TooManyRequestsException(f"{function_logical_id}: {exc}") from None
+        with self._invoke_lock, self.invocations.timing(function_logical_id):
             return handler(event, context or self.context_for(function_logical_id))
 
-    def _worker_pool(self, function_logical_id: str) -> Any:
-        """Worker processes for an API function (see local/aws/api_workers.py): the function's
-        handler file, its environment (this process's, as the stack set it), the layers."""
-        from local.aws.api_workers import ApiWorkers
+    def _worker_pool(self, function_logical_id: str, size: int | None = None) -> Any:
+        """Worker processes for a function (see local/aws/api_workers.py): the function's
+        handler file, its environment (this process's, as the stack set it), the layers, the
+        stack's clock; their output in the function's log file when the stack has a log_dir."""
+        from local.aws.api_workers import FunctionWorkers
 
         spec = self.functions[function_logical_id]
         context = self.context_for(function_logical_id)
-        return ApiWorkers(
+        return FunctionWorkers(
             module_file=spec.module_file,
             handler_name=spec.handler_name,
             context={
@@ -721,11 +786,13 @@ class LocalStack:
                 "timeout_seconds": spec.timeout,
                 "region": self.region,
             },
-            size=self.api_workers,
+            size=self.api_workers if size is None else size,
             env=dict(os.environ),
             paths=[str(self.root), *(str(d) for d in spec.layer_dirs)],
             cwd=self.root,
             wait_seconds=self.lambda_lock_timeout,
+            clock=self.clock,
+            log_file=None if self.log_dir is None else self.log_dir / f"{function_logical_id}.log",
         )
 
     def _invoke_route(self, function_logical_id: str, event: dict[str, Any]) -> Any:
@@ -738,7 +805,8 @@ class LocalStack:
         )
         if pool is None or replaced:
             return self.invoke(function_logical_id, event)
-        return pool.invoke(event)
+        with self.invocations.timing(function_logical_id):
+            return pool.invoke(event)
 
     @contextlib.contextmanager
     def concurrent_api(self, workers: int) -> Iterator[dict[str, Any]]:
@@ -759,6 +827,16 @@ class LocalStack:
     def warm_api(self) -> None:
         """Start every API worker now (their cold starts), so a burst meets running workers."""
         for pool in self._api_pools.values():
+            pool.warm()
+
+    @property
+    def worker_pools(self) -> dict[str, Any]:
+        """The functions run in worker processes (the API's, `function_workers`'): logical id -> pool."""
+        return {**self._api_pools, **self._pools}
+
+    def warm_functions(self) -> None:
+        """Start every function worker now (their cold starts), as warm_api does for the API's."""
+        for pool in self._pools.values():
             pool.warm()
 
     def schedule_event(self, function_logical_id: str) -> dict[str, Any]:

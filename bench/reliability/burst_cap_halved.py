@@ -47,7 +47,7 @@ def burst_cap_halved(
         "small", small, "halved"
     )
     half = max(1, cap // 2)
-    sampler = LimitSampler(lambda: learned_limit(h.stack))
+    sampler = LimitSampler(lambda: learned_limit(h.stack), now=burst.now)
     with h.sim_settings(max_concurrent_jobs=cap, default_duration=job_seconds), sampler.running():
         throttled_at_start = h.sim.throttled.get("concurrency", 0)
         h.stack.start_timer(tick_seconds)
@@ -62,11 +62,11 @@ def burst_cap_halved(
             cut["running"] = h.sim.running_jobs()
             cut["throttled"] = h.sim.throttled.get("concurrency", 0)
             h.sim.configure(max_concurrent_jobs=half)
-            cut["at"] = time.monotonic()
+            cut["at"] = burst.now()
 
         watcher = threading.Thread(target=halve_when_full, name="halve-the-cap", daemon=True)
         try:
-            started = time.monotonic()
+            started = burst.now()
             watcher.start()
             burst.send(sent)
             watcher.join(drain_timeout)

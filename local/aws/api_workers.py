@@ -1,5 +1,7 @@
-"""Concurrent API invocations for the local stack: each one in a worker process of its own, as
-Lambda runs each concurrent request in an execution environment of its own.
+"""Concurrent invocations for the local stack: each one in a worker process of its own, as
+Lambda runs each concurrent request in an execution environment of its own. The API's requests
+(LOCAL_API_WORKERS) and any other function's invocations (LOCAL_FUNCTION_WORKERS: uploads, the
+dispatcher, the poll timers... see LocalStack) use the same pool, one per function.
 
 Why processes, not threads: the handlers keep per-invocation state in process-wide places that
 one resolver per thread does not isolate. Powertools' event handler stores the request being
@@ -9,15 +11,19 @@ another tenant's records); the Metrics buffer is a class-level dict flushed by w
 invocation ends first; the Logger's keys live on one shared formatter. In Lambda none of that is
 shared, because no two invocations share an environment; a process per worker gives the same.
 
-`ApiWorkers(spec, size=N, ...)` keeps up to N workers, started on demand (a request that finds
-no idle worker starts one: a cold start) and kept warm; when N are busy a request waits for one,
-up to `wait_seconds`, then gets TooManyRequests (Lambda's throttle: API Gateway answers 5xx).
-A worker runs `python -m local.aws.api_workers`: it imports the function's handler file with the
-stack's environment (moto's endpoint, the simulator, the tables: everything it talks to is
-reachable over 127.0.0.1), then answers one request per line on stdin with one JSON line on its
-own copy of stdout; the handler's logs go to stderr. An exception in the handler comes back as
-Lambda reports it (errorType, errorMessage) and is raised as FunctionError; a worker that dies
-is replaced by the next request."""
+`FunctionWorkers(spec, size=N, ...)` (alias `ApiWorkers`) keeps up to N workers, started on
+demand (a request that finds no idle worker starts one: a cold start) and kept warm; when N are
+busy a request waits for one, up to `wait_seconds`, then gets TooManyRequests (Lambda's
+throttle: API Gateway answers 5xx). A worker runs `python -m local.aws.api_workers`: it imports
+the function's handler file with the stack's environment (moto's endpoint, the simulator, the
+tables: everything it talks to is reachable over 127.0.0.1), then answers one request per line
+on stdin with one JSON line on its own copy of stdout; the handler's logs go to stderr (or to
+the function's log file: `log_file`). An exception in the handler comes back as Lambda reports
+it (errorType, errorMessage) and is raised as FunctionError; a worker that dies is replaced by
+the next request.
+
+A scaled clock (local/clock.py) reaches the worker as its rate and origin: the worker sets the
+functions' clock (videogen.bootstrap.CLOCK) to the same ScaledClock the stack's process uses."""
 
 from __future__ import annotations
 
@@ -56,11 +62,18 @@ class TooManyRequests(RuntimeError):
 class _Worker:
     """One worker process and its pipes (one request at a time)."""
 
-    def __init__(self, config: dict[str, Any], env: Mapping[str, str], cwd: Path) -> None:
+    def __init__(
+        self, config: dict[str, Any], env: Mapping[str, str], cwd: Path, log_file: Path | None = None
+    ) -> None:
+        self._log: IO[str] | None = None
+        if log_file is not None:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            self._log = log_file.open("a", encoding="utf-8")
         self.process = subprocess.Popen(  # this interpreter, this module
             [sys.executable, "-m", "local.aws.api_workers"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=self._log,
             env=dict(env),
             cwd=cwd,
             text=True,
@@ -107,16 +120,20 @@ class _Worker:
             self.process.wait(timeout=5)
         with contextlib.suppress(OSError):
             self._out.close()
+        if self._log is not None:
+            self._log.close()
 
 
-class ApiWorkers:
+class FunctionWorkers:
     """Up to `size` worker processes running one function's handler, one request each at a time.
 
     - module_file, handler_name: the handler (the template's CodeUri + Handler);
     - context: the LambdaContext arguments (function_name, memory_limit_in_mb, timeout_seconds,
       region); each invocation gets a fresh context, its deadline counted in the worker;
     - env: the function's environment; paths: prepended to PYTHONPATH (the repository, so
-      `local` imports, and the layers, as Lambda mounts them on /opt/python).
+      `local` imports, and the layers, as Lambda mounts them on /opt/python);
+    - clock: a local.clock.ScaledClock the workers play too (None: the wall clock);
+    - log_file: where the workers' output goes (None: this process's stderr).
     """
 
     def __init__(
@@ -130,12 +147,21 @@ class ApiWorkers:
         paths: list[str],
         cwd: Path,
         wait_seconds: float = 30.0,
+        clock: Any = None,
+        log_file: Path | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("at least one worker")
         self.size = size
         self.wait_seconds = wait_seconds
-        self._config = {"module_file": str(module_file), "handler": handler_name, "context": dict(context)}
+        self._config: dict[str, Any] = {
+            "module_file": str(module_file),
+            "handler": handler_name,
+            "context": dict(context),
+        }
+        if clock is not None:
+            self._config["clock"] = {"rate": clock.rate, "origin": clock.origin}
+        self._log_file = log_file
         pythonpath = [*paths, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
         self._env = {**env, "PYTHONPATH": os.pathsep.join(pythonpath)}
         self._cwd = cwd
@@ -174,7 +200,9 @@ class ApiWorkers:
         if worker is not None:
             return worker
         try:
-            worker = _Worker(self._config, self._env, self._cwd)  # a cold start, outside the lock
+            worker = _Worker(
+                self._config, self._env, self._cwd, self._log_file
+            )  # a cold start, outside the lock
         except BaseException:
             with self._cond:
                 self._count -= 1
@@ -184,6 +212,11 @@ class ApiWorkers:
         with self._cond:
             self.started += 1
         return worker
+
+    @property
+    def busy(self) -> int:
+        """Invocations running now."""
+        return self._busy
 
     def _give_back(self, worker: _Worker, healthy: bool) -> None:
         with self._cond:
@@ -221,7 +254,7 @@ class ApiWorkers:
 
         def start(_: int) -> _Worker | None:
             try:
-                return _Worker(self._config, self._env, self._cwd)
+                return _Worker(self._config, self._env, self._cwd, self._log_file)
             except WorkerDied:
                 return None
 
@@ -247,6 +280,9 @@ class ApiWorkers:
             worker.stop()
 
 
+ApiWorkers = FunctionWorkers  # the name it had when only the API used it
+
+
 # ---- the worker process ---------------------------------------------------------------------------
 def _load(path: Path) -> Any:
     name = f"_videogen_api_worker_{path.parent.name}"
@@ -268,6 +304,11 @@ def _serve() -> int:
 
     config = json.loads(sys.stdin.readline())
     handler = getattr(_load(Path(config["module_file"])), config["handler"])
+    bootstrap = sys.modules.get("videogen.bootstrap")
+    if config.get("clock") and bootstrap is not None:  # the stack's scaled clock, for the functions
+        from local.clock import ScaledClock
+
+        setattr(bootstrap, "CLOCK", ScaledClock(**config["clock"]))  # noqa: B010 (a module attribute)
     context_args = config["context"]
     function_name = context_args.pop("function_name")
     answers.write(json.dumps(READY) + "\n")

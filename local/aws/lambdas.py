@@ -34,23 +34,29 @@ asynchronous invocation is retried up to the function's `EventInvokeConfig.Maxim
 (default 2, after short delays instead of AWS's minutes), then recorded in `async_failures` and
 logged (AWS would send it to the OnFailure destination). `drain()` waits until the queue is empty,
 e.g. after an upload in a test. Step Functions tasks are synchronous (`lambda:invoke`).
+`async_workers` threads run the queue (default 1; the local stack sets more when functions have
+worker processes, so that, e.g., a burst of uploads is handled side by side as in Lambda).
 
 One invocation at a time: handlers share one process, and Powertools keeps per-invocation state
 (Logger keys, the Metrics buffer) in module-level singletons, so every call takes `lock` (pass
-the local stack's lock so shim calls, API requests and scheduled sweeps are serialised together).
-moto calls the shim from its own threads (a Step Functions execution's thread, the server's
-request threads), so a thread that holds the lock while it waits for something that needs a
-Lambda call (e.g. an execution to finish) would wait forever; `lock_timeout` bounds that wait and
-turns it into a throttle, logged with the likely cause (a queued asynchronous invocation is
-simply retried later, as Lambda retries throttled events). The lock is reentrant: a handler
-whose own AWS call makes moto invoke a function in the same thread (in-process `mock_aws`) does
-not deadlock. Not emulated: a handler running past its Timeout is not stopped, reserved
-concurrency, OnFailure destinations, versions and aliases, the /opt layer mount (layers are on
-sys.path instead).
+the local stack's lock so shim calls, API requests and scheduled sweeps are serialised
+together). moto calls the shim from its own threads (a Step Functions execution's thread, the
+server's request threads), so a thread that holds the lock while it waits for something that
+needs a Lambda call (e.g. an execution to finish) would wait forever; `lock_timeout` bounds that
+wait and turns it into a throttle, logged with the likely cause (a queued asynchronous
+invocation is simply retried later, as Lambda retries throttled events). The lock is reentrant:
+a handler whose own AWS call makes moto invoke a function in the same thread (in-process
+`mock_aws`) does not deadlock. A function given worker processes (`pools`: logical id ->
+local/aws/api_workers.py FunctionWorkers, see local/aws/concurrency.py) runs there instead,
+without the lock, as many at once as it has workers; a handler replaced in this process (a
+test's spy) still runs in-process. Not emulated: a handler running past its Timeout is not
+stopped, reserved concurrency (beyond bounding a function's workers), OnFailure destinations,
+versions and aliases, the /opt layer mount (layers are on sys.path instead).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import inspect
@@ -141,6 +147,8 @@ class LambdaShim:
     - handlers: already loaded handlers by logical id (the local stack passes its own, so there is
       one "container" per function); missing ones are imported on first use.
     - lock: serialises invocations (default: a new RLock); lock_timeout: seconds to wait for it.
+    - pools: worker processes by logical id (read at each call: the mapping may be filled later);
+      stats: a local.aws.concurrency.InvocationStats every invocation is counted in.
     Use as a context manager, or install()/uninstall(). One shim is installed at a time.
     """
 
@@ -152,11 +160,17 @@ class LambdaShim:
         handlers: Mapping[str, Handler] | None = None,
         lock: Any = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        pools: Mapping[str, Any] | None = None,
+        stats: Any = None,
     ) -> None:
         self.template = template
         self.functions = dict(functions if functions is not None else template.functions())
         self.names = {template.resources[lid].physical_name: lid for lid in self.functions}
         self._handlers: dict[str, Handler] = dict(handlers or {})
+        self._loaded: dict[str, Handler] = dict(self._handlers)  # as given: not replaced since
+        self.pools: Mapping[str, Any] = pools if pools is not None else {}
+        self.stats = stats
+        self.async_workers = 1
         self.lock = lock if lock is not None else threading.RLock()
         self.lock_timeout = lock_timeout
         self.invocations = 0
@@ -167,7 +181,7 @@ class LambdaShim:
         self._queue: queue.Queue[tuple[float, str, Any, int] | None] = queue.Queue()
         self._pending = 0
         self._idle = threading.Condition()
-        self._worker: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
         self._modules: list[str] = []
         self._saved_path: list[str] | None = None
         self._load_lock = threading.Lock()
@@ -231,10 +245,11 @@ class LambdaShim:
             LambdaFunction.invoke = self._original_invoke  # type: ignore[method-assign,assignment]
             self._original = self._original_invoke = None
             _installed = None
-        if self._worker is not None:
+        for _ in self._workers:
             self._queue.put(None)
-            self._worker.join(timeout=self.lock_timeout + 5)
-            self._worker = None
+        for worker in self._workers:
+            worker.join(timeout=self.lock_timeout + 5)
+        self._workers = []
         for name in self._modules:
             sys.modules.pop(name, None)
         self._modules.clear()
@@ -265,9 +280,10 @@ class LambdaShim:
         event = json.loads(body) if body else {}
         with self._idle:
             self._pending += 1
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="lambda-async", daemon=True)
-                self._worker.start()
+            while len(self._workers) < max(1, self.async_workers):
+                worker = threading.Thread(target=self._work, name="lambda-async", daemon=True)
+                self._workers.append(worker)
+                worker.start()
         self._queue.put((0.0, function_name, event, 0))
 
     def drain(self, timeout: float = 30.0) -> bool:
@@ -329,7 +345,9 @@ class LambdaShim:
         """The function's handler, imported on first use (CodeUri/Handler, layers on sys.path)."""
         with self._load_lock:
             if logical_id not in self._handlers:
-                self._handlers[logical_id] = self._import(self.functions[logical_id])
+                self._handlers[logical_id] = self._loaded[logical_id] = self._import(
+                    self.functions[logical_id]
+                )
             return self._handlers[logical_id]
 
     def _import(self, spec: FunctionSpec) -> Handler:
@@ -366,6 +384,9 @@ class LambdaShim:
         handler = self.handler(logical_id)
         context = self.context(logical_id)
         request_id = context.aws_request_id
+        pool = self.pools.get(logical_id)
+        if pool is not None and handler is self._loaded.get(logical_id):
+            return self._run_in_worker(pool, logical_id, event, request_id)
         if not self.lock.acquire(timeout=self.lock_timeout):
             log.warning(
                 "%s: no free execution environment after %.1f s (another invocation holds the local "
@@ -379,7 +400,8 @@ class LambdaShim:
         try:
             self.invocations += 1
             try:
-                result = handler(event, context)
+                with self._timing(logical_id):
+                    result = handler(event, context)
             except Exception as exc:  # noqa: BLE001 (any exception is the function's error, as in Lambda)
                 payload, errored = json.dumps(lambda_error(exc, request_id)), True
             else:
@@ -393,6 +415,45 @@ class LambdaShim:
                     payload, errored = json.dumps(error), True
         finally:
             self.lock.release()
+        return self._answer(function_name, logical_id, payload, errored, started, request_id)
+
+    def _timing(self, logical_id: str) -> Any:
+        return self.stats.timing(logical_id) if self.stats is not None else contextlib.nullcontext()
+
+    def _run_in_worker(
+        self, pool: Any, logical_id: str, event: Any, request_id: str
+    ) -> tuple[str, bool, str]:
+        """One invocation in the function's worker processes (no lock: they are its own)."""
+        from local.aws.api_workers import FunctionError, TooManyRequests, WorkerDied
+
+        function_name = self.template.resources[logical_id].physical_name
+        started = time.perf_counter()
+        self.invocations += 1
+        try:
+            with self._timing(logical_id):
+                result = pool.invoke(event)
+        except TooManyRequests as exc:  # every worker busy for the whole wait: Lambda's throttle
+            raise TooManyRequestsException(
+                f"Rate Exceeded: {function_name} is busy (local stack): {exc}"
+            ) from None
+        except FunctionError as exc:  # the handler raised, reported by the worker as Lambda does
+            payload, errored = json.dumps({**exc.error, "requestId": request_id}), True
+        except WorkerDied as exc:  # the runtime process ended mid-invocation
+            error = {"errorType": "Runtime.ExitError", "errorMessage": str(exc), "requestId": request_id}
+            payload, errored = json.dumps(error), True
+        else:
+            payload, errored = json.dumps(result), False
+        return self._answer(function_name, logical_id, payload, errored, started, request_id)
+
+    def _answer(
+        self,
+        function_name: str,
+        logical_id: str,
+        payload: str,
+        errored: bool,
+        started: float,
+        request_id: str,
+    ) -> tuple[str, bool, str]:
         duration = (time.perf_counter() - started) * 1000
         if errored:
             log.info("%s: %s", function_name, json.loads(payload)["errorType"])

@@ -17,6 +17,11 @@ batches of the event's BatchSize and invokes the function with a Lambda-shaped e
 - SQS: messages received with their attributes (ApproximateReceiveCount), deleted when the
   handler succeeds unless listed in `batchItemFailures`; failed ones come back after their
   visibility timeout, and moto's redrive policy moves them to the dead-letter queue.
+- Concurrency: a stream shard's batches go one at a time (ParallelizationFactor 1). An SQS
+  source runs up to `concurrency[function]` batches at once (the function's worker processes, see
+  local/aws/concurrency.py), never more than its ScalingConfig.MaximumConcurrency, as Lambda's
+  mapping scales; it receives a batch only when one of those is free (a message it cannot run
+  stays visible). Default: one batch at a time, the invocation made by the polling thread.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -119,7 +125,17 @@ class _StreamSource:
 
 
 class _QueueSource:
-    def __init__(self, function: str, props: dict[str, Any], queue_url: str, sqs: Any, region: str) -> None:
+    def __init__(
+        self,
+        function: str,
+        props: dict[str, Any],
+        queue_url: str,
+        sqs: Any,
+        region: str,
+        *,
+        concurrency: int = 1,
+        done: Callable[[], None] | None = None,
+    ) -> None:
         self.function = function
         self.arn = str(props["Queue"])
         self.queue_url = queue_url
@@ -127,18 +143,80 @@ class _QueueSource:
         self.sqs = sqs
         self.region = region
         self.wanted = EventFilters(props)
+        maximum = ((props.get("ScalingConfig") or {}).get("MaximumConcurrency")) or concurrency
+        self.concurrency = max(1, min(concurrency, int(maximum)))
+        self.in_flight = 0
+        self.peak = 0  # the most batches that ran at once
+        self._count = threading.Lock()
+        self._done = done or (lambda: None)
+        self._pool = (
+            ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"esm-{function}")
+            if self.concurrency > 1
+            else None
+        )
 
     def poll(self, invoke: Callable[[str, dict[str, Any]], Any], failures: list[dict[str, Any]]) -> int:
-        messages = self.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch_size,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-            WaitTimeSeconds=0,
-        ).get("Messages", [])
-        if not messages:
-            return 0
-        records = [
+        if self._pool is None:
+            return self._poll_one(invoke)
+        moved = 0
+        while True:
+            with self._count:
+                if self.in_flight >= self.concurrency:
+                    return moved  # every batch slot busy: the messages wait, visible
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+            records = self._receive()
+            if not records:
+                self._finished()
+                return moved
+            moved += len(records)
+            self._pool.submit(self._run_batch, invoke, records)
+
+    def _run_batch(self, invoke: Callable[[str, dict[str, Any]], Any], records: list[dict[str, Any]]) -> None:
+        try:
+            self._handle(invoke, records)
+        except Exception:
+            log.exception("%s: SQS batch could not run", self.function)
+        finally:
+            self._finished()
+
+    def _finished(self) -> None:
+        with self._count:
+            self.in_flight -= 1
+        self._done()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def _poll_one(self, invoke: Callable[[str, dict[str, Any]], Any]) -> int:
+        records = self._receive()
+        if records:
+            self._handle(invoke, records)
+        return len(records)
+
+    def _receive(self) -> list[dict[str, Any]]:
+        """A batch the function should see (filtered-out messages are deleted here)."""
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=self.batch_size,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not messages:
+                return []
+            records = self._records(messages)
+            filtered_out = [r for r in records if not self.wanted(r)]
+            if filtered_out:  # Lambda deletes a message no filter matches
+                self._delete(filtered_out)
+                records = [r for r in records if self.wanted(r)]
+            if records:
+                return records
+
+    def _records(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
             {
                 "messageId": m["MessageId"],
                 "receiptHandle": m["ReceiptHandle"],
@@ -160,22 +238,17 @@ class _QueueSource:
             }
             for m in messages
         ]
-        filtered_out = [r for r in records if not self.wanted(r)]
-        if filtered_out:  # Lambda deletes a message no filter matches
-            self._delete(filtered_out)
-            records = [r for r in records if self.wanted(r)]
-            if not records:
-                return len(filtered_out)
+
+    def _handle(self, invoke: Callable[[str, dict[str, Any]], Any], records: list[dict[str, Any]]) -> None:
         try:
             result = invoke(self.function, {"Records": records})
         except Exception as exc:  # noqa: BLE001 (all messages come back after their visibility timeout)
             log.warning("%s: SQS batch failed (%s)", self.function, type(exc).__name__)
-            return len(records)
+            return
         failed = {f.get("itemIdentifier") for f in (result or {}).get("batchItemFailures", [])}
         done = [r for r in records if r["messageId"] not in failed]
         if done:
             self._delete(done)
-        return len(records)
 
     def _delete(self, records: list[dict[str, Any]]) -> None:
         self.sqs.delete_message_batch(
@@ -195,6 +268,7 @@ class EventSourcePoller:
         client: Callable[[str], Any],
         *,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
+        concurrency: Mapping[str, int] | None = None,
     ) -> None:
         self.invoke = invoke
         self.poll_seconds = poll_seconds
@@ -202,7 +276,9 @@ class EventSourcePoller:
         self.sources: list[_StreamSource | _QueueSource] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a batch ended: look again now, not at the next period
         self._thread: threading.Thread | None = None
+        concurrency = dict(concurrency or {})
         queue_urls = {
             res.attributes.get("Arn"): res.ref
             for res in template.resources.values()
@@ -223,7 +299,17 @@ class EventSourcePoller:
                     url = queue_urls.get(str(props["Queue"]))
                     if url is None:
                         raise RuntimeError(f"{lid}: no local queue with ARN {props['Queue']}")
-                    self.sources.append(_QueueSource(lid, props, url, client("sqs"), template.region))
+                    self.sources.append(
+                        _QueueSource(
+                            lid,
+                            props,
+                            url,
+                            client("sqs"),
+                            template.region,
+                            concurrency=concurrency.get(lid, 1),
+                            done=self._wake.set,
+                        )
+                    )
 
     def poll_once(self) -> int:
         """One pass over every source; the number of records handed to functions."""
@@ -236,11 +322,20 @@ class EventSourcePoller:
                     log.exception("%s: polling its event source failed", source.function)
             return moved
 
+    def in_flight(self) -> int:
+        """Batches running in the background (sources with concurrency)."""
+        return sum(getattr(source, "in_flight", 0) for source in self.sources)
+
     def pump(self, timeout: float = 10.0) -> None:
-        """Passes until one moves nothing (or `timeout`)."""
+        """Passes until one moves nothing and no batch is running (or `timeout`)."""
         deadline = time.monotonic() + timeout
-        while self.poll_once() and time.monotonic() < deadline:
-            pass
+        while time.monotonic() < deadline:
+            if self.poll_once():
+                continue
+            if not self.in_flight():
+                return
+            self._wake.wait(0.05)
+            self._wake.clear()
 
     def start(self) -> EventSourcePoller:
         if self.sources and self._thread is None and self.poll_seconds > 0:
@@ -251,11 +346,19 @@ class EventSourcePoller:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+        for source in self.sources:
+            if isinstance(source, _QueueSource):
+                source.close()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
+        while True:
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             while self.poll_once() and not self._stop.is_set():
                 pass

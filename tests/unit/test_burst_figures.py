@@ -134,3 +134,16 @@ def test_a_small_caller_that_lost_a_request_has_no_fairness_and_the_docs_say_so(
     assert "lost: 1 refused 429" in lines and "7 submits refused by the provider" in lines
     assert "videos were never all ready: one of its requests was lost (alone: 4.1 s)" in lines
     assert "`limit_settle_s` not measured" in lines
+
+
+def test_the_share_of_time_k_jobs_ran_and_the_limits_trace() -> None:
+    from bench.burst import limit_trace, running_shares
+
+    # over [0, 20]: one job 0-10, another 5-15: one runs 0-5 and 10-15, two 5-10, none 15-20
+    jobs = [job("a", 0.0, 10.0), job("b", 5.0, 10.0)]
+    assert running_shares(jobs, 0.0, 20.0) == {0: 0.25, 1: 0.5, 2: 0.25}
+    # a window cutting both jobs: 6-12, two run 6-10, one 10-12
+    assert running_shares(jobs, 6.0, 12.0) == {1: 0.333, 2: 0.667}
+    # only the changes, in seconds since the burst's start
+    samples = [(100.0, 4.0), (100.1, 4.0), (101.5, 5.0), (102.0, 5.0), (103.25, 4.0)]
+    assert limit_trace(samples, 100.0) == [[0.0, 4.0], [1.5, 5.0], [3.2, 4.0]]

@@ -73,6 +73,11 @@ def handler(event, context):
         return {"when": object()}
     if action == "none":
         return None
+    if action == "sleep":  # a slow invocation: when it ran, and where
+        import os, time
+        started = time.time()
+        time.sleep(event["seconds"])
+        return {"pid": os.getpid(), "start": started, "end": time.time()}
     return {
         "event": event,
         "layer": shimtestlib.NAME,
@@ -260,6 +265,81 @@ def test_a_failed_event_invocation_is_retried_then_recorded(shim: LambdaShim) ->
     assert len(handler_calls(shim)) == 3  # EventInvokeConfig.MaximumRetryAttempts defaults to 2
     (failure,) = shim.async_failures
     assert failure["error"]["errorType"] == "ProviderThrottled" and failure["attempts"] == 3
+
+
+def test_a_function_with_workers_runs_event_invocations_side_by_side_within_its_bound(
+    template: Template, function_arn: str, tmp_path: Path
+) -> None:
+    """A function given two worker processes: six asynchronous invocations, queued at once and run
+    by three threads, overlap in time two at a time and never three (the pool is the bound, as a
+    reserved concurrency would be), each in a worker process, not in this one."""
+    from local.aws.api_workers import FunctionWorkers
+    from local.aws.concurrency import InvocationStats
+
+    spec = template.functions()["EchoFunction"]
+    pool = FunctionWorkers(
+        module_file=spec.module_file,
+        handler_name=spec.handler_name,
+        context={
+            "function_name": "videogen-local-echofunction",
+            "memory_limit_in_mb": 256,
+            "timeout_seconds": 7,
+        },
+        size=2,
+        env=dict(__import__("os").environ),
+        paths=[str(tmp_path / "layer"), str(ROOT)],
+        cwd=ROOT,
+        wait_seconds=30,
+    )
+    stats = InvocationStats()
+    try:
+        with LambdaShim(template, lock_timeout=0.3, pools={"EchoFunction": pool}, stats=stats) as shim:
+            shim.async_workers = 3
+            lam = boto3.client("lambda")
+            for n in range(6):
+                payload = json.dumps({"action": "sleep", "seconds": 0.6, "n": n}).encode()
+                answer = lam.invoke(
+                    FunctionName="videogen-local-echofunction", InvocationType="Event", Payload=payload
+                )
+                assert answer["StatusCode"] == 202
+            assert shim.drain(60)
+            assert handler_calls(shim) == []  # none ran in this process
+            assert shim.async_failures == []
+    finally:
+        pool.close()
+    assert stats.calls["EchoFunction"] == 6
+    assert pool.busy_peak == 2 and stats.peak["EchoFunction"] == 3  # the third thread waited for a worker
+    assert pool.started == 2
+
+
+def test_a_synchronous_error_in_a_worker_is_reported_as_lambda_does(
+    template: Template, function_arn: str, tmp_path: Path
+) -> None:
+    from local.aws.api_workers import FunctionWorkers
+
+    spec = template.functions()["EchoFunction"]
+    pool = FunctionWorkers(
+        module_file=spec.module_file,
+        handler_name=spec.handler_name,
+        context={
+            "function_name": "videogen-local-echofunction",
+            "memory_limit_in_mb": 256,
+            "timeout_seconds": 7,
+        },
+        size=1,
+        env=dict(__import__("os").environ),
+        paths=[str(tmp_path / "layer"), str(ROOT)],
+        cwd=ROOT,
+    )
+    try:
+        with LambdaShim(template, pools={"EchoFunction": pool}):
+            answer, body = invoke({"action": "raise"})
+            _, echoed = invoke({"n": 7})
+    finally:
+        pool.close()
+    assert answer["FunctionError"]  # moto says "Handled", as for an in-process error
+    assert body["errorType"] == "ProviderThrottled" and body["errorMessage"] == "slow down"
+    assert echoed["event"] == {"n": 7} and echoed["layer"] == "from-the-layer"
 
 
 def test_a_dry_run_runs_nothing(shim: LambdaShim) -> None:

@@ -6,6 +6,7 @@ client; faults (429, 503, timeouts) are injected into the simulator."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -78,24 +79,60 @@ def limit(service: GenerationService) -> float:
 
 
 # -- the capacity rules, on their own ------------------------------------------------------------
-def test_aimd_grows_only_at_a_full_window_and_halves_on_a_throttle(rules: CapacityRules) -> None:
+def full(cap: Capacity, *ids: str) -> Capacity:
+    """`cap` with a lease for each id (they fit)."""
+    for gid in ids:
+        acquired = cap.acquire(gid, 0, 100)
+        assert acquired is not None, f"no slot for {gid}"
+        cap = acquired
+    return cap
+
+
+def test_slow_start_grows_by_one_per_full_window_accept_until_the_first_throttle(
+    rules: CapacityRules,
+) -> None:
     cap = Capacity.initial(rules)
-    assert cap.slots == 2
-    cap = cap.acquire("a", 0, 100)
-    assert cap is not None
-    cap = cap.succeeded(rules, 0)  # one of two slots used: not a full window, no growth
+    assert cap.slots == 2 and cap.probing
+    cap = full(cap, "a").succeeded(rules, 0)  # one of two slots used: not a full window, no growth
     assert (cap.limit, cap.successes) == (2, 0)
-    cap = cap.acquire("b", 0, 100)
-    assert cap is not None and cap.acquire("c", 0, 100) is None  # both slots taken
-    cap = cap.succeeded(rules, 0).succeeded(rules, 0)
-    assert cap.limit == 2  # two of the three successes needed
-    cap = cap.succeeded(rules, 0)
+    cap = full(cap, "b")
+    assert cap.acquire("c", 0, 100) is None  # both slots taken
+    cap = cap.succeeded(rules, 0)  # a full window: grows at once (slow start)
     assert cap.limit == 3
-    cap = cap.throttled(rules, 10)
-    assert cap.limit == 1.5 and cap.slots == 1
-    cap = cap.throttled(rules, 11)  # the same overload (within the cooldown): not halved again
-    assert cap.limit == 1.5
-    assert cap.throttled(rules, 20).limit == 1  # the floor
+    cap = full(cap, "c").succeeded(rules, 0)
+    assert cap.limit == 4
+
+
+def test_after_a_throttle_growth_is_additive_and_the_limit_shrinks_to_what_the_provider_held(
+    rules: CapacityRules,
+) -> None:
+    cap = full(Capacity(limit=5), "a", "b", "c", "d", "e")
+    cap = cap.release("e").throttled(rules, 10)  # refused with four of ours running
+    assert (cap.limit, cap.slots) == (4, 4) and not cap.probing  # halving (2.5) would idle two
+    assert cap.throttled(rules, 11).limit == 4  # the same overload (within the cooldown)
+    cap = full(cap.release("a"), "e")  # a job of ours ended; its slot taken again: a full window
+    cap = cap.succeeded(rules, 20).succeeded(rules, 20)
+    assert cap.limit == 4  # two of the three successes needed now
+    cap = cap.succeeded(rules, 20)
+    assert cap.limit == 5
+    # Refused again with no acceptance in between (the cap moved): halved, however many are held.
+    again = full(Capacity(limit=6), *"abcdef").release("f").throttled(rules, 10)
+    assert again.limit == 5  # the first: what was held
+    assert again.throttled(rules, 20).limit == 2.5  # the second: halved, five still held
+    # A cap cut by the provider: refused while holding few, the limit halves (not below the floor).
+    few = Capacity(limit=5, decreased_at=1).acquire("a", 30, 100)
+    assert few is not None
+    cut = few.throttled(rules, 30)
+    assert cut.limit == 2.5 and cut.slots == 2
+    assert cut.release("a").throttled(rules, 40).limit == 1.25
+    assert Capacity(limit=1.5, decreased_at=1).throttled(rules, 50).limit == 1  # the floor
+
+
+def test_a_throttle_never_grows_the_limit(rules: CapacityRules) -> None:
+    """Leases beyond the limit (it shrank while they ran): a refusal keeps it, never raises it."""
+    cap = full(Capacity(limit=6), "a", "b", "c", "d", "e", "f")
+    cap = replace(cap, limit=3.0).throttled(rules, 10)
+    assert cap.limit == 3
 
 
 def test_the_ceiling_bounds_growth(rules: CapacityRules) -> None:
@@ -147,9 +184,34 @@ def test_accept_records_pending_with_a_position_and_submits_nothing(
     assert waker.wakeups == [0, 0]  # each accept wakes the dispatcher at once
 
 
+def after_a_throttle(service: GenerationService) -> None:
+    """The semaphore as it is once the provider has refused a submit (no more slow start)."""
+    assert service.queue is not None
+    service.queue.slots.semaphore.update(lambda c: replace(c, decreased_at=1.0))
+
+
+def test_slow_start_fills_the_provider_up_to_its_cap_in_the_first_dispatch(
+    queued: GenerationService, sim: Simulator
+) -> None:
+    """A new stack (limit 2, ceiling 6) and a provider that takes 4 at once: the first run keeps
+    submitting while every accept finds the window full, until the provider refuses; the limit
+    lands on what the provider held (4), not on half the limit it had reached."""
+    sim.configure(max_concurrent_jobs=4, default_duration=60)  # none ends during the run
+    try:
+        ids = [queued.accept("key-a", body(f"p{i}")).id for i in range(8)]
+        report = dispatch(queued)
+    finally:
+        sim.configure(max_concurrent_jobs=None, default_duration=0.3)
+    assert report.submitted == 4 and report.throttled == 1
+    assert limit(queued) == 4
+    states = [queued.store.get(i).status for i in ids]
+    assert states.count(Status.QUEUED) == 4 and states.count(Status.PENDING) == 4
+
+
 def test_dispatch_submits_up_to_the_limit_and_a_finished_job_frees_its_slot(
     queued: GenerationService, sim: Simulator, clock: Clock, waker: RecordingWaker
 ) -> None:
+    after_a_throttle(queued)  # additive growth: the limit does not move within one dispatch
     ids = [queued.accept("key-a", body(f"p{i}")).id for i in range(3)]
     report = dispatch(queued)
     assert report.submitted == 2  # the initial limit
@@ -252,6 +314,7 @@ def test_a_429_requeues_the_generation_and_halves_the_limit(
 def test_successes_at_a_full_window_grow_the_limit(queued: GenerationService) -> None:
     import time
 
+    after_a_throttle(queued)
     for i in range(8):
         queued.accept("key-a", body(f"p{i}"))
     assert limit(queued) == 2
@@ -331,6 +394,7 @@ def test_one_burst_does_not_starve_another_callers_single_request(
     queue = make_queue(aws, clock, rules=rules, settings=settings)
     queue.index = MemoryQueueIndex()
     service = make_service(aws, no_retry_client(sim), clock, queue=queue)
+    after_a_throttle(service)  # two slots, not grown within the run (slow start is over)
     burst = [service.accept("key-a", body(f"burst {i}")) for i in range(1000)]
     assert service.queue_view(burst[-1])[0] == 999
     single = service.accept("key-b", body("just one"))

@@ -8,9 +8,20 @@ share one limit and one set of leases.
   and at every poll that finds the job running, and it is released when the job ends. A crashed
   dispatcher or poller never leaks a slot: its lease lapses.
 - The limit shrinks by `decrease_factor` on a 429 (at most once per `decrease_cooldown_seconds`,
-  so the burst of 429s of one overload halves it once, as TCP halves once per round trip), and
-  grows by one after `increase_after` consecutive accepted submits that each found the window
-  full (growing while the window is not even used would learn nothing). It stays within
+  so the burst of 429s of one overload halves it once, as TCP halves once per round trip), but
+  never below the slots the provider was holding for us when it refused (`held`): unlike a lost
+  packet, a 429 is exact evidence. The provider counts our running jobs; it took every one of
+  them, so the cap it enforces now is at most that many and, unless it was just cut, that many.
+  A blind halving would leave half the provider idle until additive growth climbs back, which
+  over a burst of ten times the cap averaged ~3/4 of it (bench/burst.py); the floor keeps the
+  limit one below the refusal. Only the first 429 after an accepted submit is taken that way: a
+  second one with no acceptance in between means the cap moved (cut by the provider, or taken by
+  another client of the account), and our count may include jobs that ended unseen, so it
+  halves as before.
+- Growth: before the first 429 (slow start), every accepted submit that found the window full
+  grows the limit by one, so a new stack reaches the provider's cap within its first burst
+  instead of over several rounds of jobs; after it, by one per `increase_after` consecutive such
+  submits (growing while the window is not even used would learn nothing). It stays within
   [floor, ceiling].
 """
 
@@ -74,21 +85,30 @@ class Capacity:
     def release(self, generation_id: str) -> Capacity:
         return replace(self, leases={k: v for k, v in self.leases.items() if k != generation_id})
 
+    @property
+    def probing(self) -> bool:
+        """Slow start: no 429 has been seen yet."""
+        return self.decreased_at == 0.0
+
     def succeeded(self, rules: CapacityRules, now: float) -> Capacity:
         """An accepted submit. Counts toward growth only when the window is full."""
         if len(self.live(now)) < self.slots:
             return replace(self, successes=0, throttles=0)
         successes = self.successes + 1
-        if successes >= rules.increase_after:
+        if successes >= (1 if self.probing else rules.increase_after):
             return replace(self, limit=rules.bound(math.floor(self.limit) + 1), successes=0, throttles=0)
         return replace(self, successes=successes, throttles=0)
 
     def throttled(self, rules: CapacityRules, now: float) -> Capacity:
-        """A 429: halve, unless this overload already halved the limit."""
+        """A 429 (the refused submit's lease already released): shrink by `decrease_factor`, never
+        grow; unless this overload already shrank the limit. The first 429 since an accepted
+        submit shrinks it not below the slots still held (the jobs the provider was running for
+        us, and submits in flight)."""
         throttles = self.throttles + 1
         if now - self.decreased_at < rules.decrease_cooldown_seconds:
             return replace(self, successes=0, throttles=throttles)
-        limit = rules.bound(self.limit * rules.decrease_factor)
+        held = float(len(self.live(now))) if self.throttles == 0 else 0.0
+        limit = rules.bound(min(self.limit, max(self.limit * rules.decrease_factor, held)))
         return replace(self, limit=limit, successes=0, decreased_at=now, throttles=throttles)
 
     def retry_delay(self, longest: int = 60) -> int:
