@@ -15,7 +15,7 @@ from typing import Any
 
 from videogen.domain.batches import Batch
 from videogen.domain.ports import MetricsSink
-from videogen.logic.notify import EVENT_SOURCE, PublishError
+from videogen.logic.notify import publish_event
 
 DETAIL_TYPE = "Batch Completed"
 WEBHOOK_TYPES = {"completed": "batch.completed", "cancelled": "batch.cancelled", "failed": "batch.failed"}
@@ -60,21 +60,7 @@ class BatchNotifier:
 
     def __call__(self, batch: Batch) -> None:
         detail = batch_detail(batch, self.outputs_bucket)
-        answer = self.events.put_events(
-            Entries=[
-                {
-                    "Source": EVENT_SOURCE,
-                    "DetailType": DETAIL_TYPE,
-                    "Detail": json.dumps(detail),
-                    "EventBusName": self.event_bus_name,
-                }
-            ]
-        )
-        entry = (answer.get("Entries") or [{}])[0]
-        if answer.get("FailedEntryCount") or not entry.get("EventId"):
-            self.metrics.add_metric("EventPublishErrors", "Count", 1)
-            raise PublishError(f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
-        self.metrics.add_metric("EventsPublished", "Count", 1)
+        publish_event(self.events, self.event_bus_name, DETAIL_TYPE, detail, self.metrics)
         if batch.callback_url and self.webhook_queue_url:
             message = {
                 "webhook_id": f"msg_{batch.id}_{batch.status.value}",

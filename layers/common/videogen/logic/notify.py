@@ -45,6 +45,29 @@ class PublishError(Exception):
     """EventBridge refused the event (the record fails and the stream batch is retried)."""
 
 
+def publish_event(
+    events: Any, event_bus_name: str, detail_type: str, detail: Mapping[str, Any], metrics: MetricsSink
+) -> str:
+    """One event on the stack's bus (source `videogen`); its id. PublishError (counted) when
+    EventBridge did not take it, so the caller's record is retried."""
+    answer = events.put_events(
+        Entries=[
+            {
+                "Source": EVENT_SOURCE,
+                "DetailType": detail_type,
+                "Detail": json.dumps(detail),
+                "EventBusName": event_bus_name,
+            }
+        ]
+    )
+    entry = (answer.get("Entries") or [{}])[0]
+    if answer.get("FailedEntryCount") or not entry.get("EventId"):
+        metrics.add_metric("EventPublishErrors", "Count", 1)
+        raise PublishError(f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
+    metrics.add_metric("EventsPublished", "Count", 1)
+    return str(entry["EventId"])
+
+
 def terminal_transition(record: Mapping[str, Any], decode: ImageDecoder) -> Generation | None:
     """The generation of a stream record that ended it (INSERT or MODIFY whose new image is
     terminal and whose old image, if any, was not); None for every other record."""
@@ -129,23 +152,10 @@ class Notifier:
         return True
 
     def _publish(self, generation: Generation, detail: dict[str, Any]) -> dict[str, Any]:
-        answer = self.events.put_events(
-            Entries=[
-                {
-                    "Source": EVENT_SOURCE,
-                    "DetailType": DETAIL_TYPES[generation.status],
-                    "Detail": json.dumps(detail),
-                    "EventBusName": self.event_bus_name,
-                }
-            ]
-        )
-        entry = (answer.get("Entries") or [{}])[0]
-        if answer.get("FailedEntryCount") or not entry.get("EventId"):
-            self.metrics.add_metric("EventPublishErrors", "Count", 1)
-            raise PublishError(f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
-        self.metrics.add_metric("EventsPublished", "Count", 1)
-        self._info("completion event published", generation, event_id=entry["EventId"])
-        return {"event_id": entry["EventId"]}
+        detail_type = DETAIL_TYPES[generation.status]
+        event_id = publish_event(self.events, self.event_bus_name, detail_type, detail, self.metrics)
+        self._info("completion event published", generation, event_id=event_id)
+        return {"event_id": event_id}
 
     def _enqueue(self, generation: Generation, detail: dict[str, Any]) -> dict[str, Any]:
         message = {
