@@ -5,9 +5,12 @@ running then finish; the provider refuses submits (429, no Retry-After) until fe
 cap run. Nothing may be lost: every request ends completed, each paid for once.
 
 Its negative control (`burst_cap_halved_control`, `CONTROL_GUARD`): the same burst against a stack
-whose accepting functions (API, uploads) are built without the submit queue, as before it:
-requests go straight to the provider and a 429 that outlasts the HTTP client's retries fails the
-generation. It must fail (requests lost)."""
+whose accepting functions (API, uploads) are built without the submit queue. It must fail
+(requests lost). What it shows is narrower than "the pre-queue service loses requests to 429s":
+since the queue landed, `accept` is the only way in and needs the queue, so these functions refuse
+every request (the API answers 502, an upload fails); a double that submits straight to the
+provider, as the service did before the queue, is not built (an upload's private image would need
+the dispatcher's URL minting)."""
 
 from __future__ import annotations
 
@@ -118,16 +121,16 @@ def burst_cap_halved(
 
 CONTROL_GUARD = (
     "the submit queue (accept first; a 429 puts the generation back in the queue): the API and "
-    "upload functions built without it submit straight to the provider"
+    "upload functions built without it, which cannot accept (502, failed uploads)"
 )
 
 
 @contextlib.contextmanager
 def without_the_queue(h: Harness) -> Iterator[None]:
     """The stack's API and upload functions rebuilt by videogen.bootstrap with no queue table in
-    their settings (bootstrap.build_queue then gives none: the service submits at once, its HTTP
-    client retrying 429s as before the queue), swapped into the stack's handler tables (the one
-    the API adapter calls, the Lambda shim's for S3 notifications) and put back afterwards."""
+    their settings (bootstrap.build_queue then gives none, and `accept` refuses without one),
+    swapped into the stack's handler tables (the one the API adapter calls, the Lambda shim's for
+    S3 notifications) and put back afterwards."""
     from videogen.bootstrap import build_api, build_service, build_uploads
     from videogen.entrypoints.s3_events import UploadEvents
 
