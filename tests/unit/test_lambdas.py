@@ -267,17 +267,11 @@ def test_a_failed_event_invocation_is_retried_then_recorded(shim: LambdaShim) ->
     assert failure["error"]["errorType"] == "ProviderThrottled" and failure["attempts"] == 3
 
 
-def test_a_function_with_workers_runs_event_invocations_side_by_side_within_its_bound(
-    template: Template, function_arn: str, tmp_path: Path
-) -> None:
-    """A function given two worker processes: six asynchronous invocations, queued at once and run
-    by three threads, overlap in time two at a time and never three (the pool is the bound, as a
-    reserved concurrency would be), each in a worker process, not in this one."""
+def echo_workers(spec: Any, tmp_path: Path, *, size: int, **options: Any) -> Any:
+    """The echo function in `size` worker processes (local.aws.api_workers.FunctionWorkers)."""
     from local.aws.api_workers import FunctionWorkers
-    from local.aws.concurrency import InvocationStats
 
-    spec = template.functions()["EchoFunction"]
-    pool = FunctionWorkers(
+    return FunctionWorkers(
         module_file=spec.module_file,
         handler_name=spec.handler_name,
         context={
@@ -285,12 +279,24 @@ def test_a_function_with_workers_runs_event_invocations_side_by_side_within_its_
             "memory_limit_in_mb": 256,
             "timeout_seconds": 7,
         },
-        size=2,
+        size=size,
         env=dict(__import__("os").environ),
         paths=[str(tmp_path / "layer"), str(ROOT)],
         cwd=ROOT,
-        wait_seconds=30,
+        **options,
     )
+
+
+def test_a_function_with_workers_runs_event_invocations_side_by_side_within_its_bound(
+    template: Template, function_arn: str, tmp_path: Path
+) -> None:
+    """A function given two worker processes: six asynchronous invocations, queued at once and run
+    by three threads, overlap in time two at a time and never three (the pool is the bound, as a
+    reserved concurrency would be), each in a worker process, not in this one."""
+    from local.aws.concurrency import InvocationStats
+
+    spec = template.functions()["EchoFunction"]
+    pool = echo_workers(spec, tmp_path, size=2, wait_seconds=30)
     stats = InvocationStats()
     try:
         with LambdaShim(template, lock_timeout=0.3, pools={"EchoFunction": pool}, stats=stats) as shim:
@@ -315,22 +321,8 @@ def test_a_function_with_workers_runs_event_invocations_side_by_side_within_its_
 def test_a_synchronous_error_in_a_worker_is_reported_as_lambda_does(
     template: Template, function_arn: str, tmp_path: Path
 ) -> None:
-    from local.aws.api_workers import FunctionWorkers
-
     spec = template.functions()["EchoFunction"]
-    pool = FunctionWorkers(
-        module_file=spec.module_file,
-        handler_name=spec.handler_name,
-        context={
-            "function_name": "videogen-local-echofunction",
-            "memory_limit_in_mb": 256,
-            "timeout_seconds": 7,
-        },
-        size=1,
-        env=dict(__import__("os").environ),
-        paths=[str(tmp_path / "layer"), str(ROOT)],
-        cwd=ROOT,
-    )
+    pool = echo_workers(spec, tmp_path, size=1)
     try:
         with LambdaShim(template, pools={"EchoFunction": pool}):
             answer, body = invoke({"action": "raise"})
