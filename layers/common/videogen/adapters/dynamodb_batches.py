@@ -4,16 +4,18 @@ generations: creation on the id being new, every later write on the version read
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from videogen.adapters.dynamodb_store import _from_dynamo, _to_dynamo, generation_from_item
+from videogen.adapters.dynamodb_store import (
+    _from_dynamo,
+    _to_dynamo,
+    decode_page_token,
+    encode_page_token,
+    generation_from_item,
+)
 from videogen.domain.batches import Batch
-from videogen.domain.errors import RequestValidationError
 from videogen.domain.models import Generation
 from videogen.domain.ports import StaleWriteError
 from videogen.lazy import client_error, lazy_import, once
@@ -85,32 +87,11 @@ class BatchRecords:
             "Limit": limit,
         }
         if next_token:
-            query["ExclusiveStartKey"] = _decode_token(next_token, owner)
+            query["ExclusiveStartKey"] = decode_page_token(next_token, owner)
         answer = self._client.query(**query)
         start = answer.get("LastEvaluatedKey")
-        token = (
-            base64.urlsafe_b64encode(json.dumps(start, sort_keys=True).encode()).decode() if start else None
-        )
+        token = encode_page_token(start) if start else None
         return [batch_from_item(item) for item in answer.get("Items", [])], token
-
-
-def _decode_token(token: str, owner: str) -> dict[str, Any]:
-    try:
-        key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        valid = (
-            isinstance(key, dict)
-            and set(key) == {"id", "owner", "created_at"}
-            and all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values())
-            and key["owner"] == {"S": owner}
-        )
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        valid = False
-    if not valid:
-        raise RequestValidationError(
-            "next_token is not valid",
-            details=[{"field": "next_token", "message": "not a token from this API"}],
-        )
-    return dict(key)
 
 
 class GenerationBatchReader:

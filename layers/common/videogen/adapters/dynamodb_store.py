@@ -150,7 +150,7 @@ class GenerationStore:
     ) -> tuple[list[Generation], str | None]:
         """A page of the owner's generations, newest first. The token is opaque to callers and
         bound to the owner: another owner's token is refused."""
-        start = self._decode_token(next_token, owner) if next_token else None
+        start = decode_page_token(next_token, owner) if next_token else None
         found: list[Generation] = []
         for _ in range(20):  # bounded: a sparse status filter can't turn one call into a table walk
             query: dict[str, Any] = {
@@ -173,7 +173,7 @@ class GenerationStore:
             start = answer.get("LastEvaluatedKey")
             if not start or len(found) >= limit:
                 break
-        return found, self._encode_token(start) if start else None
+        return found, encode_page_token(start) if start else None
 
     def due(self, shard: str, now: float, *, page_size: int = 1000) -> Iterator[Generation]:
         """Active poller-driven generations of one shard whose next poll time has come. Reads
@@ -195,33 +195,33 @@ class GenerationStore:
                 return
             query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
-    # -- pagination tokens ----------------------------------------------------------------
-    @staticmethod
-    def _encode_token(key: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
 
-    @staticmethod
-    def _decode_token(token: str, owner: str) -> dict[str, Any]:
-        """The start key of a token this API gave `owner`. Anything else (another owner's token,
-        a key of another shape, a number or an empty string where DynamoDB expects a string
-        key) is a RequestValidationError: passed on, DynamoDB would refuse it with a
-        ValidationException, or botocore would fail to encode it, and the caller would get a 502."""
-        try:
-            key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-            valid = (
-                isinstance(key, dict)
-                and set(key) == {"id", "owner", "created_at"}
-                and all(_is_string_key(value) for value in key.values())
-                and key["owner"] == {"S": owner}
-            )
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            valid = False
-        if not valid:
-            raise RequestValidationError(
-                "next_token is not valid",
-                details=[{"field": "next_token", "message": "not a token from this API"}],
-            )
-        return key
+# -- pagination tokens (the by-owner index's start keys: generations, batches) ---------------
+def encode_page_token(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str, owner: str) -> dict[str, Any]:
+    """The start key of a token this API gave `owner`. Anything else (another owner's token,
+    a key of another shape, a number or an empty string where DynamoDB expects a string
+    key) is a RequestValidationError: passed on, DynamoDB would refuse it with a
+    ValidationException, or botocore would fail to encode it, and the caller would get a 502."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        valid = (
+            isinstance(key, dict)
+            and set(key) == {"id", "owner", "created_at"}
+            and all(_is_string_key(value) for value in key.values())
+            and key["owner"] == {"S": owner}
+        )
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        valid = False
+    if not valid:
+        raise RequestValidationError(
+            "next_token is not valid",
+            details=[{"field": "next_token", "message": "not a token from this API"}],
+        )
+    return dict(key)
 
 
 def own_write(stored: Mapping[str, Any] | None, token: str) -> bool:
