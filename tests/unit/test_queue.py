@@ -19,10 +19,12 @@ from tests.unit.conftest import RecordingWaker, make_queue, make_service
 from videogen.adapters.aiml_provider import AimlClient
 from videogen.adapters.dynamodb_queue import DynamoSemaphore
 from videogen.domain.capacity import Capacity, CapacityRules
+from videogen.domain.catalog import get_model
 from videogen.domain.errors import ConflictError, QueueFull
 from videogen.domain.models import QUEUE_EXPIRED, Status
 from videogen.domain.ports import QueueEntry
 from videogen.logic.queue import QueueSettings, fair_number, make_rank
+from videogen.logic.schedule import PollSchedule
 from videogen.logic.service import GenerationService
 
 T2V = {"model": "kling-video/v1.6/standard/text-to-video", "prompt": "a red fox runs", "duration": 5}
@@ -293,6 +295,78 @@ def test_a_failed_batch_release_leaves_the_slots_to_their_leases_and_the_sweep_c
     assert len(queue.slots.read().live(clock())) == 3
     clock.advance(601)
     assert queue.slots.read().live(clock()) == {}
+
+
+def test_while_work_waits_for_a_slot_running_jobs_are_polled_tighter_until_the_queue_drains(
+    aws: dict[str, str], sim: Simulator, clock: Clock, rules: CapacityRules, waker: RecordingWaker
+) -> None:
+    schedule = PollSchedule(first_poll_factor=0.5, interval_seconds=60)
+    queue = make_queue(aws, clock, rules=rules, waker=waker)
+    service = make_service(aws, no_retry_client(sim), clock, queue=queue, schedule=schedule)
+    sim.configure(default_duration=600)  # real seconds: every job is still running when polled
+    after_a_throttle(service)  # the limit stays at 2 within the dispatch
+    ids = [service.accept("key-a", body(f"p{i}")).id for i in range(3)]
+    assert dispatch(service).submitted == 2
+    assert queue.slots.read().waiting == 1  # the dispatcher left one generation waiting
+
+    typical = get_model(T2V["model"]).typical_seconds
+    running = next(service.store.get(i) for i in ids if service.store.get(i).status is Status.QUEUED)
+    clock.advance(0.9 * typical)
+    age = clock() - running.created_epoch
+    polled, _ = service.refresh(running)
+    urgent = schedule.next_delay(model=T2V["model"], typical_seconds=typical, elapsed=age, urgent=True)
+    normal = schedule.next_delay(model=T2V["model"], typical_seconds=typical, elapsed=age)
+    assert urgent < normal / 2  # a second of delay now also holds a slot the waiting job needs
+    assert polled.next_poll_at is not None
+    assert polled.next_poll_at - clock() == pytest.approx(urgent, abs=1)
+
+    # the waiting generation is cancelled: the next dispatcher run finds the queue empty
+    waiting = next(i for i in ids if service.store.get(i).status is Status.PENDING)
+    service.cancel("key-a", waiting)
+    dispatch(service)
+    assert queue.slots.read().waiting == 0
+    clock.advance(10)  # past what a process trusts of its last read
+    again, _ = service.refresh(polled)
+    assert again.next_poll_at is not None
+    relaxed = schedule.next_delay(
+        model=T2V["model"], typical_seconds=typical, elapsed=clock() - running.created_epoch
+    )
+    assert again.next_poll_at - clock() == pytest.approx(relaxed, abs=1)
+
+
+def test_the_backlog_is_written_only_when_it_changes_and_a_failed_read_polls_normally(
+    aws: dict[str, str], clock: Clock, rules: CapacityRules
+) -> None:
+    queue = make_queue(aws, clock, rules=rules)
+    semaphore = queue.slots.semaphore
+    writes: list[Capacity] = []
+    update = semaphore.update
+
+    def counted(change: Any) -> Capacity | None:
+        written = update(change)
+        if written is not None:
+            writes.append(written)
+        return written
+
+    semaphore.update = counted  # type: ignore[method-assign]
+    queue.note_backlog(5)
+    queue.note_backlog(7)  # still waiting: nothing to write
+    queue.note_backlog(0)
+    queue.note_backlog(0)
+    assert [w.waiting for w in writes] == [5, 0]
+    queue.note_backlog(6, seen=replace(semaphore.read(), waiting=2))  # the run saw it waiting already
+    assert len(writes) == 2
+
+    queue.note_backlog(3)
+    clock.advance(10)
+    assert queue.backlogged()
+
+    def broken() -> Capacity:
+        raise RuntimeError("DynamoDB unavailable")
+
+    semaphore.read = broken  # type: ignore[method-assign]
+    clock.advance(10)
+    assert not queue.backlogged()  # the hint fails safe: the normal cadence
 
 
 def test_a_429_requeues_the_generation_and_halves_the_limit(

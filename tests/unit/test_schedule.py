@@ -95,6 +95,18 @@ def test_throttling_backs_off_the_job_and_slows_the_whole_fleet_until_polls_succ
     assert schedule.next_delay(model=KLING, typical_seconds=180, elapsed=150) == pytest.approx(normal)
 
 
+def test_while_work_waits_for_a_slot_the_cadence_is_tighter_but_keeps_its_bounds() -> None:
+    schedule = PollSchedule(min_interval_seconds=5, urgent_min_interval_seconds=2)
+    for elapsed in (0.5 * TYPICAL, 0.9 * TYPICAL, TYPICAL, 1.5 * TYPICAL):
+        normal = schedule.next_delay(model=KLING, typical_seconds=TYPICAL, elapsed=elapsed)
+        urgent = schedule.next_delay(model=KLING, typical_seconds=TYPICAL, elapsed=elapsed, urgent=True)
+        assert 2 <= urgent <= normal <= 60
+    at_the_median = schedule.next_delay(model=KLING, typical_seconds=TYPICAL, elapsed=TYPICAL, urgent=True)
+    assert at_the_median < schedule.next_delay(model=KLING, typical_seconds=TYPICAL, elapsed=TYPICAL) / 2
+    # nothing to balance without the job's model and age: the longest wait, urgent or not
+    assert schedule.next_delay(urgent=True) == schedule.next_delay() == 60
+
+
 def test_zero_intervals_poll_at_once_for_tests_and_the_local_stack() -> None:
     schedule = PollSchedule(first_poll_factor=0, interval_seconds=0)
     assert schedule.first_delay(180, model=KLING) == 0

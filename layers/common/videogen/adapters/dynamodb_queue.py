@@ -210,6 +210,7 @@ class DynamoSemaphore:
             decreased_at=float(item.get("decreased_at", {}).get("N", "0")),
             throttles=int(item.get("throttles", {}).get("N", "0")),
             leases=leases,
+            waiting=int(item.get("waiting", {}).get("N", "0")),
             version=int(item["version"]["N"]),
         )
 
@@ -220,6 +221,7 @@ class DynamoSemaphore:
             "successes": _n(new.successes),
             "decreased_at": _n(new.decreased_at),
             "throttles": _n(new.throttles),
+            "waiting": _n(new.waiting),
             "leases": {"M": {gid: _n(until) for gid, until in new.leases.items()}},
             "version": _n(current.version + 1),
         }

@@ -53,6 +53,9 @@ class Capacity:
     decreased_at: float = 0.0
     throttles: int = 0  # 429s since the last accepted submit (the dispatcher's retry backoff)
     leases: dict[str, float] = field(default_factory=dict)
+    # Pending generations the last dispatcher run left in the queue (0: none waits for a slot):
+    # while work waits, polls of running jobs come tighter (logic/schedule.py, `urgent`).
+    waiting: int = 0
     version: int = 0
 
     @classmethod

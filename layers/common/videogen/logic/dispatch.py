@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from videogen.domain.capacity import Capacity
 from videogen.domain.catalog import get_model
 from videogen.domain.errors import VideogenError
 from videogen.domain.models import Generation, GenerationError, Status, utc_now_iso
@@ -79,6 +80,7 @@ class Dispatcher:
         """Submit while there is room, pending work and time (`reserve_ms` is kept for the last
         submits' answers). Ends with the queue's metrics."""
         report = DispatchReport()
+        capacity: Capacity | None = None
         while remaining_ms() > reserve_ms:
             capacity = self.queue.slots.read()
             free = capacity.free(self.recorder.clock())
@@ -99,7 +101,7 @@ class Dispatcher:
                 continue  # stale or expired entries were dropped: look again
             if self._submit_all(claimed, report):
                 break
-        self._measure(report)
+        self._measure(report, capacity)
         return report
 
     # -- claim -----------------------------------------------------------------------------
@@ -224,9 +226,10 @@ class Dispatcher:
         self.recorder.event("info", "provider throttled the submit; back in the queue", back)
         return back
 
-    def _measure(self, report: DispatchReport) -> None:
+    def _measure(self, report: DispatchReport, seen: Capacity | None) -> None:
         report.depth = self.queue.index.depth()
         self.recorder.count("QueueDepth", report.depth)
+        self.queue.note_backlog(report.depth, seen)
         if report.limit is None:
             report.limit = self.queue.slots.read().limit
         self.recorder.count("ProviderLimit", report.limit)

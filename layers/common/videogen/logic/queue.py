@@ -23,7 +23,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from videogen.domain.capacity import Capacity, CapacityRules
 from videogen.domain.errors import QueueFull
@@ -64,6 +64,8 @@ class QueueSettings:
     deadline_seconds: int = 3 * 3600
     claim_seconds: int = 120  # a slot taken for a submit: the submit's window
     job_lease_seconds: int = 1800  # a slot held by a running job, at most (then it lapses)
+    # How long a process trusts what it read of `Capacity.waiting` (polls tighten while work waits).
+    backlog_ttl_seconds: float = 5.0
 
 
 class SlotKeeper:
@@ -135,6 +137,7 @@ class SubmitQueue:
         self.metrics: MetricsSink = metrics or NullMetrics()
         self._lock = threading.Lock()
         self._freed: list[str] | None = None  # slots to give back when the batch ends
+        self._backlog: tuple[float, bool] | None = None  # (read at, work waiting), cached
 
     # -- accept ----------------------------------------------------------------------------
     def admit(self, owner: str, created_at: str, generation_id: str) -> str:
@@ -196,6 +199,43 @@ class SubmitQueue:
                         self.wake()
                 except Exception:  # noqa: BLE001 (the records' writes stand; the slots lapse)
                     self.metrics.add_metric("SlotReleaseErrors", "Count", len(freed))
+
+    # -- backlog: does work wait for a slot? ----------------------------------------------
+    def backlogged(self) -> bool:
+        """Whether pending work waited for a slot when a dispatcher last looked (the capacity
+        item's `waiting`), read at most once per `backlog_ttl_seconds` in this process. A failed
+        read answers False: polling goes on at its normal cadence."""
+        now = self.slots.clock()
+        with self._lock:
+            cached = self._backlog
+        if cached is not None and now - cached[0] < self.settings.backlog_ttl_seconds:
+            return cached[1]
+        try:
+            waiting = self.slots.read().waiting > 0
+        except Exception:  # noqa: BLE001 (a hint for the poll cadence, never a failure)
+            waiting = False
+        with self._lock:
+            self._backlog = (now, waiting)
+        return waiting
+
+    def note_backlog(self, depth: int, seen: Capacity | None = None) -> None:
+        """A dispatcher run ended with `depth` generations still queued: record whether work
+        waits in the capacity item, written only when that changes (`seen`: the item as the run
+        last read it, to skip a read when nothing changed). Best effort: a failed write leaves
+        polls at their normal cadence, the dispatch stands."""
+        waiting = depth > 0
+        with self._lock:
+            self._backlog = (self.slots.clock(), waiting)
+        if seen is not None and (seen.waiting > 0) == waiting:
+            return
+
+        def change(capacity: Capacity) -> Capacity | None:
+            return None if (capacity.waiting > 0) == waiting else replace(capacity, waiting=depth)
+
+        try:
+            self.slots.semaphore.update(change)
+        except Exception:  # noqa: BLE001 (a hint for the poll cadence, never a failure)
+            self.metrics.add_metric("BacklogNoteErrors", "Count", 1)
 
     # -- visibility ------------------------------------------------------------------------
     def position(self, generation: Generation) -> int | None:

@@ -197,7 +197,10 @@ class Refresher:
                 if ACTIVE_ORDER[status] < ACTIVE_ORDER[gen.status]:
                     status = gen.status  # never move backwards
                 delay = self.schedule.next_delay(
-                    model=model.id, typical_seconds=model.typical_seconds, elapsed=age
+                    model=model.id,
+                    typical_seconds=model.typical_seconds,
+                    elapsed=age,
+                    urgent=self.queue is not None and self.queue.backlogged(),
                 )
                 updated = self.recorder.store.save(
                     gen, status=status, next_poll_at=poll_at(now, delay), **common

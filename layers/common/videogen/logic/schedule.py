@@ -17,6 +17,9 @@ waits, so the schedule spends polls where completion is likely:
   `d` solves d * h_avg(t, t + d) = 2 / delay_cost: short where completion is likely, long
   before it. `delay_cost` is what one second of detection delay is worth, in polls.
 - Waits stay within [`min_interval_seconds`, `interval_seconds`].
+- While pending work waits in the submit queue for a slot (`urgent`), a second of detection delay
+  also holds a slot idle that the next job could use: the balance uses `urgent_delay_cost` and
+  waits down to `urgent_min_interval_seconds`, so a job's end is seen (and its slot freed) sooner.
 - Failures back off exponentially and honour Retry-After; a throttled poll (429) also slows the
   whole fleet's polling (`pressure`, doubled per throttle, decaying with each good poll), since
   the provider's rate limit is per account, not per job.
@@ -75,6 +78,8 @@ class PollSchedule:
         min_interval_seconds: float = 5,
         max_backoff_seconds: float = 300,
         delay_cost: float = 0.5,
+        urgent_delay_cost: float = 8.0,
+        urgent_min_interval_seconds: float = 2,
         prior_spread: float = 0.4,
         prior_weight: float = 2,
         memory: float = 30,
@@ -88,12 +93,15 @@ class PollSchedule:
         the longest wait between two polls of a running job. `delay_cost`: polls one second of
         detection delay is worth (higher: tighter cadence, more polls). `prior_spread` /
         `prior_weight`: the catalog's belief (log-spread, worth this many observations).
-        `memory`: how many recent completions a model's belief follows."""
+        `memory`: how many recent completions a model's belief follows. `urgent_delay_cost` /
+        `urgent_min_interval_seconds`: the same while work waits for a slot (`next_delay(urgent=)`)."""
         self.first_poll_factor = first_poll_factor
         self.interval_seconds = float(interval_seconds)
         self.min_interval_seconds = min(float(min_interval_seconds), self.interval_seconds)
         self.max_backoff_seconds = float(max_backoff_seconds)
         self.delay_cost = delay_cost
+        self.urgent_delay_cost = max(urgent_delay_cost, delay_cost)
+        self.urgent_min_interval_seconds = min(float(urgent_min_interval_seconds), self.min_interval_seconds)
         self.prior_spread = prior_spread
         self.prior_weight = prior_weight
         self.memory = memory
@@ -121,16 +129,24 @@ class PollSchedule:
         model: str | None = None,
         typical_seconds: float | None = None,
         elapsed: float | None = None,
+        urgent: bool = False,
     ) -> float:
         """Seconds until the next poll of a job still running `elapsed` seconds after its submit.
-        Without the job's model and age: the longest interval (nothing to learn from)."""
+        Without the job's model and age: the longest interval (nothing to learn from). `urgent`:
+        other work waits for this job's slot (the tighter balance)."""
         with self._lock:
             pressure = self._pressure
             self._pressure = max(1.0, self._pressure * self.pressure_decay)  # a poll went through
         if model is None or typical_seconds is None or elapsed is None:
             return self.interval_seconds * pressure
         belief = self.belief(model, typical_seconds)
-        return self._balanced_wait(belief, max(elapsed, 0.0)) * pressure
+        if urgent:
+            wait = self._balanced_wait(
+                belief, max(elapsed, 0.0), self.urgent_delay_cost, self.urgent_min_interval_seconds
+            )
+        else:
+            wait = self._balanced_wait(belief, max(elapsed, 0.0), self.delay_cost, self.min_interval_seconds)
+        return wait * pressure
 
     def failure_delay(
         self, failures: int, retry_after: float | None = None, *, throttled: bool = False
@@ -218,13 +234,15 @@ class PollSchedule:
             mu=math.log(max(float(typical_seconds), 1.0)), spread=self.prior_spread, weight=self.prior_weight
         )
 
-    def _balanced_wait(self, belief: DurationBelief, elapsed: float) -> float:
+    def _balanced_wait(
+        self, belief: DurationBelief, elapsed: float, delay_cost: float, min_interval: float
+    ) -> float:
         """The wait d with d * (H(t + d) - H(t)) = 2 / delay_cost (H: cumulative hazard), i.e.
         d = sqrt(2 / (delay_cost * mean hazard over the wait)), kept within the bounds."""
-        low, high = self.min_interval_seconds, self.interval_seconds
+        low, high = min_interval, self.interval_seconds
         if high <= low:
             return high
-        target = 2.0 / self.delay_cost
+        target = 2.0 / delay_cost
         start = belief.cumulative_hazard(elapsed)
 
         def excess(wait: float) -> float:
@@ -259,5 +277,6 @@ class FixedSchedule(PollSchedule):
         model: str | None = None,
         typical_seconds: float | None = None,
         elapsed: float | None = None,
+        urgent: bool = False,
     ) -> float:
         return super().next_delay()
