@@ -117,10 +117,13 @@ def test_after_a_throttle_growth_is_additive_and_the_limit_shrinks_to_what_the_p
     assert cap.limit == 4  # two of the three successes needed now
     cap = cap.succeeded(rules, 20)
     assert cap.limit == 5
-    # Refused again with no acceptance in between (the cap moved): halved, however many are held.
+    # Refused again with no acceptance in between: what is held may count a job that ended
+    # unseen, so each further refusal takes one slot off, down to what is held, never below half.
     again = full(Capacity(limit=6), *"abcdef").release("f").throttled(rules, 10)
     assert again.limit == 5  # the first: what was held
-    assert again.throttled(rules, 20).limit == 2.5  # the second: halved, five still held
+    assert again.throttled(rules, 20).limit == 4  # the second: one less, five still held
+    assert again.release("e").release("d").throttled(rules, 20).limit == 3  # three held: three
+    assert again.release("e").release("d").release("c").throttled(rules, 20).limit == 2.5  # half
     # A cap cut by the provider: refused while holding few, the limit halves (not below the floor).
     few = Capacity(limit=5, decreased_at=1).acquire("a", 30, 100)
     assert few is not None

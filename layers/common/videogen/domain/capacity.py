@@ -103,15 +103,20 @@ class Capacity:
         return replace(self, successes=successes, throttles=0)
 
     def throttled(self, rules: CapacityRules, now: float) -> Capacity:
-        """A 429 (the refused submit's lease already released): shrink by `decrease_factor`, never
-        grow; unless this overload already shrank the limit. The first 429 since an accepted
-        submit shrinks it not below the slots still held (the jobs the provider was running for
-        us, and submits in flight)."""
+        """A 429 (the refused submit's lease already released): shrink, never grow; unless this
+        overload already shrank the limit. A 429 takes no work and the provider counts exactly
+        the jobs it runs, so the limit shrinks by `decrease_factor` but not below the slots still
+        held (the jobs it was running for us, and submits in flight). Those may include jobs
+        that ended unseen, so a refusal that follows another with no accepted submit in between
+        also takes at least one slot off: the limit steps down to what is held, one refusal at a
+        time, and settles on the provider's cap without idling it (measured in bench/burst.py:
+        halving there left the provider half idle until additive growth climbed back)."""
         throttles = self.throttles + 1
         if now - self.decreased_at < rules.decrease_cooldown_seconds:
             return replace(self, successes=0, throttles=throttles)
-        held = float(len(self.live(now))) if self.throttles == 0 else 0.0
-        limit = rules.bound(min(self.limit, max(self.limit * rules.decrease_factor, held)))
+        held = float(len(self.live(now)))
+        ceiling = self.limit if self.throttles == 0 else self.limit - 1
+        limit = rules.bound(min(ceiling, max(self.limit * rules.decrease_factor, held)))
         return replace(self, limit=limit, successes=0, decreased_at=now, throttles=throttles)
 
     def retry_delay(self, longest: int = 60) -> int:
