@@ -17,7 +17,15 @@ Figures, from ground truth (the simulator's jobs and the table's records):
   (moto has no ItemBatcher, local/aws/statemachines.py): the BatchFunction's per-line work is
   measured, and priced as AWS runs it, `BatchItemsPerChild` lines per invocation.
 
-    python -m bench.batch [--lines 10000] [--cap 20] [--job-seconds 2]
+Timing: production's, played faster, as bench/burst.py plays it: one ScaledClock at `rate` = the
+median job of the schedule benchmark's mix / `job_seconds` drives the simulator's jobs, the
+functions, moto's SQS delays and the EventBridge tick (60 scaled seconds); the poll timers run
+on the production schedule (the settings' defaults), the dispatcher and the poll timers in
+worker processes as Lambda runs them side by side. The BatchFunction stays in the stack's
+process, where its AWS calls are counted. What is not scaled is the work: each invocation
+weighs `rate` times more against a job than on Lambda (`details.processing_overstated_x`).
+
+    python -m bench.batch [--lines 10000] [--cap 20] [--job-seconds 24] [--rate R]
 """
 
 from __future__ import annotations
@@ -34,18 +42,25 @@ from typing import Any
 
 import requests
 
-from bench.burst import occupancy
+from bench.burst import (
+    EVENT_POLL_SECONDS,
+    PRODUCTION_TICK_SECONDS,
+    occupancy,
+    production_rate,
+    production_schedule,
+)
 from bench.common import ROOT
 from bench.cost import PRICES, Meter
 
 MODEL = "kling-video/v1.6/standard/text-to-video"
 ITEMS_PER_CHILD = 50  # the template's BatchItemsPerChild default: how AWS batches the Map's items
+# Lambda runs these side by side (the template's MaximumConcurrency: the dispatcher's 2)
+WORKERS = {"DispatcherFunction": 2, "PollTimerFunction": 4}
 CHILD_TRANSITIONS = 3  # a child execution: start, its one task state, end (AWS counts the task entry)
 
 
-def run(
-    *, lines: int, cap: int, job_seconds: float, tick_seconds: float, timeout: float, log: Any
-) -> dict[str, Any]:
+def run(*, lines: int, cap: int, job_seconds: float, rate: float, timeout: float, log: Any) -> dict[str, Any]:
+    from local.clock import ScaledClock
     from local.stack import LocalStack
 
     meter = Meter()
@@ -54,22 +69,27 @@ def run(
         meter.installed(),
         LocalStack(
             port=0,
-            poll_seconds=tick_seconds,
+            poll_seconds=PRODUCTION_TICK_SECONDS / rate,
             timer=True,
             use_simulator=True,
-            sim_default_duration=job_seconds,
+            sim_default_duration=job_seconds * rate,
             parameter_overrides={"LogLevel": "ERROR", "BatchMaxConcurrency": "50", "QueueOwnerCap": "100000"},
             env_overrides={
-                "FIRST_POLL_FACTOR": "0",
-                "POLL_INTERVAL_SECONDS": "0",
+                **production_schedule(),
                 "POWERTOOLS_LOG_LEVEL": "ERROR",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "BATCH_TRACK_SECONDS": "2",
             },
             state_dir=state,
             write_endpoints=False,
+            clock=ScaledClock(rate),
+            function_workers=WORKERS,
         ) as stack,
     ):
+        stack.event_poll_seconds = EVENT_POLL_SECONDS
+        if stack.event_sources is not None:
+            stack.event_sources.poll_seconds = EVENT_POLL_SECONDS
+        stack.warm_functions()
         assert stack.simulator is not None and stack.lambdas is not None
         stack.simulator.configure(max_concurrent_jobs=cap)
         for table in (stack._handlers, stack.lambdas._handlers):
@@ -105,6 +125,7 @@ def run(
             job for job in stack.simulator.jobs.values() if str(job.body.get("prompt", "")).startswith(tag)
         ]
         prompts = [job.body["prompt"] for job in jobs]
+        throttled = dict(stack.simulator.throttled)  # the provider's 429s, by cause
         results = []
         token = None
         while batch.get("status") in ("completed", "failed", "cancelled"):
@@ -158,10 +179,13 @@ def run(
             "status": batch.get("status"),
             "cap": cap,
             "job_seconds": job_seconds,
-            "tick_seconds": tick_seconds,
+            "rate": round(rate, 2),
+            "job_scaled_s": round(job_seconds * rate, 1),
+            "tick_seconds": round(PRODUCTION_TICK_SECONDS / rate, 3),
+            "processing_overstated_x": round(rate, 2),
             "wall_seconds": round(wall, 1),
             "provider_jobs": len(prompts),
-            "throttled_by_provider": stack.simulator.throttled if stack.simulator else None,
+            "throttled_by_provider": throttled,
             "parent_transitions": parent_transitions,
             "per_1000": {
                 "batch_function_ms_local": round(per_line_ms * 1000),
@@ -183,8 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=10_000)
     parser.add_argument("--cap", type=int, default=20)
-    parser.add_argument("--job-seconds", type=float, default=2.0)
-    parser.add_argument("--tick-seconds", type=float, default=1.0)
+    parser.add_argument("--job-seconds", type=float, default=24.0, help="wall seconds per job")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="default: production's median job / job seconds"
+    )
     parser.add_argument("--timeout", type=float, default=7200.0)
     args = parser.parse_args(argv)
     layer = str(ROOT / "layers" / "common")
@@ -194,11 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("local.stack").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     sys.setrecursionlimit(20_000)  # moto's Map worker recurses once per item it takes
+    rate = args.rate if args.rate is not None else production_rate(args.job_seconds)[0]
     result = run(
         lines=args.lines,
         cap=args.cap,
         job_seconds=args.job_seconds,
-        tick_seconds=args.tick_seconds,
+        rate=rate,
         timeout=args.timeout,
         log=lambda m: print(m, file=sys.stderr, flush=True),
     )
