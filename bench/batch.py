@@ -43,9 +43,9 @@ from typing import Any
 import requests
 
 from bench.burst import (
-    EVENT_POLL_SECONDS,
     PRODUCTION_TICK_SECONDS,
     occupancy,
+    poll_events_often,
     production_rate,
     production_schedule,
 )
@@ -86,9 +86,7 @@ def run(*, lines: int, cap: int, job_seconds: float, rate: float, timeout: float
             function_workers=WORKERS,
         ) as stack,
     ):
-        stack.event_poll_seconds = EVENT_POLL_SECONDS
-        if stack.event_sources is not None:
-            stack.event_sources.poll_seconds = EVENT_POLL_SECONDS
+        poll_events_often(stack)
         stack.warm_functions()
         assert stack.simulator is not None and stack.lambdas is not None
         stack.simulator.configure(max_concurrent_jobs=cap)

@@ -519,12 +519,18 @@ def burst_stack(
             function_workers=FUNCTION_WORKERS if function_workers is None else function_workers,
         ) as stack,
     ):
-        stack.event_poll_seconds = EVENT_POLL_SECONDS
-        if stack.event_sources is not None:
-            stack.event_sources.poll_seconds = EVENT_POLL_SECONDS
+        poll_events_often(stack)
         stack.warm_api()
         stack.warm_functions()
         yield stack
+
+
+def poll_events_often(stack: LocalStack) -> None:
+    """The stack's event sources look for work every EVENT_POLL_SECONDS of wall time: on a
+    scaled clock their default pause would weigh `rate` times more against a job."""
+    stack.event_poll_seconds = EVENT_POLL_SECONDS
+    if stack.event_sources is not None:
+        stack.event_sources.poll_seconds = EVENT_POLL_SECONDS
 
 
 def production_rate(job_seconds: float) -> tuple[float, float]:

@@ -140,13 +140,12 @@ class PollSchedule:
         if model is None or typical_seconds is None or elapsed is None:
             return self.interval_seconds * pressure
         belief = self.belief(model, typical_seconds)
-        if urgent:
-            wait = self._balanced_wait(
-                belief, max(elapsed, 0.0), self.urgent_delay_cost, self.urgent_min_interval_seconds
-            )
-        else:
-            wait = self._balanced_wait(belief, max(elapsed, 0.0), self.delay_cost, self.min_interval_seconds)
-        return wait * pressure
+        cost, shortest = (
+            (self.urgent_delay_cost, self.urgent_min_interval_seconds)
+            if urgent
+            else (self.delay_cost, self.min_interval_seconds)
+        )
+        return self._balanced_wait(belief, max(elapsed, 0.0), cost, shortest) * pressure
 
     def failure_delay(
         self, failures: int, retry_after: float | None = None, *, throttled: bool = False
