@@ -16,6 +16,7 @@ from typing import Any
 import requests
 
 from bench.reliability.harness import MODEL, Harness, Result, scenario, unique_prompts
+from local.aws.moto_dynamodb import slow_writes
 
 IN_FLIGHT = "IdempotencyAlreadyInProgressError"
 
@@ -23,8 +24,8 @@ IN_FLIGHT = "IdempotencyAlreadyInProgressError"
 def _in_process(
     r: Result, h: Harness, prompt_a: str, prompt_b: str, concurrency: int
 ) -> tuple[list[dict[str, Any]], list[Any], Any]:
-    """`concurrency` threads call the idempotent submit at once with one key; the provider
-    answers slowly, so they overlap. Then the key with another body. The first answers, the
+    """`concurrency` threads call the idempotent submit at once with one key; recording the
+    generation takes 300 ms, so they overlap. Then the key with another body. The first answers, the
     in-flight refusals and what the other body got."""
     # Imported when the scenario runs: after the stack has loaded the layer's modules under its
     # environment, as the API's handler imports it.
@@ -47,7 +48,7 @@ def _in_process(
             return type(exc).__name__
 
     body_a = {"model": MODEL, "prompt": prompt_a}
-    with h.sim_settings(latency_ms=300), ThreadPoolExecutor(concurrency) as pool:
+    with slow_writes(h.settings.table_name, 0.3), ThreadPoolExecutor(concurrency) as pool:
         answers = list(pool.map(lambda _: call(body_a), range(concurrency)))
     firsts = [a for a in answers if isinstance(a, dict)]
     in_flight = [a for a in answers if a == IN_FLIGHT]
@@ -68,8 +69,8 @@ def _over_http(
     r: Result, h: Harness, prompt_c: str, prompt_d: str, concurrency: int
 ) -> tuple[list[dict[str, Any]], list[requests.Response], requests.Response, Any, int]:
     """The same through the HTTP API (the local adapter: x-api-key, the real handler in the
-    stack's API workers, as many at once as the stack runs), the provider answering slowly so
-    the calls overlap. The 202 answers, the 409s, the other body's answer and its error code,
+    stack's API workers, as many at once as the stack runs), recording the generation taking
+    500 ms so the calls overlap. The 202 answers, the 409s, the other body's answer and its error code,
     and the provider's jobs for the key's body."""
     key = uuid.uuid4().hex
     body_c = {"model": MODEL, "prompt": prompt_c}
@@ -83,7 +84,11 @@ def _over_http(
         )
 
     h.stack.warm_api()  # cold starts before the burst, so it meets running workers
-    with h.sim_settings(latency_ms=500), ThreadPoolExecutor(concurrency) as pool:
+    # The API only accepts (the provider is called later, by the dispatcher): what holds the key
+    # in flight is the accept's own writes. Slowing the generation record's write (in the stack's
+    # moto, which serves every worker) makes the first call certain to be in flight when the
+    # others arrive, instead of leaving the overlap to the machine's timing.
+    with slow_writes(h.settings.table_name, 0.5), ThreadPoolExecutor(concurrency) as pool:
         responses = list(pool.map(lambda _: post(body_c, wait=True), range(concurrency)))
         # The API only records the generation `pending` and wakes the dispatcher (the stack's
         # DispatcherFunction, fed by DispatchQueue), which submits it: wait until it has left

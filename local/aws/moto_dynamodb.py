@@ -8,21 +8,27 @@ a test submitting five concurrent POSTs with one Idempotency-Key, which, on a lo
 now and then saw two records and two provider submits.
 
 `make_dynamodb_writes_atomic()` wraps the backend's write methods in one process-wide lock
-(reads need none: an item is replaced whole). It is idempotent, and used by the unit tests'
+(reads need none: an item is replaced whole). `slow_writes(table, seconds)` makes every write to
+one table take that long (waited before the lock, so other tables' writes go on): a test uses it
+to hold a request in flight for a known time, where timing luck would otherwise decide whether
+concurrent calls overlap. It is idempotent, and used by the unit tests'
 in-process moto and by the local stack's moto server. Like the Lambda shim it touches moto's
 internals, so it refuses any moto but the pinned one (local.aws.lambdas.SUPPORTED_MOTO_VERSION).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 WRITE_METHODS = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
 _LOCK = threading.RLock()
 _MARK = "_videogen_atomic"
+_WRITE_DELAYS: dict[str, float] = {}  # table name -> seconds each write to it waits
 
 
 def make_dynamodb_writes_atomic() -> None:
@@ -45,8 +51,23 @@ def make_dynamodb_writes_atomic() -> None:
 def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def write(*args: Any, **kwargs: Any) -> Any:
+        table = kwargs.get("table_name", args[1] if len(args) > 1 else None)
+        delay = _WRITE_DELAYS.get(table) if isinstance(table, str) else None
+        if delay:
+            time.sleep(delay)
         with _LOCK:
             return method(*args, **kwargs)
 
     setattr(write, _MARK, True)
     return write
+
+
+@contextlib.contextmanager
+def slow_writes(table_name: str, seconds: float) -> Iterator[None]:
+    """Every PutItem/UpdateItem/DeleteItem on `table_name` served by this process's moto takes
+    `seconds` longer while the block runs (make_dynamodb_writes_atomic must have been called)."""
+    _WRITE_DELAYS[table_name] = seconds
+    try:
+        yield
+    finally:
+        _WRITE_DELAYS.pop(table_name, None)
