@@ -72,3 +72,106 @@ def race(table: str, rounds: int, threads: int) -> int:
 def test_racing_conditional_creates_make_one_item(table: str) -> None:
     make_dynamodb_writes_atomic()
     assert race(table, rounds=30, threads=8) == 0
+
+
+@pytest.fixture
+def streamed(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A table with a stream, holding k1 (v=1)."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        client.create_table(
+            TableName="s",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        client.put_item(TableName="s", Item={"id": {"S": "k1"}, "v": {"N": "1"}})
+        yield "s"
+
+
+def stream_records(table: str) -> int:
+    streams = boto3.client("dynamodbstreams")
+    arn = boto3.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    return len(streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"])
+
+
+def test_a_cancelled_transaction_leaves_every_item_and_the_stream_as_they_were(streamed: str) -> None:
+    make_dynamodb_writes_atomic()
+    client = boto3.client("dynamodb")
+    before = stream_records(streamed)
+    with pytest.raises(ClientError) as refused:
+        client.transact_write_items(
+            TransactItems=[
+                {  # applied by moto before the next one fails: must be undone
+                    "Update": {
+                        "TableName": streamed,
+                        "Key": {"id": {"S": "k1"}},
+                        "UpdateExpression": "SET v = :v",
+                        "ExpressionAttributeValues": {":v": {"N": "2"}},
+                    }
+                },
+                {"Put": {"TableName": streamed, "Item": {"id": {"S": "k2"}, "v": {"N": "1"}}}},
+                {
+                    "Put": {
+                        "TableName": streamed,
+                        "Item": {"id": {"S": "k3"}},
+                        "ConditionExpression": "attribute_exists(id)",
+                    }
+                },
+            ]
+        )
+    assert refused.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert client.get_item(TableName=streamed, Key={"id": {"S": "k1"}})["Item"]["v"] == {"N": "1"}
+    assert "Item" not in client.get_item(TableName=streamed, Key={"id": {"S": "k2"}})
+    assert "Item" not in client.get_item(TableName=streamed, Key={"id": {"S": "k3"}})
+    assert stream_records(streamed) == before  # a cancelled transaction emits nothing
+    # and one that goes through writes all of it, with its records
+    client.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": streamed, "Item": {"id": {"S": "k2"}, "v": {"N": "5"}}}},
+            {"Delete": {"TableName": streamed, "Key": {"id": {"S": "k1"}}}},
+        ]
+    )
+    assert client.get_item(TableName=streamed, Key={"id": {"S": "k2"}})["Item"]["v"] == {"N": "5"}
+    assert "Item" not in client.get_item(TableName=streamed, Key={"id": {"S": "k1"}})
+    assert stream_records(streamed) == before + 2
+
+
+def test_a_transaction_does_not_copy_the_whole_table(streamed: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto backs up every table a transaction names with a deepcopy of the whole table: a cost
+    that grows with the table (a big batch's queue), which DynamoDB's does not."""
+    import copy
+
+    from moto.dynamodb.models.table import Table
+
+    make_dynamodb_writes_atomic()
+    client = boto3.client("dynamodb")
+    copied: list[str] = []
+    deepcopy = copy.deepcopy
+
+    def spy(value: object, memo: object = None) -> object:
+        if isinstance(value, Table):
+            copied.append(value.name)
+        return deepcopy(value, memo)
+
+    monkeypatch.setattr(copy, "deepcopy", spy)
+    for ok in (True, False):  # one that goes through, one cancelled
+        condition = {} if ok else {"ConditionExpression": "attribute_exists(id)"}
+        try:
+            client.transact_write_items(
+                TransactItems=[{"Put": {"TableName": streamed, "Item": {"id": {"S": f"n{ok}"}}, **condition}}]
+            )
+        except ClientError:
+            assert not ok
+    assert copied == []
+    assert "Item" in client.get_item(TableName=streamed, Key={"id": {"S": "nTrue"}})
+    assert "Item" not in client.get_item(TableName=streamed, Key={"id": {"S": "nFalse"}})
