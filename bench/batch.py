@@ -12,17 +12,22 @@ Figures, from ground truth (the simulator's jobs and the table's records):
   bench/cost.py's PRICES: the BatchFunction's invocations and duration and the AWS calls it made
   (measured here, botocore calls counted as bench/cost.py does), Step Functions transitions (the
   parent's, from its history, plus each child's 3 - start, task, end - per ItemBatcher batch as
-  AWS runs them), and the API's POST and GETs; the generations' own cost (submit, polls,
-  archive) is bench/cost.py's and not counted again. Locally each Map child takes one line
-  (moto has no ItemBatcher, local/aws/statemachines.py): the BatchFunction's per-line work is
-  measured, and priced as AWS runs it, `BatchItemsPerChild` lines per invocation.
+  AWS runs them). Locally each Map child takes one line (moto has no ItemBatcher,
+  local/aws/statemachines.py): the BatchFunction's per-line work is measured, and priced as AWS
+  runs it, `BatchItemsPerChild` lines per invocation. The work is metered on a calibration batch
+  of CALIBRATION_LINES lines run first, the BatchFunction in this process (one invocation at a
+  time, so the AWS calls between an invocation's start and end are its own); the measured batch
+  then runs with the BatchFunction in worker processes (WORKERS), children side by side as the
+  Distributed Map runs them, where calls cannot be attributed. Its work is the calibration's
+  per line and step times its lines; for the Track step, the calibration's per round times the
+  measured batch's rounds (from the parent execution's history), its reads and duration also
+  times the lines (a round reads every line's record; its S3 and other writes do not grow).
 
 Timing: production's, played faster, as bench/burst.py plays it: one ScaledClock at `rate` = the
 median job of the schedule benchmark's mix / `job_seconds` drives the simulator's jobs, the
 functions, moto's SQS delays and the EventBridge tick (60 scaled seconds); the poll timers run
 on the production schedule (the settings' defaults), the dispatcher and the poll timers in
-worker processes as Lambda runs them side by side. The BatchFunction stays in the stack's
-process, where its AWS calls are counted. What is not scaled is the work: each invocation
+worker processes as Lambda runs them side by side. What is not scaled is the work: each invocation
 weighs `rate` times more against a job than on Lambda (`details.processing_overstated_x`).
 
     python -m bench.batch [--lines 10000] [--cap 20] [--job-seconds 24] [--rate R]
@@ -38,6 +43,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections import Counter
 from typing import Any
 
 import requests
@@ -50,16 +56,76 @@ from bench.burst import (
     production_schedule,
 )
 from bench.common import ROOT
-from bench.cost import PRICES, Meter
+from bench.cost import PRICES, Meter, Tally
 
 MODEL = "kling-video/v1.6/standard/text-to-video"
 ITEMS_PER_CHILD = 50  # the template's BatchItemsPerChild default: how AWS batches the Map's items
-# Lambda runs these side by side (the template's MaximumConcurrency: the dispatcher's 2)
-WORKERS = {"DispatcherFunction": 2, "PollTimerFunction": 4}
+LINE_READS = ("dynamodb.BatchGetItem", "dynamodb.GetItem", "dynamodb.Query")  # a Track round's, per line
+PRODUCTION_TRACK_SECONDS = 30  # the template's BatchTrackSeconds default
+CALIBRATION_LINES = 50  # the batch run first with the BatchFunction metered in-process
+# Lambda runs these side by side (the template's MaximumConcurrency: the dispatcher's 2; the
+# Map's children: 4 here, 50 in AWS, as many as this 2-core machine carries)
+WORKERS = {"DispatcherFunction": 2, "PollTimerFunction": 4, "BatchFunction": 4}
 CHILD_TRANSITIONS = 3  # a child execution: start, its one task state, end (AWS counts the task entry)
 
 
-def run(*, lines: int, cap: int, job_seconds: float, rate: float, timeout: float, log: Any) -> dict[str, Any]:
+def _run_batch(
+    stack: Any, *, lines: int, tag: str, timeout: float, log: Any
+) -> tuple[str, dict[str, Any], float, list[dict[str, Any]]]:
+    """One manifest of `lines` unique prompts through POST /batches, followed until it ends:
+    (batch id, its last GET, wall seconds, its results manifest rows)."""
+    key = f"batches/{stack.key_id(stack.api_key)}/{tag}.jsonl"
+    body = "".join(
+        json.dumps({"model": MODEL, "prompt": f"{tag} line {n}"}) + "\n" for n in range(1, lines + 1)
+    )
+    stack.client("s3").put_object(Bucket=stack.uploads_bucket, Key=key, Body=body.encode())
+    headers = {"x-api-key": stack.api_key}
+    api = stack.api_url.rstrip("/")
+    started = time.monotonic()
+    created = requests.post(f"{api}/batches", json={"manifest_key": key}, headers=headers, timeout=60)
+    created.raise_for_status()
+    batch_id = created.json()["id"]
+    batch: dict[str, Any] = {}
+    last = ""
+    while time.monotonic() - started < timeout:
+        answer = requests.get(f"{api}/batches/{batch_id}", headers=headers, timeout=60)
+        if answer.status_code != 200:  # a throttled or failed read: ask again at the next round
+            log(f"  GET /batches/{batch_id}: {answer.status_code} {answer.text[:200]}")
+            time.sleep(2)
+            continue
+        batch = answer.json()
+        shown = f"{batch['status']} {json.dumps(batch['counts'], sort_keys=True)}"
+        if shown != last:
+            log(f"  {time.monotonic() - started:7.1f}s {shown}")
+            last = shown
+        if batch["status"] in ("completed", "failed", "cancelled"):
+            break
+        time.sleep(2)
+    wall = time.monotonic() - started
+    results: list[dict[str, Any]] = []
+    token = None
+    while batch.get("status") in ("completed", "failed", "cancelled"):
+        params: dict[str, Any] = {"limit": 1000, **({"next_token": token} if token else {})}
+        page = requests.get(
+            f"{api}/batches/{batch_id}/results", params=params, headers=headers, timeout=60
+        ).json()
+        results += page["items"]
+        token = page.get("next_token")
+        if not token:
+            break
+    return batch_id, batch, wall, results
+
+
+def run(
+    *,
+    lines: int,
+    cap: int,
+    job_seconds: float,
+    rate: float,
+    timeout: float,
+    log: Any,
+    calibration_lines: int = CALIBRATION_LINES,
+) -> dict[str, Any]:
     from local.clock import ScaledClock
     from local.stack import LocalStack
 
@@ -78,7 +144,9 @@ def run(*, lines: int, cap: int, job_seconds: float, rate: float, timeout: float
                 **production_schedule(),
                 "POWERTOOLS_LOG_LEVEL": "ERROR",
                 "POWERTOOLS_METRICS_DISABLED": "true",
-                "BATCH_TRACK_SECONDS": "2",
+                # production's 30 s between Track rounds, on the scaled clock (the Wait state
+                # sleeps real seconds locally)
+                "BATCH_TRACK_SECONDS": str(max(1, round(PRODUCTION_TRACK_SECONDS / rate))),
             },
             state_dir=state,
             write_endpoints=False,
@@ -90,51 +158,39 @@ def run(*, lines: int, cap: int, job_seconds: float, rate: float, timeout: float
         stack.warm_functions()
         assert stack.simulator is not None and stack.lambdas is not None
         stack.simulator.configure(max_concurrent_jobs=cap)
+        run_tag = f"bench-{int(time.time())}"
+        # 1. Calibration: the BatchFunction metered in this process (one invocation at a time),
+        #    where its AWS calls and duration can be counted: the per-line work priced below.
+        originals = {}
         for table in (stack._handlers, stack.lambdas._handlers):
             for name in list(table):
-                if name == "BatchFunction" or name == "ApiFunction":
+                if name in ("BatchFunction", "ApiFunction"):
+                    originals[(id(table), name)] = table[name]
                     table[name] = meter.wrap(name, table[name])
-        key = f"batches/{stack.key_id(stack.api_key)}/bench.jsonl"
-        tag = f"bench-{int(time.time())}"
-        body = "".join(
-            json.dumps({"model": MODEL, "prompt": f"{tag} line {n}"}) + "\n" for n in range(1, lines + 1)
+        calibration_id, calibration, _, _ = _run_batch(
+            stack, lines=calibration_lines, tag=f"{run_tag}-calibration", timeout=timeout, log=log
         )
-        stack.client("s3").put_object(Bucket=stack.uploads_bucket, Key=key, Body=body.encode())
-        headers = {"x-api-key": stack.api_key}
-        api = stack.api_url.rstrip("/")
-        started = time.monotonic()
-        created = requests.post(f"{api}/batches", json={"manifest_key": key}, headers=headers, timeout=60)
-        created.raise_for_status()
-        batch_id = created.json()["id"]
-        log(f"  batch {batch_id}: {lines} lines, provider cap {cap}, jobs {job_seconds:g} s")
-        batch: dict[str, Any] = {}
-        last = ""
-        while time.monotonic() - started < timeout:
-            batch = requests.get(f"{api}/batches/{batch_id}", headers=headers, timeout=60).json()
-            shown = f"{batch['status']} {json.dumps(batch['counts'], sort_keys=True)}"
-            if shown != last:
-                log(f"  {time.monotonic() - started:7.1f}s {shown}")
-                last = shown
-            if batch["status"] in ("completed", "failed", "cancelled"):
-                break
-            time.sleep(2)
-        wall = time.monotonic() - started
+        if calibration.get("status") != "completed":
+            raise RuntimeError(f"calibration batch {calibration_id} ended {calibration.get('status')}")
+        calibration_steps = {
+            label.split(".", 1)[1]: tally
+            for label, tally in meter.by_label.items()
+            if label.startswith("BatchFunction.")
+        }
+        # 2. The measured batch: the BatchFunction back in its worker processes, children side
+        #    by side as the Distributed Map runs them in AWS.
+        for table in (stack._handlers, stack.lambdas._handlers):
+            for name in list(table):
+                if (id(table), name) in originals and name == "BatchFunction":
+                    table[name] = originals[(id(table), name)]
+        log(f"  {lines} lines, provider cap {cap}, jobs {job_seconds:g} s")
+        tag = f"{run_tag}-measured"
+        batch_id, batch, wall, results = _run_batch(stack, lines=lines, tag=tag, timeout=timeout, log=log)
         jobs = [
             job for job in stack.simulator.jobs.values() if str(job.body.get("prompt", "")).startswith(tag)
         ]
         prompts = [job.body["prompt"] for job in jobs]
         throttled = dict(stack.simulator.throttled)  # the provider's 429s, by cause
-        results = []
-        token = None
-        while batch.get("status") in ("completed", "failed", "cancelled"):
-            params: dict[str, Any] = {"limit": 1000, **({"next_token": token} if token else {})}
-            page = requests.get(
-                f"{api}/batches/{batch_id}/results", params=params, headers=headers, timeout=60
-            ).json()
-            results += page["items"]
-            token = page.get("next_token")
-            if not token:
-                break
         completed = sum(1 for row in results if row["status"] == "completed")
         first = min(job.created for job in jobs) if jobs else 0.0
         last_submit = max(job.created for job in jobs) if jobs else 0.0
@@ -144,15 +200,33 @@ def run(*, lines: int, cap: int, job_seconds: float, rate: float, timeout: float
         events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
         parent_transitions = sum(1 for e in events if e["type"].endswith("StateEntered"))
         parent_tasks = sum(1 for e in events if e["type"] == "TaskStateEntered")
-    tally = meter.by_label.get("BatchFunction")
-    calls = tally.calls if tally else {}
-    per_line_ms = (tally.lambda_ms["BatchFunction"] if tally else 0) / lines
-    invocations_aws = (
-        math.ceil(lines / ITEMS_PER_CHILD) + parent_tasks
-    )  # enqueue children + the parent's tasks
+        track_rounds = sum(
+            1
+            for e in events
+            if e["type"] == "TaskStateEntered" and e["stateEnteredEventDetails"]["name"] == "Track"
+        )
+    # The BatchFunction's work and AWS calls, from the calibration: each step's per line, times
+    # the batch's lines; the Track step's per line and round, times the batch's lines and rounds.
+    work = Tally()
+    per_line = lines / calibration_lines
+    for step, tally in calibration_steps.items():
+        if step != "track":
+            work.add(tally.scaled(per_line))
+            continue
+        # A Track round reads every line's record (its reads and duration grow with the lines)
+        # and writes the results manifest and the batch (a few requests whatever the lines).
+        rounds = tally.scaled(track_rounds / max(tally.lambda_calls[f"BatchFunction.{step}"], 1))
+        reads = Counter({op: n * per_line for op, n in rounds.calls.items() if op in LINE_READS})
+        rounds.calls.update({op: n - rounds.calls[op] for op, n in reads.items()})
+        rounds.rru *= per_line
+        rounds.lambda_ms = Counter({k: v * per_line for k, v in rounds.lambda_ms.items()})
+        work.add(rounds)
+    calls = work.calls
+    # enqueue children as AWS batches them + the parent's tasks
+    invocations_aws = math.ceil(lines / ITEMS_PER_CHILD) + parent_tasks
     transitions_aws = parent_transitions + CHILD_TRANSITIONS * math.ceil(lines / ITEMS_PER_CHILD)
-    dynamo_wru = tally.wru if tally else 0.0
-    dynamo_rru = tally.rru if tally else 0.0
+    per_line_ms = sum(work.lambda_ms.values()) / lines
+    dynamo_wru, dynamo_rru = work.wru, work.rru
     s3_put = sum(n for op, n in calls.items() if op in ("s3.PutObject",))
     s3_get = sum(n for op, n in calls.items() if op.startswith("s3.")) - s3_put
     sqs = sum(n for op, n in calls.items() if op.startswith("sqs."))
@@ -182,6 +256,8 @@ def run(*, lines: int, cap: int, job_seconds: float, rate: float, timeout: float
             "tick_seconds": round(PRODUCTION_TICK_SECONDS / rate, 3),
             "processing_overstated_x": round(rate, 2),
             "wall_seconds": round(wall, 1),
+            "calibration_lines": calibration_lines,
+            "track_rounds": track_rounds,
             "provider_jobs": len(prompts),
             "throttled_by_provider": throttled,
             "parent_transitions": parent_transitions,

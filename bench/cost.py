@@ -90,6 +90,16 @@ class Tally:
         self.lambda_calls.update(other.lambda_calls)
         self.lambda_ms.update(other.lambda_ms)
 
+    def scaled(self, factor: float) -> Tally:
+        """Every count times `factor` (a sample's work extrapolated to a larger run)."""
+        return Tally(
+            Counter({k: v * factor for k, v in self.calls.items()}),
+            self.wru * factor,
+            self.rru * factor,
+            Counter({k: v * factor for k, v in self.lambda_calls.items()}),
+            Counter({k: v * factor for k, v in self.lambda_ms.items()}),
+        )
+
     def per(self, count: float) -> dict[str, Any]:
         s3_put = sum(
             n for op, n in self.calls.items() if op.split(".")[1] in S3_PUT_CLASS and op[:3] == "s3."
@@ -182,6 +192,8 @@ class Meter:
             finally:
                 billed = math.ceil((time.perf_counter() - started) * 1000)
                 label = name
+                if isinstance(event, dict) and event.get("step"):  # the batch state machine's tasks
+                    label = f"{name}.{event['step']}"
                 if isinstance(event, dict) and event.get("action"):
                     label = f"{name}.{event['action']}"
                     if event["action"] == "fetch" and isinstance(result, dict) and result.get("status"):
