@@ -112,6 +112,9 @@ def test_after_a_throttle_growth_is_additive_and_the_limit_shrinks_to_what_the_p
     cap = cap.release("e").throttled(rules, 10)  # refused with four of ours running
     assert (cap.limit, cap.slots) == (4, 4) and not cap.probing  # halving (2.5) would idle two
     assert cap.throttled(rules, 11).limit == 4  # the same overload (within the cooldown)
+    # Within the cooldown, a slot that freed and was refused again: down to what is held, no lower
+    assert cap.release("a").throttled(rules, 11).limit == 3
+    assert cap.release("a").release("b").release("c").throttled(rules, 11).limit == 2  # half
     cap = full(cap.release("a"), "e")  # a job of ours ended; its slot taken again: a full window
     cap = cap.succeeded(rules, 20).succeeded(rules, 20)
     assert cap.limit == 4  # two of the three successes needed now

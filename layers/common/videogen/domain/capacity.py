@@ -110,11 +110,16 @@ class Capacity:
         that ended unseen, so a refusal that follows another with no accepted submit in between
         also takes at least one slot off: the limit steps down to what is held, one refusal at a
         time, and settles on the provider's cap without idling it (measured in bench/burst.py:
-        halving there left the provider half idle until additive growth climbed back)."""
+        halving there left the provider half idle until additive growth climbed back). Within
+        the cooldown after a decrease a refusal cuts no further, except down to what is held."""
         throttles = self.throttles + 1
-        if now - self.decreased_at < rules.decrease_cooldown_seconds:
-            return replace(self, successes=0, throttles=throttles)
         held = float(len(self.live(now)))
+        if now - self.decreased_at < rules.decrease_cooldown_seconds:
+            # The same overload: no second cut, but a slot that freed and was refused again says
+            # the provider holds no more than we do now, so the limit follows what is held down
+            # (never below half): a cap cut is learned at the pace our jobs end.
+            limit = rules.bound(min(self.limit, max(held, self.limit * rules.decrease_factor)))
+            return replace(self, limit=limit, successes=0, throttles=throttles)
         ceiling = self.limit if self.throttles == 0 else self.limit - 1
         limit = rules.bound(min(ceiling, max(self.limit * rules.decrease_factor, held)))
         return replace(self, limit=limit, successes=0, decreased_at=now, throttles=throttles)
