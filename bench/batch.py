@@ -161,11 +161,11 @@ def run(
         run_tag = f"bench-{int(time.time())}"
         # 1. Calibration: the BatchFunction metered in this process (one invocation at a time),
         #    where its AWS calls and duration can be counted: the per-line work priced below.
-        originals = {}
-        for table in (stack._handlers, stack.lambdas._handlers):
-            for name in list(table):
-                if name in ("BatchFunction", "ApiFunction"):
-                    originals[(id(table), name)] = table[name]
+        tables = (stack._handlers, stack.lambdas._handlers)
+        in_workers = [(table, table["BatchFunction"]) for table in tables if "BatchFunction" in table]
+        for table in tables:
+            for name in ("BatchFunction", "ApiFunction"):
+                if name in table:
                     table[name] = meter.wrap(name, table[name])
         calibration_id, calibration, _, _ = _run_batch(
             stack, lines=calibration_lines, tag=f"{run_tag}-calibration", timeout=timeout, log=log
@@ -179,10 +179,8 @@ def run(
         }
         # 2. The measured batch: the BatchFunction back in its worker processes, children side
         #    by side as the Distributed Map runs them in AWS.
-        for table in (stack._handlers, stack.lambdas._handlers):
-            for name in list(table):
-                if (id(table), name) in originals and name == "BatchFunction":
-                    table[name] = originals[(id(table), name)]
+        for table, handler in in_workers:
+            table["BatchFunction"] = handler
         log(f"  {lines} lines, provider cap {cap}, jobs {job_seconds:g} s")
         tag = f"{run_tag}-measured"
         batch_id, batch, wall, results = _run_batch(stack, lines=lines, tag=tag, timeout=timeout, log=log)
@@ -216,8 +214,9 @@ def run(
         # A Track round reads every line's record (its reads and duration grow with the lines)
         # and writes the results manifest and the batch (a few requests whatever the lines).
         rounds = tally.scaled(track_rounds / max(tally.lambda_calls[f"BatchFunction.{step}"], 1))
-        reads = Counter({op: n * per_line for op, n in rounds.calls.items() if op in LINE_READS})
-        rounds.calls.update({op: n - rounds.calls[op] for op, n in reads.items()})
+        rounds.calls = Counter(
+            {op: n * per_line if op in LINE_READS else n for op, n in rounds.calls.items()}
+        )
         rounds.rru *= per_line
         rounds.lambda_ms = Counter({k: v * per_line for k, v in rounds.lambda_ms.items()})
         work.add(rounds)

@@ -142,8 +142,7 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
         with _LOCK:
             return method(*args, **kwargs)
 
-    setattr(write, _MARK, True)
-    setattr(write, _BACKUP_MARK, getattr(method, _BACKUP_MARK, False))
+    setattr(write, _MARK, True)  # (functools.wraps carried the backup's mark over)
     return write
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -16,7 +17,8 @@ from local.aws.moto_dynamodb import make_dynamodb_writes_atomic
 
 
 @pytest.fixture
-def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An in-process moto account."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "x",
         "AWS_SECRET_ACCESS_KEY": "x",
@@ -24,13 +26,23 @@ def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield "t"
+        yield
+
+
+def create_table(name: str, **options: object) -> str:
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        **options,
+    )
+    return name
+
+
+@pytest.fixture
+def table(mocked: None) -> str:
+    return create_table("t")
 
 
 def race(table: str, rounds: int, threads: int) -> int:
@@ -75,25 +87,13 @@ def test_racing_conditional_creates_make_one_item(table: str) -> None:
 
 
 @pytest.fixture
-def streamed(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def streamed(mocked: None) -> str:
     """A table with a stream, holding k1 (v=1)."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("dynamodb")
-        client.create_table(
-            TableName="s",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
-        client.put_item(TableName="s", Item={"id": {"S": "k1"}, "v": {"N": "1"}})
-        yield "s"
+    name = create_table(
+        "s", StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    )
+    boto3.client("dynamodb").put_item(TableName=name, Item={"id": {"S": "k1"}, "v": {"N": "1"}})
+    return name
 
 
 def stream_records(table: str) -> int:
@@ -158,7 +158,7 @@ def test_a_transaction_does_not_copy_the_whole_table(streamed: str, monkeypatch:
     copied: list[str] = []
     deepcopy = copy.deepcopy
 
-    def spy(value: object, memo: object = None) -> object:
+    def spy(value: object, memo: Any = None) -> object:
         if isinstance(value, Table):
             copied.append(value.name)
         return deepcopy(value, memo)

@@ -114,15 +114,14 @@ class Capacity:
         the cooldown after a decrease a refusal cuts no further, except down to what is held."""
         throttles = self.throttles + 1
         held = float(len(self.live(now)))
-        if now - self.decreased_at < rules.decrease_cooldown_seconds:
-            # The same overload: no second cut, but a slot that freed and was refused again says
-            # the provider holds no more than we do now, so the limit follows what is held down
-            # (never below half): a cap cut is learned at the pace our jobs end.
-            limit = rules.bound(min(self.limit, max(held, self.limit * rules.decrease_factor)))
-            return replace(self, limit=limit, successes=0, throttles=throttles)
-        ceiling = self.limit if self.throttles == 0 else self.limit - 1
+        # Within the cooldown it is the same overload: no second cut, but a slot that freed and
+        # was refused again says the provider holds no more than we do now, so the limit still
+        # follows what is held down (never below half): a cut is learned at the pace jobs end.
+        cooling = now - self.decreased_at < rules.decrease_cooldown_seconds
+        ceiling = self.limit if cooling or self.throttles == 0 else self.limit - 1
         limit = rules.bound(min(ceiling, max(self.limit * rules.decrease_factor, held)))
-        return replace(self, limit=limit, successes=0, decreased_at=now, throttles=throttles)
+        decreased_at = self.decreased_at if cooling else now
+        return replace(self, limit=limit, successes=0, decreased_at=decreased_at, throttles=throttles)
 
     def retry_delay(self, longest: int = 60) -> int:
         """Seconds before a throttled dispatcher tries again: 2, 4, 8, ... up to `longest`."""
